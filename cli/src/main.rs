@@ -1,0 +1,430 @@
+//! The `fairway` command: SQL over parquet and CSV on the stage engine.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Parser, Subcommand};
+use fairway_engine::{EngineConfig, OutputFormat, QueryOutput, Session, parse_size, write_output};
+
+#[derive(Parser)]
+#[command(
+    name = "fairway",
+    version,
+    about = "Run SQL over parquet and CSV as stages, shuffles and tasks on a fixed number of slots",
+    long_about = "fairway plans SQL with Apache DataFusion, cuts every plan into a graph of \
+stages at its exchanges (like Spark's stages), and runs each stage as one task per \
+partition on a fixed number of slots, moving data between stages through an \
+in-memory shuffle that spills to Arrow IPC files."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run SQL statements (-c, -f) or start an interactive shell.
+    ///
+    /// Files given with -f run first, in order, then statements given with
+    /// -c. Without either, an interactive shell starts: statements end with
+    /// ';' and may span lines; \q or Ctrl-D quits, Ctrl-C cancels the running
+    /// statement. For every statement a line with its row count and elapsed
+    /// time goes to stderr; results go to stdout.
+    Sql {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Output format of results.
+        #[arg(long, default_value = "table", value_parser = parse_format)]
+        format: OutputFormat,
+    },
+    /// Print the stage graph of each statement instead of running it.
+    ///
+    /// For every stage: its id, task count, the stages it reads, how its
+    /// output is partitioned, and its operators (indented). DDL statements
+    /// (CREATE EXTERNAL TABLE, SET) are executed so that later statements
+    /// can use them.
+    Explain {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// TPC-H data and queries.
+    Tpch {
+        #[command(subcommand)]
+        command: TpchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TpchCommand {
+    /// Generate the 8 TPC-H tables as parquet files DIR/<table>.parquet.
+    ///
+    /// Tables already generated at the same scale factor are kept.
+    Gen {
+        /// Scale factor (1 = about 1 GB of raw data, 6 million lineitems).
+        #[arg(long, default_value_t = 1.0)]
+        sf: f64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args, Default)]
+struct InputArgs {
+    /// A SQL statement (or several separated by ';'); repeatable.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    commands: Vec<String>,
+    /// A file of SQL statements separated by ';' (`--` comments allowed);
+    /// repeatable.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Args, Default)]
+struct EngineArgs {
+    /// Register a table: NAME=PATH, where PATH is a parquet or CSV file, a
+    /// folder of them, or a glob. Repeatable.
+    #[arg(long = "table", value_name = "NAME=PATH")]
+    tables: Vec<String>,
+    /// Register every parquet/CSV file or folder in DIR as a table named
+    /// after its file stem. Repeatable.
+    #[arg(long = "tables", value_name = "DIR")]
+    table_dirs: Vec<String>,
+    /// Tasks that may run at once across all jobs [default: number of cores].
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Partitions of every shuffle and file scan [default: 2 x slots].
+    #[arg(long)]
+    partitions: Option<usize>,
+    /// Bytes of shuffle output kept in memory before map outputs spill to
+    /// Arrow IPC files, e.g. 512MiB, 2GiB, 0 [default: 1GiB].
+    #[arg(long = "shuffle-memory", value_name = "SIZE")]
+    shuffle_memory: Option<String>,
+    /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable. Known
+    /// fairway keys: fairway.scheduler.slots, fairway.shuffle.partitions,
+    /// fairway.shuffle.memory, fairway.shuffle.dir, fairway.shuffle.compression
+    /// (lz4, zstd, none).
+    #[arg(long = "conf", value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+}
+
+fn parse_format(s: &str) -> std::result::Result<OutputFormat, String> {
+    s.parse()
+}
+
+impl EngineArgs {
+    fn config(&self) -> Result<EngineConfig> {
+        let mut config = EngineConfig::default();
+        for pair in &self.conf {
+            config.set_pair(pair)?;
+        }
+        let conf_sets = |key: &str| self.conf.iter().any(|p| p.trim_start().starts_with(key));
+        if let Some(slots) = self.slots {
+            config.set("fairway.scheduler.slots", &slots.to_string())?;
+            if self.partitions.is_none()
+                && !conf_sets("fairway.shuffle.partitions")
+                && !conf_sets("datafusion.execution.target_partitions")
+            {
+                config.partitions = 2 * config.slots;
+            }
+        } else if conf_sets("fairway.scheduler.slots")
+            && self.partitions.is_none()
+            && !conf_sets("fairway.shuffle.partitions")
+            && !conf_sets("datafusion.execution.target_partitions")
+        {
+            config.partitions = 2 * config.slots;
+        }
+        if let Some(partitions) = self.partitions {
+            config.set("fairway.shuffle.partitions", &partitions.to_string())?;
+        }
+        if let Some(size) = &self.shuffle_memory {
+            config.shuffle_memory =
+                parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
+        }
+        Ok(config)
+    }
+
+    async fn session(&self) -> Result<Session> {
+        let session = Session::new(self.config()?)?;
+        for dir in &self.table_dirs {
+            session.register_tables_in(dir).await?;
+        }
+        for spec in &self.tables {
+            let (name, path) = spec
+                .split_once('=')
+                .ok_or_else(|| anyhow!("option --table: expected NAME=PATH, got '{spec}'"))?;
+            session.register_table(name.trim(), path.trim()).await?;
+        }
+        Ok(session)
+    }
+}
+
+impl InputArgs {
+    /// The SQL texts to run, files first; each may hold several statements.
+    fn scripts(&self) -> Result<Vec<(String, String)>> {
+        let mut scripts = Vec::new();
+        for file in &self.files {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read SQL file {}", file.display()))?;
+            scripts.push((file.display().to_string(), text));
+        }
+        for (i, command) in self.commands.iter().enumerate() {
+            scripts.push((format!("-c #{}", i + 1), command.clone()));
+        }
+        Ok(scripts)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.commands.is_empty() && self.files.is_empty()
+    }
+}
+
+fn main() {
+    // A bug must still end with one clear line, never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".to_string());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("fairway: internal error: {message}{location}");
+    }));
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("fairway-driver")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    if let Err(e) = result {
+        eprintln!("error: {}", describe(&e));
+        std::process::exit(1);
+    }
+}
+
+/// One line: the error and its causes, without repeating a cause that the
+/// message already includes.
+fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Sql {
+            input,
+            engine,
+            format,
+        } => {
+            let session = engine.session().await?;
+            if input.is_empty() {
+                repl(&session, format).await
+            } else {
+                for (source, text) in input.scripts()? {
+                    run_script(&session, &source, &text, format).await?;
+                }
+                Ok(())
+            }
+        }
+        Command::Explain { input, engine } => {
+            let session = engine.session().await?;
+            if input.is_empty() {
+                bail!("explain needs a statement: -c SQL or -f FILE");
+            }
+            let mut out = std::io::stdout().lock();
+            for (source, text) in input.scripts()? {
+                let statements = session
+                    .parse_statements(&text)
+                    .with_context(|| format!("in {source}"))?;
+                for statement in statements {
+                    let sql = statement.to_string();
+                    if is_query(&statement) {
+                        let graph = session.explain_stages(&sql).await?;
+                        writeln!(out, "{sql}\n\n{graph}")?;
+                    } else {
+                        session.plan_statement(statement).await?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Tpch {
+            command: TpchCommand::Gen { sf, out },
+        } => {
+            let start = Instant::now();
+            let summary = fairway_engine::tpch::generate_parquet(sf, &out)?;
+            for (table, rows) in &summary.tables {
+                eprintln!("{table}: {rows} rows");
+            }
+            eprintln!(
+                "TPC-H SF {sf} {} in {} ({:.1} s)",
+                if summary.reused {
+                    "already present"
+                } else {
+                    "written"
+                },
+                out.display(),
+                start.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn is_query(statement: &fairway_engine::datafusion::sql::parser::Statement) -> bool {
+    use fairway_engine::datafusion::sql::parser::Statement as S;
+    use fairway_engine::datafusion::sql::sqlparser::ast::Statement as Ast;
+    match statement {
+        S::Statement(s) => matches!(
+            s.as_ref(),
+            Ast::Query(_) | Ast::Insert(_) | Ast::Explain { .. }
+        ),
+        S::CopyTo(_) | S::Explain(_) => true,
+        _ => false,
+    }
+}
+
+/// Runs every statement of one script in order; stops at the first error.
+async fn run_script(
+    session: &Session,
+    source: &str,
+    text: &str,
+    format: OutputFormat,
+) -> Result<()> {
+    let statements = session
+        .parse_statements(text)
+        .with_context(|| format!("in {source}"))?;
+    for (i, statement) in statements.into_iter().enumerate() {
+        let sql = statement.to_string();
+        let output = run_statement(session, statement)
+            .await
+            .with_context(|| format!("{source}, statement {}", i + 1))?;
+        print_output(&output, format)?;
+        eprintln!("{}", summary_line(&sql, &output));
+    }
+    Ok(())
+}
+
+/// Plans and runs one statement; Ctrl-C cancels it.
+async fn run_statement(
+    session: &Session,
+    statement: fairway_engine::datafusion::sql::parser::Statement,
+) -> Result<QueryOutput> {
+    let description = statement.to_string();
+    let work = async {
+        let df = session.plan_statement(statement).await?;
+        session.execute(df, &description).await
+    };
+    tokio::select! {
+        result = work => Ok(result?),
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("cancelled")),
+    }
+}
+
+fn print_output(output: &QueryOutput, format: OutputFormat) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    write_output(format, output, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn summary_line(sql: &str, output: &QueryOutput) -> String {
+    let mut short: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if short.chars().count() > 60 {
+        short = short.chars().take(57).collect::<String>() + "...";
+    }
+    let rows = output.rows();
+    format!(
+        "-- {short}: {rows} row{} in {:.3} s{}",
+        if rows == 1 { "" } else { "s" },
+        output.elapsed.as_secs_f64(),
+        if output.stages > 0 {
+            format!(
+                " ({} stage{})",
+                output.stages,
+                if output.stages == 1 { "" } else { "s" }
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The interactive shell: statements end with ';' and may span lines.
+async fn repl(session: &Session, format: OutputFormat) -> Result<()> {
+    use rustyline::error::ReadlineError;
+    let mut editor = rustyline::DefaultEditor::new()?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".fairway_history"));
+    if let Some(h) = &history {
+        let _ = editor.load_history(h);
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "fairway {} ({} slots, {} partitions). End statements with ';', \\q to quit.",
+            env!("CARGO_PKG_VERSION"),
+            session.config().slots,
+            session.config().partitions
+        );
+    }
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() {
+            "fairway> "
+        } else {
+            "     ..> "
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                let trimmed = line.trim();
+                if buffer.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
+                    break;
+                }
+                if trimmed.is_empty() && buffer.is_empty() {
+                    continue;
+                }
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if !trimmed.ends_with(';') {
+                    continue;
+                }
+                let text = std::mem::take(&mut buffer);
+                let _ = editor.add_history_entry(text.trim_end());
+                if let Err(e) = run_script(session, "input", &text, format).await {
+                    eprintln!("error: {}", describe(&e));
+                }
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = editor.save_history(h);
+    }
+    Ok(())
+}

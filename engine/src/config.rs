@@ -1,0 +1,302 @@
+//! Engine settings: the typed [`EngineConfig`] read at session start, and the
+//! `fairway.*` namespace that `SET`, `SHOW` and `--conf` see.
+
+use std::any::Any;
+use std::path::PathBuf;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::error::DataFusionError;
+use fairway_shuffle::ShuffleCompression;
+
+use crate::error::{EngineError, Result};
+
+/// Settings fixed when a [`crate::Session`] starts.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Tasks that may run at once across all jobs (`--slots`).
+    pub slots: usize,
+    /// Partitions of every shuffle and of file scans (`--partitions`);
+    /// DataFusion's `target_partitions`.
+    pub partitions: usize,
+    /// Bytes of shuffle output kept in memory before map outputs go to files.
+    pub shuffle_memory: usize,
+    /// Folder for shuffle files (a per-session folder is made inside).
+    pub shuffle_dir: PathBuf,
+    /// Compression of shuffle files.
+    pub shuffle_compression: ShuffleCompression,
+    /// `datafusion.*` settings to apply, in order.
+    pub datafusion: Vec<(String, String)>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let slots = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Self {
+            slots,
+            partitions: 2 * slots,
+            shuffle_memory: 1 << 30,
+            shuffle_dir: std::env::temp_dir(),
+            shuffle_compression: ShuffleCompression::Lz4,
+            datafusion: Vec::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A config with `slots` slots and the default `2 x slots` partitions.
+    pub fn with_slots(slots: usize) -> Self {
+        Self {
+            slots,
+            partitions: 2 * slots,
+            ..Self::default()
+        }
+    }
+
+    pub fn partitions(mut self, partitions: usize) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    pub fn shuffle_memory(mut self, bytes: usize) -> Self {
+        self.shuffle_memory = bytes;
+        self
+    }
+
+    /// Applies one `KEY=VALUE` setting: a `fairway.*` key of this struct or
+    /// any `datafusion.*` key (checked when the session starts).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let value = value.trim();
+        match key {
+            "fairway.scheduler.slots" => {
+                self.slots = parse_count(key, value)?;
+            }
+            "fairway.shuffle.partitions" | "datafusion.execution.target_partitions" => {
+                self.partitions = parse_count(key, value)?;
+            }
+            "fairway.shuffle.memory" => {
+                self.shuffle_memory = parse_size(value).map_err(|m| EngineError::config(key, m))?;
+            }
+            "fairway.shuffle.dir" => self.shuffle_dir = PathBuf::from(value),
+            "fairway.shuffle.compression" => {
+                self.shuffle_compression = value
+                    .parse()
+                    .map_err(|m: String| EngineError::config(key, m))?;
+            }
+            k if k.starts_with("datafusion.") => {
+                self.datafusion.push((k.to_string(), value.to_string()))
+            }
+            k if k.starts_with("fairway.") => {
+                return Err(EngineError::config(
+                    k,
+                    format!(
+                        "unknown setting; known: {}",
+                        FairwayOptions::KEYS.join(", ")
+                    ),
+                ));
+            }
+            k => {
+                return Err(EngineError::config(
+                    k,
+                    "settings start with 'fairway.' or 'datafusion.'",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a `KEY=VALUE` string as given to `--conf`.
+    pub fn set_pair(&mut self, pair: &str) -> Result<()> {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| EngineError::config(pair, "expected KEY=VALUE"))?;
+        self.set(key.trim(), value)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.slots == 0 {
+            return Err(EngineError::config(
+                "fairway.scheduler.slots",
+                "must be at least 1",
+            ));
+        }
+        if self.partitions == 0 {
+            return Err(EngineError::config(
+                "fairway.shuffle.partitions",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_count(key: &str, value: &str) -> Result<usize> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            EngineError::config(key, format!("expected a positive integer, got '{value}'"))
+        })
+}
+
+/// Parses a byte size: `0`, `512`, `64KiB`, `100MB`, `1.5GiB`, `2g`, `1t`.
+/// Units are powers of 1024 (`k`, `m`, `g`, `t`, with or without `iB`/`B`).
+pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("expected a size like 512MiB or 2GiB, got '{text}'"))?;
+    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0f64.powi(4),
+        other => return Err(format!("unknown size unit '{other}' in '{text}'")),
+    };
+    Ok((number * multiplier).round() as usize)
+}
+
+/// Formats a byte count for people: `1.5 GiB`.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The `fairway.*` settings as DataFusion sees them, so that `SHOW
+/// fairway.scheduler.slots` answers and `SET fairway.x = ...` is checked.
+/// All of them are fixed when the session starts: setting one afterwards is
+/// an error that says so.
+#[derive(Debug, Clone, Default)]
+pub struct FairwayOptions {
+    values: Vec<(String, String)>,
+    frozen: bool,
+}
+
+impl FairwayOptions {
+    pub const KEYS: [&'static str; 5] = [
+        "fairway.scheduler.slots",
+        "fairway.shuffle.partitions",
+        "fairway.shuffle.memory",
+        "fairway.shuffle.dir",
+        "fairway.shuffle.compression",
+    ];
+
+    pub(crate) fn from_config(config: &EngineConfig) -> Self {
+        let values = vec![
+            ("scheduler.slots", config.slots.to_string()),
+            ("shuffle.partitions", config.partitions.to_string()),
+            ("shuffle.memory", config.shuffle_memory.to_string()),
+            ("shuffle.dir", config.shuffle_dir.display().to_string()),
+            (
+                "shuffle.compression",
+                config.shuffle_compression.to_string(),
+            ),
+        ];
+        Self {
+            values: values
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            frozen: true,
+        }
+    }
+}
+
+impl ConfigExtension for FairwayOptions {
+    const PREFIX: &'static str = "fairway";
+}
+
+impl ExtensionOptions for FairwayOptions {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
+        let full = format!("fairway.{key}");
+        if !Self::KEYS.contains(&full.as_str()) {
+            return Err(DataFusionError::Configuration(format!(
+                "unknown setting '{full}'; known: {}",
+                Self::KEYS.join(", ")
+            )));
+        }
+        if self.frozen {
+            return Err(DataFusionError::Configuration(format!(
+                "'{full}' is fixed when the session starts; pass it as --conf {full}={value}"
+            )));
+        }
+        match self.values.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.values.push((key.to_string(), value.to_string())),
+        }
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        self.values
+            .iter()
+            .map(|(k, v)| ConfigEntry {
+                key: format!("fairway.{k}"),
+                value: Some(v.clone()),
+                description: "fairway setting (fixed at session start)",
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("0").unwrap(), 0);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("64KiB").unwrap(), 64 * 1024);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5 GiB").unwrap(), 3 << 29);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let mut c = EngineConfig::with_slots(2);
+        c.set_pair("fairway.scheduler.slots=3").unwrap();
+        c.set_pair("datafusion.execution.batch_size = 1024")
+            .unwrap();
+        c.set_pair("fairway.shuffle.memory=1MiB").unwrap();
+        assert_eq!(c.slots, 3);
+        assert_eq!(c.shuffle_memory, 1 << 20);
+        assert_eq!(c.datafusion.len(), 1);
+        let err = c.set_pair("fairway.nope=1").unwrap_err().to_string();
+        assert!(err.contains("fairway.nope"), "{err}");
+        assert!(c.set_pair("fairway.scheduler.slots=0").is_err());
+        assert!(c.set_pair("spark.sql.x=1").is_err());
+        assert!(c.set_pair("novalue").is_err());
+    }
+}

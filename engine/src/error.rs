@@ -1,0 +1,71 @@
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+use fairway_planner::PlannerError;
+use fairway_scheduler::SchedulerError;
+
+/// Kinds of failure of the engine. Each carries the table, file, option or
+/// stage at fault where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A setting has a bad value or is unknown.
+    #[error("option {key}: {message}")]
+    Config { key: String, message: String },
+    /// A table could not be registered.
+    #[error("table '{table}' ({path}): {message}")]
+    Table {
+        table: String,
+        path: String,
+        message: String,
+    },
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Planning or execution failed inside DataFusion (bad SQL, unknown
+    /// table, a failing task).
+    #[error("{}", describe_datafusion(.0))]
+    DataFusion(#[from] DataFusionError),
+    /// The plan cannot be cut into stages.
+    #[error(transparent)]
+    Planner(#[from] PlannerError),
+    /// The job failed or was cancelled in the scheduler.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+impl EngineError {
+    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+        EngineError::Config {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Whether the job was cancelled rather than failed.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Scheduler(SchedulerError::Cancelled { .. })
+        )
+    }
+}
+
+/// DataFusion wraps errors in context layers; show the innermost message once
+/// with the contexts in front, without Rust debug noise.
+fn describe_datafusion(e: &DataFusionError) -> String {
+    let text = e.to_string();
+    text.trim_end().to_string()
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

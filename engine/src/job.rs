@@ -1,0 +1,166 @@
+//! One job on the stage engine: how the scheduler's opaque tasks become
+//! executions of stage plans.
+
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::TaskContext as DataFusionTaskContext;
+use datafusion::physical_plan::common::collect;
+use fairway_planner::{StageGraph, StageOutput};
+use fairway_scheduler::{JobCanceller, TaskContext, TaskError, TaskOutcome, TaskRunner};
+use fairway_shuffle::{JobShuffle, write_map_output};
+use futures::future::BoxFuture;
+
+use crate::error::EngineError;
+use crate::session::fresh_instance;
+
+/// The tasks of one job: runs partition `p` of a stage plan, then writes the
+/// result to the shuffle (map stages) or keeps it for the caller (the
+/// result stage).
+pub(crate) struct StageTasks {
+    graph: StageGraph,
+    shuffle: Arc<JobShuffle>,
+    task_ctx: Arc<DataFusionTaskContext>,
+    batch_size: usize,
+    results: Mutex<Vec<Vec<RecordBatch>>>,
+    first_error: Mutex<Option<EngineError>>,
+}
+
+impl StageTasks {
+    pub(crate) fn new(
+        graph: StageGraph,
+        shuffle: Arc<JobShuffle>,
+        task_ctx: &DataFusionTaskContext,
+    ) -> Arc<Self> {
+        // Readers find the job's shuffle data through the task context.
+        let config = task_ctx
+            .session_config()
+            .clone()
+            .with_extension(Arc::clone(&shuffle));
+        let batch_size = config.batch_size();
+        let task_ctx = Arc::new(DataFusionTaskContext::new(
+            task_ctx.task_id(),
+            task_ctx.session_id(),
+            config,
+            task_ctx.scalar_functions().clone(),
+            task_ctx.higher_order_functions().clone(),
+            task_ctx.aggregate_functions().clone(),
+            task_ctx.window_functions().clone(),
+            task_ctx.runtime_env(),
+        ));
+        let result_partitions = graph.result_stage().tasks();
+        Arc::new(Self {
+            graph,
+            shuffle,
+            task_ctx,
+            batch_size,
+            results: Mutex::new(vec![Vec::new(); result_partitions]),
+            first_error: Mutex::new(None),
+        })
+    }
+
+    async fn run_task(self: Arc<Self>, task: TaskContext) -> Result<TaskOutcome, EngineError> {
+        let stage = &self.graph.stages()[task.id.stage];
+        let plan = fresh_instance(&stage.plan)?;
+        let stream = plan.execute(task.id.partition, Arc::clone(&self.task_ctx))?;
+        match &stage.output {
+            StageOutput::Shuffle(partitioning) => {
+                let stats = write_map_output(
+                    &self.shuffle,
+                    stage.id,
+                    task.id.partition,
+                    task.id.attempt,
+                    stream,
+                    partitioning,
+                    self.batch_size,
+                )
+                .await
+                .map_err(datafusion::error::DataFusionError::from)?;
+                Ok(TaskOutcome {
+                    rows: stats.rows,
+                    bytes: stats.bytes,
+                })
+            }
+            StageOutput::Result => {
+                let batches = collect(stream).await?;
+                let outcome = TaskOutcome {
+                    rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
+                    bytes: batches
+                        .iter()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .sum(),
+                };
+                self.results.lock().expect("results lock")[task.id.partition] = batches;
+                Ok(outcome)
+            }
+        }
+    }
+
+    /// The result batches, in partition order.
+    pub(crate) fn take_results(&self) -> Vec<RecordBatch> {
+        std::mem::take(&mut *self.results.lock().expect("results lock"))
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The error of the first task that failed, with its full detail.
+    pub(crate) fn take_error(&self) -> Option<EngineError> {
+        self.first_error.lock().expect("error lock").take()
+    }
+}
+
+/// The scheduler's handle on a job's [`StageTasks`].
+pub(crate) struct StageTaskRunner(pub(crate) Arc<StageTasks>);
+
+impl TaskRunner for StageTaskRunner {
+    fn run(&self, task: TaskContext) -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
+        let tasks = Arc::clone(&self.0);
+        Box::pin(async move {
+            match Arc::clone(&tasks).run_task(task).await {
+                Ok(outcome) => Ok(outcome),
+                Err(e) => {
+                    let message = e.to_string();
+                    tasks
+                        .first_error
+                        .lock()
+                        .expect("error lock")
+                        .get_or_insert(e);
+                    // Errors from plans (bad data, bad SQL semantics) fail
+                    // the same way again: do not retry them.
+                    Err(TaskError::fatal(message))
+                }
+            }
+        })
+    }
+}
+
+/// Cancels the job if the caller stops waiting (its future is dropped), and
+/// removes the job's shuffle data in every case.
+pub(crate) struct JobGuard {
+    canceller: Option<JobCanceller>,
+    shuffle: Arc<JobShuffle>,
+}
+
+impl JobGuard {
+    pub(crate) fn new(canceller: JobCanceller, shuffle: Arc<JobShuffle>) -> Self {
+        Self {
+            canceller: Some(canceller),
+            shuffle,
+        }
+    }
+
+    /// The job ended on its own: nothing to cancel.
+    pub(crate) fn finish(mut self) {
+        self.canceller = None;
+    }
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if let Some(canceller) = self.canceller.take() {
+            canceller.cancel();
+        }
+        self.shuffle.close();
+    }
+}

@@ -1,0 +1,56 @@
+//! fairway's front door: a [`Session`] that registers parquet and CSV tables,
+//! plans SQL and DataFrames with DataFusion, cuts the physical plan into a
+//! stage graph ([`fairway_planner`]), runs every stage as one task per
+//! partition on a slot-bounded scheduler ([`fairway_scheduler`]) and moves
+//! data between stages through the shuffle ([`fairway_shuffle`]).
+//!
+//! `engine` is the only crate that wires those three together; the `fairway`
+//! binary and the benchmarks use nothing else. It does not implement SQL or
+//! operators itself: that is DataFusion's job.
+//!
+//! ```
+//! use fairway_engine::{EngineConfig, Session};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), fairway_engine::EngineError> {
+//! let session = Session::new(EngineConfig::with_slots(2))?;
+//! session
+//!     .sql("create table t (k int, v int) as values (1, 10), (2, 20), (1, 30)")
+//!     .await?;
+//! let out = session
+//!     .sql("select k, sum(v) as s from t group by k order by k")
+//!     .await?;
+//! assert_eq!(out.rows(), 2);
+//! assert!(out.stages >= 2, "the aggregation ran as several stages");
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod error;
+mod job;
+mod output;
+mod session;
+mod tables;
+pub mod tpch;
+
+pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
+pub use error::{EngineError, Result};
+pub use output::{OutputFormat, write_output};
+pub use session::{QueryOutput, Session, partition_count};
+pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
+
+pub use datafusion;
+pub use datafusion::arrow;
+pub use fairway_planner::{Stage, StageGraph, StageOutput};
+pub use fairway_scheduler::{Scheduler, SchedulerMetrics};
+pub use fairway_shuffle::{ShuffleCompression, ShuffleStats};
+
+/// A plain DataFusion context with the same number of partitions as a
+/// fairway session but none of its settings: the reference that tests and
+/// benchmarks compare fairway against.
+pub fn plain_datafusion_context(partitions: usize) -> datafusion::prelude::SessionContext {
+    let config = datafusion::prelude::SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_information_schema(true);
+    datafusion::prelude::SessionContext::new_with_config(config)
+}

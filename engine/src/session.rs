@@ -1,0 +1,320 @@
+//! The session: DataFusion for planning, the planner for stages, the
+//! scheduler for tasks and the shuffle for data between stages.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::analyze::AnalyzeExec;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::dialect::dialect_from_str;
+use fairway_planner::{BroadcastJoinSafety, StageGraph, split_into_stages};
+use fairway_scheduler::{JobSpec, Scheduler, SchedulerConfig, StageSpec};
+use fairway_shuffle::{ShuffleConfig, ShuffleService};
+
+use crate::config::{EngineConfig, FairwayOptions};
+use crate::error::{EngineError, Result};
+use crate::job::{JobGuard, StageTaskRunner, StageTasks};
+
+/// What one statement returned.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub elapsed: Duration,
+    /// Stages the statement ran as (0 for statements that run no job, such
+    /// as `SET` or `CREATE EXTERNAL TABLE`).
+    pub stages: usize,
+}
+
+impl QueryOutput {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// The front door of fairway: tables, SQL and DataFrames, run as stage
+/// graphs on a slot-bounded scheduler. Cheap to clone; clones share the
+/// catalog, the scheduler and the shuffle, so jobs submitted from several
+/// tokio tasks or threads share the slots.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: SessionContext,
+    scheduler: Scheduler,
+    shuffle: ShuffleService,
+    config: EngineConfig,
+    next_job: AtomicU64,
+}
+
+/// DataFusion settings under which every plan can be cut into stages and
+/// run as independent tasks (see ARCHITECTURE.md, "Invariants").
+fn stage_engine_config(config: &EngineConfig) -> Result<SessionConfig> {
+    let mut session = SessionConfig::new()
+        .with_target_partitions(config.partitions)
+        .with_information_schema(true)
+        .with_round_robin_repartition(false)
+        .with_option_extension(FairwayOptions::from_config(config));
+    {
+        let options = session.options_mut();
+        // Round-robin repartitions are removed by the splitter; without them
+        // scans still split into `partitions` file ranges.
+        options.optimizer.enable_round_robin_repartition = false;
+        // The join dynamic filter is a barrier across all partitions of one
+        // join instance: with fewer slots than partitions it would deadlock.
+        options.optimizer.enable_join_dynamic_filter_pushdown = false;
+        // Each task runs one partition of its own copy of the scan: siblings
+        // must not steal each other's files.
+        options.execution.enable_file_stream_work_stealing = false;
+        // A ScalarSubqueryExec shares its result in process between
+        // partitions; as joins the subqueries split like any other plan.
+        options
+            .optimizer
+            .enable_physical_uncorrelated_scalar_subquery = false;
+        options.optimizer.prefer_existing_sort = false;
+        for (key, value) in &config.datafusion {
+            options
+                .set(key, value)
+                .map_err(|e| EngineError::config(key, e.to_string()))?;
+        }
+    }
+    Ok(session)
+}
+
+/// DataFusion's physical optimizer rules with [`BroadcastJoinSafety`] right
+/// after `JoinSelection`, before distribution requirements are enforced.
+fn physical_rules()
+-> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(BroadcastJoinSafety));
+    rules
+}
+
+impl Session {
+    /// Starts a session: a scheduler with `config.slots` slots (and as many
+    /// worker threads), a shuffle with `config.shuffle_memory` bytes of
+    /// memory, and a DataFusion context configured for stage execution.
+    pub fn new(config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        let session_config = stage_engine_config(&config)?;
+        let state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_default_features()
+            .with_physical_optimizer_rules(physical_rules())
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let scheduler = Scheduler::new(SchedulerConfig {
+            slots: config.slots,
+            ..SchedulerConfig::default()
+        })?;
+        let shuffle = ShuffleService::new(ShuffleConfig {
+            memory_limit: config.shuffle_memory,
+            dir: config.shuffle_dir.clone(),
+            compression: config.shuffle_compression,
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                ctx,
+                scheduler,
+                shuffle,
+                config,
+                next_job: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The DataFusion context used for planning (tables, functions, settings).
+    pub fn context(&self) -> &SessionContext {
+        &self.inner.ctx
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.inner.scheduler
+    }
+
+    pub fn shuffle(&self) -> &ShuffleService {
+        &self.inner.shuffle
+    }
+
+    /// Registers a parquet or CSV file, folder or glob as a table.
+    pub async fn register_table(&self, name: &str, path: &str) -> Result<()> {
+        crate::tables::register_table(&self.inner.ctx, name, path).await
+    }
+
+    /// Registers every parquet/CSV file or folder in `dir` under its stem.
+    pub async fn register_tables_in(&self, dir: &str) -> Result<Vec<String>> {
+        crate::tables::register_tables_in(&self.inner.ctx, dir).await
+    }
+
+    /// Splits `sql` into statements with the session's SQL dialect.
+    pub fn parse_statements(&self, sql: &str) -> Result<Vec<Statement>> {
+        let dialect_name = self
+            .inner
+            .ctx
+            .state()
+            .config_options()
+            .sql_parser
+            .dialect
+            .to_string();
+        let dialect = dialect_from_str(&dialect_name).ok_or_else(|| {
+            EngineError::config("datafusion.sql_parser.dialect", "unknown SQL dialect")
+        })?;
+        Ok(DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?
+            .into_iter()
+            .collect())
+    }
+
+    /// Plans one parsed statement: DDL and `SET` take effect here.
+    pub async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
+        let state = self.inner.ctx.state();
+        let plan = state.statement_to_plan(statement).await?;
+        Ok(self.inner.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Runs every statement of `sql` in order and returns the last one's
+    /// output.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput> {
+        let statements = self.parse_statements(sql)?;
+        if statements.is_empty() {
+            return Err(EngineError::DataFusion(
+                datafusion::error::DataFusionError::Plan("no SQL statement given".into()),
+            ));
+        }
+        let mut last = None;
+        for statement in statements {
+            let description = statement.to_string();
+            let df = self.plan_statement(statement).await?;
+            last = Some(self.execute(df, &description).await?);
+        }
+        Ok(last.expect("at least one statement"))
+    }
+
+    /// Runs a DataFrame on the stage engine and collects its result.
+    pub async fn execute(&self, df: DataFrame, description: &str) -> Result<QueryOutput> {
+        let start = Instant::now();
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        if matches!(df.logical_plan(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row)
+            && schema.fields().is_empty()
+        {
+            return Ok(QueryOutput {
+                schema,
+                batches: Vec::new(),
+                elapsed: start.elapsed(),
+                stages: 0,
+            });
+        }
+        let task_ctx = Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        let (batches, stages) = self.execute_plan(plan, task_ctx, description).await?;
+        Ok(QueryOutput {
+            schema,
+            batches,
+            elapsed: start.elapsed(),
+            stages,
+        })
+    }
+
+    /// Cuts a physical plan into stages (what `fairway explain` prints).
+    pub fn stage_graph(&self, plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
+        let options = self.inner.ctx.state().config_options().clone();
+        Ok(split_into_stages(plan, &options)?)
+    }
+
+    /// The stage graph of one SQL statement, as text.
+    pub async fn explain_stages(&self, sql: &str) -> Result<String> {
+        let mut statements = self.parse_statements(sql)?;
+        if statements.len() != 1 {
+            return Err(EngineError::DataFusion(
+                datafusion::error::DataFusionError::Plan(format!(
+                    "explain takes exactly one statement, got {}",
+                    statements.len()
+                )),
+            ));
+        }
+        let df = self.plan_statement(statements.remove(0)).await?;
+        let plan = df.create_physical_plan().await?;
+        Ok(self.stage_graph(plan)?.to_string())
+    }
+
+    /// Runs a physical plan as a job: splits it, submits its stages to the
+    /// scheduler and waits. Returns the result batches (in partition order)
+    /// and the number of stages. Dropping the returned future cancels the
+    /// job; its shuffle data is removed whatever the outcome.
+    pub async fn execute_plan(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: Arc<datafusion::execution::TaskContext>,
+        description: &str,
+    ) -> Result<(Vec<RecordBatch>, usize)> {
+        let graph = if plan.is::<AnalyzeExec>() {
+            // EXPLAIN ANALYZE measures DataFusion's own operators, so the
+            // plan runs unsplit as one task (per-stage metrics come later).
+            StageGraph::single(plan)
+        } else {
+            self.stage_graph(plan)?
+        };
+        let stages = graph.stages().len();
+        let job_seq = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
+        let shuffle = self.inner.shuffle.create_job(job_seq);
+        let spec = JobSpec {
+            description: description.to_string(),
+            stages: graph
+                .stages()
+                .iter()
+                .map(|s| StageSpec {
+                    id: s.id,
+                    tasks: s.tasks(),
+                    parents: s.inputs.clone(),
+                })
+                .collect(),
+        };
+        let tasks = StageTasks::new(graph, Arc::clone(&shuffle), &task_ctx);
+        let handle = self
+            .inner
+            .scheduler
+            .submit(spec, Arc::new(StageTaskRunner(Arc::clone(&tasks))))?;
+        let guard = JobGuard::new(handle.canceller(), Arc::clone(&shuffle));
+        let outcome = handle.wait().await;
+        guard.finish();
+        match outcome {
+            Ok(_) => Ok((tasks.take_results(), stages)),
+            Err(e) => Err(tasks.take_error().unwrap_or(EngineError::Scheduler(e))),
+        }
+    }
+}
+
+/// A copy of `plan` whose every operator is a new instance with fresh
+/// execution state, so that a task shares nothing with the other tasks of
+/// its stage (join build sides, scan queues, metrics).
+pub(crate) fn fresh_instance(
+    plan: &Arc<dyn ExecutionPlan>,
+) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    Arc::clone(plan)
+        .transform_up(|node| Ok(Transformed::yes(node.reset_state()?)))
+        .map(|t| t.data)
+}
+
+/// Number of partitions of a plan (a shorthand used by tests and benches).
+pub fn partition_count(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    plan.output_partitioning().partition_count()
+}

@@ -1,0 +1,159 @@
+//! Registering parquet and CSV files, folders and globs as tables.
+
+use std::path::Path;
+
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+
+use crate::error::{EngineError, Result};
+
+/// File formats fairway reads as tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    Parquet,
+    Csv,
+}
+
+impl TableFormat {
+    fn from_extension(path: &Path) -> Option<Self> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "parquet" | "parq" => Some(TableFormat::Parquet),
+            "csv" => Some(TableFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+fn table_error(table: &str, path: &str, message: impl Into<String>) -> EngineError {
+    EngineError::Table {
+        table: table.to_string(),
+        path: path.to_string(),
+        message: message.into(),
+    }
+}
+
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+/// Finds the format of a file, of the files in a folder (searched
+/// recursively, hidden and `_` files skipped), or of a glob's extension.
+pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
+    if is_glob(path) {
+        return TableFormat::from_extension(Path::new(path))
+            .ok_or_else(|| table_error(table, path, "a glob must end in .parquet or .csv"));
+    }
+    let p = Path::new(path);
+    let meta = std::fs::metadata(p).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            table_error(table, path, "no such file or folder")
+        } else {
+            table_error(table, path, e.to_string())
+        }
+    })?;
+    if meta.is_file() {
+        return TableFormat::from_extension(p)
+            .ok_or_else(|| table_error(table, path, "not a .parquet or .csv file"));
+    }
+    let mut found = None;
+    find_format(p, &mut found).map_err(|e| table_error(table, path, e.to_string()))?;
+    found.ok_or_else(|| table_error(table, path, "folder holds no .parquet or .csv files"))
+}
+
+fn find_format(dir: &Path, found: &mut Option<TableFormat>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            find_format(&path, found)?;
+        } else if let Some(format) = TableFormat::from_extension(&path) {
+            *found = Some(format);
+        }
+        if found.is_some() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Registers `path` (a parquet or CSV file, a folder of them, or a glob) as
+/// table `name` of `ctx`. CSV files must have a header row.
+pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
+    let format = detect_format(name, path)?;
+    let mut location = path.to_string();
+    if !is_glob(path) && Path::new(path).is_dir() && !location.ends_with('/') {
+        location.push('/');
+    }
+    let result = match format {
+        TableFormat::Parquet => {
+            let ext = Path::new(path)
+                .extension()
+                .filter(|_| !Path::new(path).is_dir())
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_else(|| ".parquet".to_string());
+            let options = ParquetReadOptions::default().file_extension(&ext);
+            ctx.register_parquet(name, &location, options).await
+        }
+        TableFormat::Csv => {
+            let ext = Path::new(path)
+                .extension()
+                .filter(|_| !Path::new(path).is_dir())
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .unwrap_or_else(|| ".csv".to_string());
+            let options = CsvReadOptions::new().has_header(true).file_extension(&ext);
+            ctx.register_csv(name, &location, options).await
+        }
+    };
+    result.map_err(|e| table_error(name, path, e.to_string()))
+}
+
+/// Registers every parquet or CSV file and every folder holding such files
+/// in `dir` as a table named after its file stem (`lineitem.parquet` and
+/// `lineitem/` both become `lineitem`). Returns the table names.
+pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
+    let mut paths: Vec<_> = entries
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| EngineError::io(dir, e))?
+        .into_iter()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let mut names = Vec::new();
+    for path in paths {
+        let file_name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        let Some(file_name) = file_name else { continue };
+        if file_name.starts_with('.') || file_name.starts_with('_') {
+            continue;
+        }
+        let usable = if path.is_dir() {
+            let mut found = None;
+            find_format(&path, &mut found).map_err(|e| EngineError::io(&path, e))?;
+            found.is_some()
+        } else {
+            TableFormat::from_extension(&path).is_some()
+        };
+        if !usable {
+            continue;
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or(file_name);
+        register_table(ctx, &stem, &path.to_string_lossy()).await?;
+        names.push(stem);
+    }
+    if names.is_empty() {
+        return Err(EngineError::Table {
+            table: "*".to_string(),
+            path: dir.to_string(),
+            message: "no .parquet or .csv files or folders found".to_string(),
+        });
+    }
+    Ok(names)
+}

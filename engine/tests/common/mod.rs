@@ -1,0 +1,121 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use fairway_engine::arrow::record_batch::RecordBatch;
+use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
+use fairway_engine::datafusion::prelude::SessionContext;
+use fairway_engine::{EngineConfig, Session, plain_datafusion_context, tpch};
+
+static GENERATE: Mutex<()> = Mutex::new(());
+
+/// TPC-H data at `sf`, generated once into the ignored target folder.
+pub fn tpch_data(sf: f64) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("tpch-sf{sf}"));
+    let _lock = GENERATE.lock().unwrap_or_else(|e| e.into_inner());
+    tpch::generate_parquet(sf, &dir).expect("generate TPC-H data");
+    dir
+}
+
+pub async fn register_tpch(session: &Session, dir: &std::path::Path) {
+    for table in tpch::TABLES {
+        let path = dir.join(format!("{table}.parquet"));
+        session
+            .register_table(table, &path.to_string_lossy())
+            .await
+            .unwrap_or_else(|e| panic!("register {table}: {e}"));
+    }
+}
+
+pub async fn plain_tpch(dir: &std::path::Path, partitions: usize) -> SessionContext {
+    let ctx = plain_datafusion_context(partitions);
+    for table in tpch::TABLES {
+        let path = dir.join(format!("{table}.parquet"));
+        fairway_engine::register_table(&ctx, table, &path.to_string_lossy())
+            .await
+            .unwrap_or_else(|e| panic!("register {table}: {e}"));
+    }
+    ctx
+}
+
+pub fn session(slots: usize, partitions: usize, shuffle_memory: usize) -> Session {
+    let mut config = EngineConfig::with_slots(slots).partitions(partitions);
+    config.shuffle_memory = shuffle_memory;
+    config.shuffle_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    Session::new(config).expect("session")
+}
+
+/// One row as text, floats rounded to 9 significant digits (1e-9 relative).
+fn row_strings(batches: &[RecordBatch]) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(&formatters)
+                .map(|(field, f)| {
+                    let text = f.value(row).to_string();
+                    if field.data_type().is_floating() {
+                        match text.parse::<f64>() {
+                            Ok(v) => format!("{v:.8e}"),
+                            Err(_) => text,
+                        }
+                    } else {
+                        text
+                    }
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    rows
+}
+
+/// Asserts that two results hold the same rows: in the same order when
+/// `ordered`, as multisets otherwise.
+pub fn assert_same_rows(
+    label: &str,
+    actual: &[RecordBatch],
+    expected: &[RecordBatch],
+    ordered: bool,
+) {
+    let mut a = row_strings(actual);
+    let mut e = row_strings(expected);
+    if !ordered {
+        a.sort();
+        e.sort();
+    }
+    if a != e {
+        let first = a
+            .iter()
+            .zip(&e)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(e.len()));
+        panic!(
+            "{label}: results differ ({} vs {} rows); first difference at row {first}:\n  got:      {:?}\n  expected: {:?}",
+            a.len(),
+            e.len(),
+            a.get(first),
+            e.get(first)
+        );
+    }
+}
+
+/// Whether the outermost query of `sql` ends with an ORDER BY (the last
+/// `order by` is not followed by a closing parenthesis).
+pub fn is_ordered(sql: &str) -> bool {
+    let lower = sql.to_lowercase();
+    lower
+        .rfind("order by")
+        .is_some_and(|i| !lower[i..].contains(')'))
+}

@@ -1,0 +1,281 @@
+//! Behaviour of the stage engine across crates: the slot bound, broadcast
+//! joins of every type, shuffle clean-up, EXPLAIN.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_same_rows, register_tpch, session, tpch_data};
+use fairway_engine::{EngineConfig, Session, plain_datafusion_context, tpch};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_jobs_never_exceed_the_slots() {
+    let dir = tpch_data(0.1);
+    // More partitions than slots: barriers inside DataFusion would deadlock.
+    let session = session(2, 8, 1 << 30);
+    register_tpch(&session, &dir).await;
+    session.scheduler().reset_peaks();
+    let mut jobs = Vec::new();
+    for q in [1, 3, 5, 9, 13, 18, 21] {
+        let s = session.clone();
+        jobs.push(tokio::spawn(async move {
+            s.sql(tpch::query(q).unwrap()).await.map(|o| o.rows())
+        }));
+    }
+    let all = async {
+        for job in jobs {
+            job.await.expect("join").expect("query");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(300), all)
+        .await
+        .expect("no deadlock with partitions > slots");
+    let m = session.scheduler().metrics();
+    assert_eq!(m.peak_running_tasks, 2, "tasks filled both slots, no more");
+    assert!(
+        (1..=2).contains(&m.peak_busy_threads),
+        "busy worker threads {} exceed 2 slots",
+        m.peak_busy_threads
+    );
+    assert_eq!(m.running_tasks, 0);
+}
+
+/// Writes `rows` as `parts` CSV files in a folder, so the table scans as
+/// several partitions.
+fn csv_table(
+    dir: &std::path::Path,
+    name: &str,
+    header: &str,
+    rows: &[String],
+    parts: usize,
+) -> String {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    for p in 0..parts {
+        let body: Vec<&str> = rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % parts == p)
+            .map(|(_, r)| r.as_str())
+            .collect();
+        std::fs::write(
+            folder.join(format!("part-{p}.csv")),
+            format!("{header}\n{}\n", body.join("\n")),
+        )
+        .unwrap();
+    }
+    folder.to_string_lossy().to_string()
+}
+
+/// Writes two nullable Int64 columns as `parts` parquet files in a folder
+/// (parquet has the statistics that make DataFusion choose broadcast joins).
+fn parquet_table(
+    dir: &std::path::Path,
+    name: &str,
+    columns: [&str; 2],
+    rows: &[(Option<i64>, i64)],
+    parts: usize,
+) -> String {
+    use fairway_engine::arrow::array::Int64Array;
+    use fairway_engine::arrow::datatypes::{DataType, Field, Schema};
+    use fairway_engine::arrow::record_batch::RecordBatch;
+    use fairway_engine::datafusion::parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(columns[0], DataType::Int64, true),
+        Field::new(columns[1], DataType::Int64, false),
+    ]));
+    for p in 0..parts {
+        let part: Vec<_> = rows.iter().skip(p).step_by(parts).collect();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(
+                    part.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    part.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        let file = std::fs::File::create(folder.join(format!("part-{p}.parquet"))).unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+    folder.to_string_lossy().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_joins_of_every_type_match_datafusion() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Keys with duplicates, NULLs and keys present on one side only.
+    let a_rows: Vec<(Option<i64>, i64)> = (0..60)
+        .map(|i| ((i % 11 != 0).then_some(i % 17), i))
+        .collect();
+    let b_rows: Vec<(Option<i64>, i64)> = (0..40)
+        .map(|i| ((i % 13 != 0).then_some(i % 23 + 5), i * 10))
+        .collect();
+    let a = parquet_table(tmp.path(), "a", ["k", "v"], &a_rows, 3);
+    let b = parquet_table(tmp.path(), "b", ["k", "w"], &b_rows, 4);
+    let mut config = EngineConfig::with_slots(2).partitions(4);
+    // Every hash join is small enough to broadcast.
+    config
+        .set(
+            "datafusion.optimizer.hash_join_single_partition_threshold",
+            "1000000000",
+        )
+        .unwrap();
+    config
+        .set(
+            "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+            "100000000",
+        )
+        .unwrap();
+    config
+        .set("datafusion.optimizer.join_reordering", "false")
+        .unwrap();
+    let session = Session::new(config).unwrap();
+    session.register_table("a", &a).await.unwrap();
+    session.register_table("b", &b).await.unwrap();
+    let plain = plain_datafusion_context(4);
+    fairway_engine::register_table(&plain, "a", &a)
+        .await
+        .unwrap();
+    fairway_engine::register_table(&plain, "b", &b)
+        .await
+        .unwrap();
+
+    let queries = [
+        "select a.k, v, w from a join b on a.k = b.k",
+        "select a.k, v, w from a left join b on a.k = b.k",
+        "select a.k, v, w from a right join b on a.k = b.k",
+        "select a.k, b.k, v, w from a full join b on a.k = b.k",
+        "select k, v from a where k in (select k from b)",
+        "select k, v from a where k not in (select k from b)",
+        "select k, v from a where k not in (select k from b where k is not null)",
+        "select k, v from a where not exists (select 1 from b where b.k = a.k)",
+        "select k, w from b where exists (select 1 from a where a.k = b.k)",
+        "select k, w from b where not exists (select 1 from a where a.k = b.k)",
+        "select k, v from a where k in (select k from b) or v > 50",
+        "select k, v from a where exists (select 1 from b where b.k = a.k) or v < 5",
+        "select count(*), sum(v * w) from a cross join b",
+        "select a.k, v, w from a left join b on a.k < b.k and v > w",
+        "select a.k, v, w from a join b on a.k + 1 < b.k",
+        "select a.k, count(*) from a full join b on a.k = b.k group by a.k",
+    ];
+    let mut broadcasts = 0;
+    for sql in queries {
+        let explain = session.explain_stages(sql).await.unwrap();
+        broadcasts += explain.matches("CollectLeft").count();
+        let ours = session
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_same_rows(sql, &ours.batches, &expected, false);
+    }
+    assert!(
+        broadcasts >= 3,
+        "the test exercised broadcast joins ({broadcasts})"
+    );
+}
+
+fn no_job_folders(session: &Session) -> bool {
+    std::fs::read_dir(session.shuffle().root())
+        .map(|d| d.count() == 0)
+        .unwrap_or(true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shuffle_data_is_removed_when_a_job_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Text in every file, so the scan succeeds and the cast below fails.
+    let rows: Vec<String> = (0..200).map(|i| format!("n{i}")).collect();
+    let t = csv_table(tmp.path(), "t", "x", &rows, 2);
+    let session = session(2, 4, 0);
+    session.register_table("t", &t).await.unwrap();
+    // The cast fails after the shuffle, when files have been written.
+    let err = session
+        .sql("select sum(cast(x as int)) from (select x, count(*) as c from t group by x) s")
+        .await
+        .expect_err("the cast must fail");
+    assert!(err.to_string().to_lowercase().contains("cast"), "{err}");
+    assert!(
+        session.shuffle().stats().file_outputs > 0,
+        "files were written"
+    );
+    assert!(no_job_folders(&session), "job folder removed after failure");
+    assert_eq!(session.shuffle().stats().memory_used, 0);
+    assert_eq!(session.scheduler().metrics().running_tasks, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_frees_slots_and_removes_shuffle_data() {
+    let session = session(2, 4, 0);
+    let heavy = "select k % 1000 as g, count(*) from \
+                 (select value as k from generate_series(1, 300000000)) group by 1";
+    let s = session.clone();
+    let job = tokio::spawn(async move { s.sql(heavy).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        session.scheduler().metrics().running_tasks > 0,
+        "job is running"
+    );
+    job.abort();
+    let _ = job.await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while session.scheduler().metrics().running_tasks > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        session.scheduler().metrics().running_tasks,
+        0,
+        "slots freed within 1 s"
+    );
+    assert!(no_job_folders(&session));
+    // The session still works.
+    let out = session.sql("select 1 + 1 as two").await.unwrap();
+    assert_eq!(out.rows(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_stage_graph_and_sql_explain_still_works() {
+    let dir = tpch_data(0.1);
+    let session = session(2, 4, 1 << 30);
+    register_tpch(&session, &dir).await;
+    let text = session
+        .explain_stages(
+            "select l_returnflag, count(*) as n from lineitem group by l_returnflag order by l_returnflag",
+        )
+        .await
+        .unwrap();
+    assert!(
+        text.contains("Stage 0 [tasks=4, reads=-, output=shuffle Hash([l_returnflag@0], 4)]"),
+        "{text}"
+    );
+    assert!(text.contains("ShuffleReaderExec: stage=0"), "{text}");
+    assert!(text.contains("output=result]"), "{text}");
+    assert!(text.contains("SortPreservingMergeExec"), "{text}");
+    assert!(
+        !text.contains("RepartitionExec"),
+        "exchanges are gone: {text}"
+    );
+
+    let out = session
+        .sql("explain select count(*) from nation")
+        .await
+        .unwrap();
+    let names: Vec<_> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["plan_type", "plan"]);
+    assert!(out.rows() >= 2);
+}

@@ -1,0 +1,71 @@
+//! All 22 TPC-H queries at SF 0.1 through the stage engine under several
+//! settings, each compared with plain DataFusion (no stage split) on the
+//! same data.
+
+mod common;
+
+use common::{assert_same_rows, is_ordered, plain_tpch, register_tpch, session, tpch_data};
+use fairway_engine::tpch;
+
+async fn check_all_queries(slots: usize, partitions: usize, shuffle_memory: usize) {
+    let dir = tpch_data(0.1);
+    let session = session(slots, partitions, shuffle_memory);
+    register_tpch(&session, &dir).await;
+    let plain = plain_tpch(&dir, partitions).await;
+    for q in 1..=22 {
+        let sql = tpch::query(q).expect("query text");
+        let label = format!(
+            "Q{q} ({slots} slots, {partitions} partitions, shuffle memory {shuffle_memory})"
+        );
+        let ours = session
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let expected = plain
+            .sql(sql)
+            .await
+            .expect("plain plan")
+            .collect()
+            .await
+            .expect("plain run");
+        assert!(!expected.is_empty(), "{label}: reference returned nothing");
+        assert_same_rows(&label, &ours.batches, &expected, is_ordered(sql));
+        assert!(ours.stages >= 2, "{label}: ran as {} stage(s)", ours.stages);
+    }
+    let stats = session.shuffle().stats();
+    assert_eq!(
+        stats.memory_used, 0,
+        "shuffle memory released after every job"
+    );
+    if shuffle_memory == 0 {
+        // Only empty map outputs may stay "in memory" (they hold 0 bytes).
+        assert_eq!(stats.memory_peak, 0, "nothing kept in memory");
+        assert!(stats.file_outputs > 0, "everything spilled to files");
+    } else {
+        assert!(stats.memory_outputs > 0);
+    }
+    let leftovers = std::fs::read_dir(session.shuffle().root())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(leftovers, 0, "no job folder left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_one_slot() {
+    check_all_queries(1, 2, 1 << 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_two_slots_three_partitions() {
+    check_all_queries(2, 3, 1 << 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_four_slots_eight_partitions() {
+    check_all_queries(4, 8, 1 << 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_everything_spills() {
+    check_all_queries(2, 4, 0).await;
+}

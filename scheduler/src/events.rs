@@ -1,0 +1,81 @@
+//! Events that report the progress of jobs to a [`SchedulerListener`].
+
+use std::time::Duration;
+
+use crate::job::{JobId, StageId, TaskContext, TaskOutcome};
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    /// Every stage completed.
+    Succeeded,
+    /// A task failed for good (or the scheduler was dropped).
+    Failed,
+    /// The job was cancelled.
+    Cancelled,
+}
+
+/// Something that happened in the scheduler.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SchedulerEvent {
+    /// A job was accepted.
+    JobStart {
+        /// The job.
+        job: JobId,
+        /// Its `JobSpec::description`.
+        description: String,
+    },
+    /// A job ended; no more events come for it.
+    JobEnd {
+        /// The job.
+        job: JobId,
+        /// How it ended.
+        status: JobStatus,
+    },
+    /// All parents of a stage completed: its tasks may now get slots.
+    StageSubmitted {
+        /// The job.
+        job: JobId,
+        /// The stage.
+        stage: StageId,
+        /// Its number of tasks.
+        tasks: usize,
+    },
+    /// Every task of a stage succeeded.
+    StageCompleted {
+        /// The job.
+        job: JobId,
+        /// The stage.
+        stage: StageId,
+    },
+    /// A task got a slot and was started.
+    TaskStart {
+        /// The task and its slot.
+        task: TaskContext,
+    },
+    /// A task ended and gave its slot back. Tasks aborted because their job
+    /// failed or was cancelled end with an `Err` that says so.
+    TaskEnd {
+        /// The task and the slot it held.
+        task: TaskContext,
+        /// Time from start to end.
+        duration: Duration,
+        /// What the task returned, or its error message.
+        outcome: Result<TaskOutcome, String>,
+    },
+}
+
+/// Receives [`SchedulerEvent`]s.
+///
+/// Events are delivered outside the scheduler's state lock, one at a time, in
+/// the order in which the scheduler's state changed (so `JobStart` comes first
+/// and `JobEnd` last for a job, and every `TaskStart` is followed by its
+/// `TaskEnd`). A listener may call back into the scheduler (submit, cancel).
+/// It runs on whichever thread changed the state (a worker thread, or the
+/// thread that called `submit` or `cancel`), and while it runs other events
+/// queue up, so it should be quick. A listener that panics loses that event
+/// only.
+pub trait SchedulerListener: Send + Sync {
+    /// Called once per event.
+    fn on_event(&self, event: &SchedulerEvent);
+}

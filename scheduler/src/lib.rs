@@ -1,0 +1,384 @@
+//! Slot-bounded scheduler for stage DAGs of opaque tasks.
+//!
+//! A job is a DAG of stages; a stage is a number of independent tasks
+//! (partitions) that may start once all its parent stages have completed. The
+//! [`Scheduler`] runs the tasks of all submitted jobs on a fixed number of
+//! slots, in the order of its ordering policy (FIFO today), on a dedicated
+//! tokio runtime whose worker threads are as many as the slots. It retries
+//! failed tasks, fails, cancels, and reports progress to a listener.
+//!
+//! The crate knows nothing of what a task does: there is no DataFusion or
+//! Arrow here. A [`TaskRunner`] supplied with each job turns a
+//! [`TaskContext`] (job, stage, partition, attempt, slot) into a future; the
+//! engine decides what that future computes.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use fairway_scheduler::{
+//!     JobSpec, Scheduler, SchedulerConfig, StageSpec, TaskContext, TaskError, TaskOutcome,
+//!     TaskRunner,
+//! };
+//! use futures::future::{BoxFuture, FutureExt};
+//!
+//! /// Pretends that partition `p` produces `p` rows.
+//! struct CountRows;
+//!
+//! impl TaskRunner for CountRows {
+//!     fn run(&self, task: TaskContext) -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
+//!         async move {
+//!             let rows = task.id.partition as u64;
+//!             Ok(TaskOutcome { rows, bytes: 8 * rows })
+//!         }
+//!         .boxed()
+//!     }
+//! }
+//!
+//! let scheduler = Scheduler::new(SchedulerConfig {
+//!     slots: 2,
+//!     ..SchedulerConfig::default()
+//! })?;
+//! // Stage 0 scans in 4 tasks; stage 1 merges in 1 task once stage 0 is done.
+//! let job = JobSpec {
+//!     description: "scan then merge".to_string(),
+//!     stages: vec![
+//!         StageSpec { id: 0, tasks: 4, parents: vec![] },
+//!         StageSpec { id: 1, tasks: 1, parents: vec![0] },
+//!     ],
+//! };
+//! let handle = scheduler.submit(job, Arc::new(CountRows))?;
+//! assert_eq!(handle.id(), 1);
+//! let summary = futures::executor::block_on(handle.wait())?;
+//! assert_eq!(summary.tasks, 5);
+//! assert_eq!(scheduler.metrics().tasks_completed, 5);
+//! # Ok::<(), fairway_scheduler::SchedulerError>(())
+//! ```
+
+mod dag;
+mod error;
+mod events;
+mod job;
+mod metrics;
+mod policy;
+mod state;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+pub use crate::error::SchedulerError;
+pub use crate::events::{JobStatus, SchedulerEvent, SchedulerListener};
+pub use crate::job::{
+    JobId, JobSpec, JobSummary, StageId, StageSpec, TaskContext, TaskError, TaskId, TaskOutcome,
+    TaskRunner,
+};
+pub use crate::metrics::SchedulerMetrics;
+
+use crate::metrics::Counters;
+use crate::state::{Core, JobResult};
+
+/// Settings of a [`Scheduler`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Most tasks running at once over all jobs, and the number of worker
+    /// threads. At least 1.
+    pub slots: usize,
+    /// Attempts per task before its job fails (1 = no retries). At least 1.
+    pub max_task_attempts: u32,
+    /// Name of the worker threads.
+    pub thread_name: String,
+}
+
+impl Default for SchedulerConfig {
+    /// As many slots as the machine has hardware threads, no retries.
+    fn default() -> Self {
+        Self {
+            slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_task_attempts: 1,
+            thread_name: "fairway-worker".to_string(),
+        }
+    }
+}
+
+/// Runs the tasks of stage DAGs on a fixed number of slots.
+///
+/// # Design
+///
+/// * **Slots and threads.** The scheduler owns a multi-thread tokio runtime
+///   with exactly `slots` worker threads (named `thread_name`, at most
+///   `max(slots, 2)` blocking threads). At most `slots` tasks hold a slot at
+///   once; each task's future is spawned onto this runtime, so whatever a task
+///   spawns with `tokio::spawn` also runs on those threads. That is what
+///   bounds CPU use, whatever runtime the caller lives on. A task holds slot
+///   index `s` (`0..slots`, [`TaskContext::slot`]) from its start to its end.
+///   [`SchedulerMetrics::busy_threads`] counts worker threads between unpark
+///   and park (runtime hooks); [`new`](Self::new) waits until every worker
+///   has started and parked once, so that all of them are counted.
+/// * **One lock, no event loop.** All state (jobs, stages, pending and running
+///   tasks, free slots) is behind one `std::sync::Mutex`. There is no
+///   scheduling thread: [`submit`](Self::submit), a task's end (the wrapper
+///   future around each task locks and records it) and
+///   [`cancel`](JobHandle::cancel) each update the state and then dispatch
+///   pending tasks onto free slots right away, under the same lock. Task code
+///   never runs under the lock.
+/// * **DAG.** A stage becomes runnable when all its parents have completed,
+///   so independent stages (both sides of a join) run at the same time. It
+///   completes when all its tasks succeeded; the job succeeds when all its
+///   stages completed.
+/// * **Order.** Among runnable stages, the ordering policy picks which one
+///   gets the next slot: FIFO, the smallest `(job id, stage id)` first, and
+///   within a stage the lowest partition first. The policy is one seam
+///   (module `policy`), to be replaced by Spark-style weighted fair pools.
+/// * **Failure.** A task that returns an error is run again (next attempt
+///   number) while the error is retryable and attempts are left
+///   ([`SchedulerConfig::max_task_attempts`]); otherwise its job fails with
+///   [`SchedulerError::TaskFailed`]: the job's running tasks are aborted and
+///   their slots freed, its pending tasks dropped. A task that panics fails
+///   the same way (not retried), with message `task panicked: ...`; the
+///   scheduler goes on.
+/// * **Cancel.** [`JobHandle::cancel`] ends the job with
+///   [`SchedulerError::Cancelled`], aborts its running tasks (their slots are
+///   free at once) and drops its pending ones. Other jobs are not affected.
+///   An aborted future stops at its next `.await` (a long synchronous stretch
+///   finishes first); work that a task spawned itself is not aborted.
+/// * **Results.** [`JobHandle::wait`] resolves through a oneshot channel, so it
+///   works from any runtime or from synchronous code with a `block_on`.
+///   Dropping a handle does not cancel its job.
+/// * **Events.** A listener set with [`set_listener`](Self::set_listener)
+///   gets [`SchedulerEvent`]s outside the lock, in state order (see
+///   [`SchedulerListener`]). A job's result is sent before its `JobEnd`
+///   event is delivered, so `wait` may return just before the listener hears
+///   of the end.
+/// * **Lifetime.** `Scheduler` is a cheap handle (clone it freely); job
+///   handles hold one too. When the last one is dropped, jobs still running
+///   fail with [`SchedulerError::Internal`] and the runtime is shut down in the
+///   background (safe from inside any async context).
+#[derive(Clone)]
+pub struct Scheduler {
+    shared: Arc<Shared>,
+}
+
+/// Owns the runtime; dropped with the last `Scheduler` clone. Running tasks
+/// hold the [`Core`] only, never this, so the runtime never owns itself.
+struct Shared {
+    core: Arc<Core>,
+    slots: usize,
+    runtime: Option<Runtime>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.core.close();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Scheduler {
+    /// Starts a scheduler and its worker runtime. Blocks briefly (normally
+    /// well under a millisecond per worker, at most 2 s) until the worker
+    /// threads are up.
+    ///
+    /// Fails with [`SchedulerError::InvalidConfig`] when `slots` or
+    /// `max_task_attempts` is 0, and with [`SchedulerError::Internal`] when
+    /// the runtime cannot start.
+    pub fn new(config: SchedulerConfig) -> Result<Self, SchedulerError> {
+        if config.slots == 0 {
+            return Err(SchedulerError::InvalidConfig(
+                "slots must be at least 1".to_string(),
+            ));
+        }
+        if config.max_task_attempts == 0 {
+            return Err(SchedulerError::InvalidConfig(
+                "max_task_attempts must be at least 1".to_string(),
+            ));
+        }
+        let counters = Arc::new(Counters::default());
+        let on_unpark = Arc::clone(&counters);
+        let on_park = Arc::clone(&counters);
+        let on_stop = Arc::clone(&counters);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.slots)
+            .max_blocking_threads(config.slots.max(2))
+            .thread_name(config.thread_name.clone())
+            .enable_all()
+            .on_thread_unpark(move || on_unpark.worker_unparked())
+            .on_thread_park(move || on_park.worker_parked())
+            .on_thread_stop(move || on_stop.thread_stopped())
+            .build()
+            .map_err(|error| {
+                SchedulerError::Internal(format!("cannot start the worker runtime: {error}"))
+            })?;
+        wait_for_workers(&counters, config.slots);
+        let core = Core::new(
+            runtime.handle().clone(),
+            config.slots,
+            config.max_task_attempts,
+            Box::new(policy::Fifo),
+            counters,
+        );
+        Ok(Self {
+            shared: Arc::new(Shared {
+                core: Arc::new(core),
+                slots: config.slots,
+                runtime: Some(runtime),
+            }),
+        })
+    }
+
+    /// Submits a job and returns at once; its tasks start as slots free up.
+    ///
+    /// Fails with [`SchedulerError::InvalidJob`] when the stages are not a
+    /// DAG (no stages, duplicate stage id, unknown parent, cycle).
+    pub fn submit(
+        &self,
+        job: JobSpec,
+        runner: Arc<dyn TaskRunner>,
+    ) -> Result<JobHandle, SchedulerError> {
+        let plan = dag::plan_stages(&job)?;
+        let core = &self.shared.core;
+        let (id, result) = core.submit(job.description, plan, runner)?;
+        Ok(JobHandle {
+            id,
+            result,
+            canceller: JobCanceller {
+                job: id,
+                core: Arc::clone(core),
+            },
+            _scheduler: self.clone(),
+        })
+    }
+
+    /// Number of slots (and worker threads).
+    pub fn slots(&self) -> usize {
+        self.shared.slots
+    }
+
+    /// Handle of the worker runtime, to run other work on the same threads.
+    pub fn runtime(&self) -> tokio::runtime::Handle {
+        self.shared.core.runtime().clone()
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> SchedulerMetrics {
+        self.shared.core.counters.snapshot()
+    }
+
+    /// Sets the peaks of [`SchedulerMetrics`] to the current values.
+    pub fn reset_peaks(&self) {
+        self.shared.core.counters.reset_peaks();
+    }
+
+    /// Sets (or with `None` removes) the listener that receives
+    /// [`SchedulerEvent`]s from now on.
+    pub fn set_listener(&self, listener: Option<Arc<dyn SchedulerListener>>) {
+        self.shared.core.set_listener(listener);
+    }
+}
+
+/// Waits (briefly: workers start and park at once when there is no work)
+/// until every worker thread has parked once, so that `busy_threads` counts
+/// all of them from the first task on. Gives up after a while: the count is
+/// then low until the late workers first park.
+fn wait_for_workers(counters: &Counters, workers: usize) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while counters.workers_seen() < workers {
+        if Instant::now() >= deadline {
+            log::warn!(
+                "only {} of {workers} worker threads started in time; busy thread counts may be low",
+                counters.workers_seen()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("slots", &self.slots())
+            .field("metrics", &self.metrics())
+            .finish()
+    }
+}
+
+/// A submitted job: wait for its result or cancel it.
+///
+/// Dropping the handle without calling [`wait`](Self::wait) does not cancel
+/// the job; it runs on, detached.
+pub struct JobHandle {
+    id: JobId,
+    result: oneshot::Receiver<JobResult>,
+    canceller: JobCanceller,
+    /// Keeps the runtime alive while someone may wait for the job.
+    _scheduler: Scheduler,
+}
+
+impl JobHandle {
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// Cancels the job: pending tasks are dropped, running ones aborted, and
+    /// [`wait`](Self::wait) returns [`SchedulerError::Cancelled`]. Does
+    /// nothing if the job has already ended.
+    pub fn cancel(&self) {
+        self.canceller.cancel();
+    }
+
+    /// A handle that can cancel the job from elsewhere (another thread or
+    /// task) while this one waits.
+    pub fn canceller(&self) -> JobCanceller {
+        self.canceller.clone()
+    }
+
+    /// Waits for the job to end; works from any runtime or a `block_on`.
+    pub async fn wait(self) -> Result<JobSummary, SchedulerError> {
+        match self.result.await {
+            Ok(result) => result,
+            Err(_) => Err(SchedulerError::Internal(format!(
+                "job {} ended without a result",
+                self.id
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for JobHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobHandle").field("id", &self.id).finish()
+    }
+}
+
+/// Cancels one job; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct JobCanceller {
+    job: JobId,
+    core: Arc<Core>,
+}
+
+impl JobCanceller {
+    /// The job this cancels.
+    pub fn job(&self) -> JobId {
+        self.job
+    }
+
+    /// Same as [`JobHandle::cancel`].
+    pub fn cancel(&self) {
+        self.core.cancel(self.job);
+    }
+}
+
+impl fmt::Debug for JobCanceller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobCanceller")
+            .field("job", &self.job)
+            .finish()
+    }
+}

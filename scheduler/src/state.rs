@@ -1,0 +1,548 @@
+//! The scheduler's state machine: jobs, stages, slots, and dispatch.
+//!
+//! All state sits in one [`State`] under one mutex in [`Core`]. Every change
+//! (submit, task end, cancel) locks it, updates it, dispatches as many pending
+//! tasks as there are free slots, queues listener events, and unlocks; the
+//! queued events are then delivered outside the lock by
+//! [`Core::deliver_events`].
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use futures::FutureExt;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+
+use crate::dag::StagePlan;
+use crate::error::SchedulerError;
+use crate::events::{JobStatus, SchedulerEvent, SchedulerListener};
+use crate::job::{
+    JobId, JobSummary, StageId, TaskContext, TaskError, TaskId, TaskOutcome, TaskRunner,
+};
+use crate::metrics::Counters;
+use crate::policy::{RunnableStage, SchedulingPolicy};
+
+pub(crate) type JobResult = Result<JobSummary, SchedulerError>;
+
+/// Shared by the `Scheduler` clones, the job handles, and every running task.
+#[derive(Debug)]
+pub(crate) struct Core {
+    state: Mutex<State>,
+    runtime: Handle,
+    max_task_attempts: u32,
+    policy: Box<dyn SchedulingPolicy>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+#[derive(Debug)]
+struct State {
+    next_job: JobId,
+    /// Slot indices not held by a task; `pop` gives the next one to use.
+    free_slots: Vec<usize>,
+    jobs: BTreeMap<JobId, JobState>,
+    /// Set when the scheduler is dropped: nothing starts any more.
+    closed: bool,
+    events: EventQueue,
+}
+
+struct JobState {
+    runner: Arc<dyn TaskRunner>,
+    stages: BTreeMap<StageId, StageState>,
+    stages_left: usize,
+    tasks_succeeded: u64,
+    /// Tasks holding slots, by (stage, partition).
+    running: HashMap<(StageId, usize), RunningTask>,
+    started: Instant,
+    done: oneshot::Sender<JobResult>,
+}
+
+impl std::fmt::Debug for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobState")
+            .field("stages", &self.stages)
+            .field("stages_left", &self.stages_left)
+            .field("tasks_succeeded", &self.tasks_succeeded)
+            .field("running", &self.running.len())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct StageState {
+    plan: StagePlan,
+    parents_left: usize,
+    /// All parents completed: tasks may get slots.
+    submitted: bool,
+    /// Partitions waiting for a slot, with the attempt to run next.
+    pending: BTreeMap<usize, u32>,
+    running: usize,
+    succeeded: usize,
+}
+
+#[derive(Debug)]
+struct RunningTask {
+    context: TaskContext,
+    abort: AbortHandle,
+    started: Instant,
+}
+
+/// Events waiting to be delivered, and who delivers them.
+#[derive(Default)]
+struct EventQueue {
+    listener: Option<Arc<dyn SchedulerListener>>,
+    queue: Vec<SchedulerEvent>,
+    /// A thread is delivering events now; others leave theirs to it.
+    delivering: bool,
+}
+
+impl std::fmt::Debug for EventQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("listener", &self.listener.is_some())
+            .field("queued", &self.queue.len())
+            .field("delivering", &self.delivering)
+            .finish()
+    }
+}
+
+impl EventQueue {
+    /// Queues an event, built only when someone listens.
+    fn push(&mut self, event: impl FnOnce() -> SchedulerEvent) {
+        if self.listener.is_some() {
+            self.queue.push(event());
+        }
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        runtime: Handle,
+        slots: usize,
+        max_task_attempts: u32,
+        policy: Box<dyn SchedulingPolicy>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        Self {
+            state: Mutex::new(State {
+                next_job: 1,
+                free_slots: (0..slots).rev().collect(),
+                jobs: BTreeMap::new(),
+                closed: false,
+                events: EventQueue::default(),
+            }),
+            runtime,
+            max_task_attempts,
+            policy,
+            counters,
+        }
+    }
+
+    pub(crate) fn runtime(&self) -> &Handle {
+        &self.runtime
+    }
+
+    /// Locks the state. Nothing user-supplied runs under the lock, but a
+    /// poisoned lock is still usable: every change keeps the state consistent
+    /// before it can panic.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_listener(&self, listener: Option<Arc<dyn SchedulerListener>>) {
+        self.lock().events.listener = listener;
+    }
+
+    /// Accepts a checked job, starts what can start, returns its id and the
+    /// receiver of its result.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        description: String,
+        plan: BTreeMap<StageId, StagePlan>,
+        runner: Arc<dyn TaskRunner>,
+    ) -> Result<(JobId, oneshot::Receiver<JobResult>), SchedulerError> {
+        let (done, receiver) = oneshot::channel();
+        let mut state = self.lock();
+        if state.closed {
+            return Err(SchedulerError::Internal(
+                "the scheduler is shutting down".to_string(),
+            ));
+        }
+        let job = state.next_job;
+        state.next_job += 1;
+        log::debug!("job {job} submitted: {description} ({} stages)", plan.len());
+
+        let stages: BTreeMap<StageId, StageState> = plan
+            .into_iter()
+            .map(|(id, plan)| {
+                let stage = StageState {
+                    parents_left: plan.parents.len(),
+                    plan,
+                    submitted: false,
+                    pending: BTreeMap::new(),
+                    running: 0,
+                    succeeded: 0,
+                };
+                (id, stage)
+            })
+            .collect();
+        let roots: Vec<StageId> = stages
+            .iter()
+            .filter(|(_, stage)| stage.parents_left == 0)
+            .map(|(&id, _)| id)
+            .collect();
+        state.jobs.insert(
+            job,
+            JobState {
+                runner,
+                stages_left: stages.len(),
+                stages,
+                tasks_succeeded: 0,
+                running: HashMap::new(),
+                started: Instant::now(),
+                done,
+            },
+        );
+        self.counters.job_started();
+        state
+            .events
+            .push(|| SchedulerEvent::JobStart { job, description });
+        self.submit_stages(&mut state, job, roots);
+        self.dispatch(&mut state);
+        drop(state);
+        self.deliver_events();
+        Ok((job, receiver))
+    }
+
+    /// Cancels a job if it is still active.
+    pub(crate) fn cancel(self: &Arc<Self>, job: JobId) {
+        let mut state = self.lock();
+        if state.jobs.contains_key(&job) {
+            log::debug!("job {job} cancelled");
+            self.end_job(
+                &mut state,
+                job,
+                JobStatus::Cancelled,
+                Err(SchedulerError::Cancelled { job }),
+            );
+            self.dispatch(&mut state);
+        }
+        drop(state);
+        self.deliver_events();
+    }
+
+    /// Ends every job (they fail with `Internal`) and starts nothing more.
+    /// Called when the last `Scheduler` clone is dropped.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let jobs: Vec<JobId> = state.jobs.keys().copied().collect();
+        for job in jobs {
+            self.end_job(
+                &mut state,
+                job,
+                JobStatus::Failed,
+                Err(SchedulerError::Internal(format!(
+                    "the scheduler was dropped before job {job} finished"
+                ))),
+            );
+        }
+        drop(state);
+        self.deliver_events();
+    }
+
+    /// Marks stages whose parents have all completed as runnable. Stages
+    /// without tasks complete at once, which may submit their children and
+    /// end the job.
+    fn submit_stages(&self, state: &mut State, job: JobId, stages: Vec<StageId>) {
+        let mut to_submit = stages;
+        let mut completed = Vec::new();
+        {
+            let Some(job_state) = state.jobs.get_mut(&job) else {
+                return;
+            };
+            while let Some(id) = to_submit.pop() {
+                let stage = job_state.stages.get_mut(&id).expect("stage of the job");
+                stage.submitted = true;
+                stage.pending = (0..stage.plan.tasks).map(|p| (p, 0)).collect();
+                let tasks = stage.plan.tasks;
+                state.events.push(|| SchedulerEvent::StageSubmitted {
+                    job,
+                    stage: id,
+                    tasks,
+                });
+                if tasks == 0 {
+                    completed.push(id);
+                }
+            }
+        }
+        for stage in completed {
+            self.complete_stage(state, job, stage);
+        }
+    }
+
+    /// Records that every task of `stage` succeeded; submits the children
+    /// that became ready and ends the job when it was the last stage.
+    fn complete_stage(&self, state: &mut State, job: JobId, stage: StageId) {
+        let Some(job_state) = state.jobs.get_mut(&job) else {
+            return;
+        };
+        state
+            .events
+            .push(|| SchedulerEvent::StageCompleted { job, stage });
+        job_state.stages_left -= 1;
+        let children = job_state.stages[&stage].plan.children.clone();
+        let mut ready = Vec::new();
+        for child in children {
+            let child_state = job_state.stages.get_mut(&child).expect("child stage");
+            child_state.parents_left -= 1;
+            if child_state.parents_left == 0 {
+                ready.push(child);
+            }
+        }
+        if job_state.stages_left == 0 {
+            let summary = JobSummary {
+                job,
+                tasks: job_state.tasks_succeeded,
+                elapsed: job_state.started.elapsed(),
+            };
+            log::debug!("job {job} succeeded: {summary:?}");
+            self.end_job(state, job, JobStatus::Succeeded, Ok(summary));
+        } else if !ready.is_empty() {
+            self.submit_stages(state, job, ready);
+        }
+    }
+
+    /// Removes a job: aborts its running tasks, frees their slots, drops its
+    /// pending tasks, and sends `result` to its handle.
+    fn end_job(&self, state: &mut State, job: JobId, status: JobStatus, result: JobResult) {
+        let Some(job_state) = state.jobs.remove(&job) else {
+            return;
+        };
+        let reason = match status {
+            JobStatus::Succeeded => "job ended",
+            JobStatus::Failed => "aborted: job failed",
+            JobStatus::Cancelled => "aborted: job cancelled",
+        };
+        let mut aborted: Vec<RunningTask> = job_state.running.into_values().collect();
+        aborted.sort_by_key(|task| (task.context.id.stage, task.context.id.partition));
+        for task in aborted {
+            task.abort.abort();
+            state.free_slots.push(task.context.slot);
+            self.counters.task_stopped();
+            state.events.push(|| SchedulerEvent::TaskEnd {
+                task: task.context,
+                duration: task.started.elapsed(),
+                outcome: Err(reason.to_string()),
+            });
+        }
+        self.counters.job_ended();
+        state.events.push(|| SchedulerEvent::JobEnd { job, status });
+        // The handle may have been dropped (detached job): nobody to tell.
+        let _ = job_state.done.send(result);
+    }
+
+    /// Starts pending tasks while slots are free, in the policy's order.
+    fn dispatch(self: &Arc<Self>, state: &mut State) {
+        if state.closed || state.free_slots.is_empty() {
+            return;
+        }
+        let mut runnable: Vec<RunnableStage> = Vec::new();
+        for (&job, job_state) in &state.jobs {
+            for (&stage, stage_state) in &job_state.stages {
+                if stage_state.submitted && !stage_state.pending.is_empty() {
+                    runnable.push(RunnableStage {
+                        job,
+                        stage,
+                        pending_tasks: stage_state.pending.len(),
+                        running_tasks: stage_state.running,
+                        job_running_tasks: job_state.running.len(),
+                    });
+                }
+            }
+        }
+        while !state.free_slots.is_empty() {
+            let Some(index) = self.policy.pick(&runnable) else {
+                break;
+            };
+            let (job, stage) = (runnable[index].job, runnable[index].stage);
+            let slot = state.free_slots.pop().expect("a free slot");
+            let job_state = state.jobs.get_mut(&job).expect("runnable job");
+            let stage_state = job_state.stages.get_mut(&stage).expect("runnable stage");
+            let (partition, attempt) = stage_state.pending.pop_first().expect("pending task");
+            stage_state.running += 1;
+            let context = TaskContext {
+                id: TaskId {
+                    job,
+                    stage,
+                    partition,
+                    attempt,
+                },
+                slot,
+            };
+
+            let core = Arc::clone(self);
+            let runner = Arc::clone(&job_state.runner);
+            let abort = self
+                .runtime
+                .spawn(async move {
+                    let result = run_task(runner.as_ref(), context).await;
+                    core.task_ended(context, result);
+                })
+                .abort_handle();
+            job_state.running.insert(
+                (stage, partition),
+                RunningTask {
+                    context,
+                    abort,
+                    started: Instant::now(),
+                },
+            );
+            self.counters.task_started();
+            state
+                .events
+                .push(|| SchedulerEvent::TaskStart { task: context });
+
+            let job_running = job_state.running.len();
+            for candidate in runnable.iter_mut().filter(|c| c.job == job) {
+                candidate.job_running_tasks = job_running;
+            }
+            let candidate = &mut runnable[index];
+            candidate.pending_tasks -= 1;
+            candidate.running_tasks += 1;
+            if candidate.pending_tasks == 0 {
+                runnable.swap_remove(index);
+            }
+        }
+    }
+
+    /// Called by a task's wrapper when the task's future ended (not when it
+    /// was aborted: `end_job` already did the bookkeeping then).
+    fn task_ended(self: &Arc<Self>, context: TaskContext, result: Result<TaskOutcome, TaskError>) {
+        let mut state = self.lock();
+        self.record_task_end(&mut state, context, result);
+        self.dispatch(&mut state);
+        drop(state);
+        self.deliver_events();
+    }
+
+    fn record_task_end(
+        &self,
+        state: &mut State,
+        context: TaskContext,
+        result: Result<TaskOutcome, TaskError>,
+    ) {
+        let TaskId {
+            job,
+            stage,
+            partition,
+            attempt,
+        } = context.id;
+        let Some(job_state) = state.jobs.get_mut(&job) else {
+            return;
+        };
+        match job_state.running.get(&(stage, partition)) {
+            Some(task) if task.context == context => {}
+            // An aborted attempt that finished anyway: already accounted for.
+            _ => return,
+        }
+        let task = job_state
+            .running
+            .remove(&(stage, partition))
+            .expect("running task");
+        state.free_slots.push(context.slot);
+        self.counters.task_stopped();
+        let stage_state = job_state.stages.get_mut(&stage).expect("stage of the job");
+        stage_state.running -= 1;
+        let duration = task.started.elapsed();
+        state.events.push(|| SchedulerEvent::TaskEnd {
+            task: context,
+            duration,
+            outcome: result.clone().map_err(|error| error.to_string()),
+        });
+
+        match result {
+            Ok(_) => {
+                stage_state.succeeded += 1;
+                job_state.tasks_succeeded += 1;
+                self.counters.task_succeeded();
+                if stage_state.succeeded == stage_state.plan.tasks {
+                    self.complete_stage(state, job, stage);
+                }
+            }
+            Err(error) if error.is_retryable() && attempt + 1 < self.max_task_attempts => {
+                log::info!("task {} failed, will retry: {error}", context.id);
+                stage_state.pending.insert(partition, attempt + 1);
+            }
+            Err(error) => {
+                log::warn!("task {} failed, failing the job: {error}", context.id);
+                let failure = SchedulerError::TaskFailed {
+                    job,
+                    stage,
+                    partition,
+                    attempt,
+                    message: error.message().to_string(),
+                };
+                self.end_job(state, job, JobStatus::Failed, Err(failure));
+            }
+        }
+    }
+
+    /// Delivers queued events to the listener, outside the state lock. Only
+    /// one thread delivers at a time, so events arrive in the order they were
+    /// queued; a thread that finds another one delivering leaves its events
+    /// to that one (this also makes listeners that call back in safe).
+    pub(crate) fn deliver_events(&self) {
+        let mut state = self.lock();
+        if state.events.delivering {
+            return;
+        }
+        loop {
+            if state.events.queue.is_empty() {
+                state.events.delivering = false;
+                return;
+            }
+            let batch = std::mem::take(&mut state.events.queue);
+            let listener = state.events.listener.clone();
+            state.events.delivering = true;
+            drop(state);
+            if let Some(listener) = listener {
+                for event in &batch {
+                    let delivered =
+                        std::panic::catch_unwind(AssertUnwindSafe(|| listener.on_event(event)));
+                    if delivered.is_err() {
+                        log::error!("scheduler listener panicked on {event:?}");
+                    }
+                }
+            }
+            state = self.lock();
+        }
+    }
+}
+
+/// Runs one task attempt, turning a panic (in `run` or while polling its
+/// future) into a fatal task error.
+async fn run_task(runner: &dyn TaskRunner, context: TaskContext) -> Result<TaskOutcome, TaskError> {
+    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| runner.run(context))) {
+        Ok(future) => future,
+        Err(panic) => return Err(panic_error(panic)),
+    };
+    match AssertUnwindSafe(future).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(panic_error(panic)),
+    }
+}
+
+fn panic_error(panic: Box<dyn Any + Send>) -> TaskError {
+    let message = if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(panic payload is not a string)".to_string()
+    };
+    TaskError::fatal(format!("task panicked: {message}"))
+}
