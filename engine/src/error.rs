@@ -28,7 +28,7 @@ pub enum EngineError {
     /// Planning or execution failed inside DataFusion (bad SQL, unknown
     /// table, a failing task).
     #[error("{}", describe_datafusion(.0))]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
     /// The plan cannot be cut into stages.
     #[error(transparent)]
     Planner(#[from] PlannerError),
@@ -61,11 +61,31 @@ impl EngineError {
     }
 }
 
-/// DataFusion wraps errors in context layers; show the innermost message once
-/// with the contexts in front, without Rust debug noise.
+impl From<DataFusionError> for EngineError {
+    fn from(e: DataFusionError) -> Self {
+        EngineError::DataFusion(e)
+    }
+}
+
+/// DataFusion's message without Rust debug noise (a parser error prints as
+/// `SQL error: ParserError("...")` otherwise). The DataFusion error is not
+/// exposed as a `source`, so callers that print the chain print it once.
 fn describe_datafusion(e: &DataFusionError) -> String {
-    let text = e.to_string();
-    text.trim_end().to_string()
+    use datafusion::sql::sqlparser::parser::ParserError;
+    match e {
+        DataFusionError::SQL(inner, _) => match inner.as_ref() {
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => {
+                format!("SQL syntax error: {m}")
+            }
+            ParserError::RecursionLimitExceeded => {
+                "SQL syntax error: statement nested too deeply".to_string()
+            }
+        },
+        DataFusionError::Context(context, inner) => {
+            format!("{context}: {}", describe_datafusion(inner))
+        }
+        other => other.to_string().trim_end().to_string(),
+    }
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,230 @@
+//! The `fairway` binary end to end: output, summary lines, errors, REPL.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn fairway(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fairway"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("run fairway")
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// An error is one `error:` line and exit status 1, never a panic.
+fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+#[test]
+fn sql_prints_results_and_a_summary_line_per_statement() {
+    let out = fairway(&[
+        "sql",
+        "--slots",
+        "2",
+        "--tables",
+        "testdata/tpch-sf0.01",
+        "--format",
+        "csv",
+        "-c",
+        "select n_regionkey, count(*) as n from nation group by n_regionkey order by 1; select 42 as answer",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout, "n_regionkey,n\n0,5\n1,5\n2,5\n3,5\n4,5\nanswer\n42\n",
+        "{stderr}"
+    );
+    let summaries: Vec<_> = stderr.lines().filter(|l| l.starts_with("-- ")).collect();
+    assert_eq!(summaries.len(), 2, "{stderr}");
+    assert!(summaries[0].contains(": 5 rows in "), "{stderr}");
+    assert!(summaries[0].contains("stages)"), "{stderr}");
+    assert!(summaries[1].contains(": 1 row in "), "{stderr}");
+}
+
+#[test]
+fn files_run_before_commands_and_ddl_and_set_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("setup.sql");
+    std::fs::write(
+        &script,
+        "-- a comment\nCREATE EXTERNAL TABLE r STORED AS PARQUET LOCATION 'testdata/tpch-sf0.01/region.parquet';\n\
+         SET datafusion.execution.batch_size = 1024;\n",
+    )
+    .unwrap();
+    let out = fairway(&[
+        "sql",
+        "--format",
+        "ndjson",
+        "-f",
+        script.to_str().unwrap(),
+        "-c",
+        "select count(*) as n from r",
+        "-c",
+        "show datafusion.execution.batch_size",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("{\"n\":5}"), "{stdout}");
+    assert!(stdout.contains("\"value\":\"1024\""), "{stdout}");
+}
+
+#[test]
+fn json_format_is_an_array() {
+    let out = fairway(&["sql", "--format", "json", "-c", "select 1 as a, 'x' as b"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim(), "[{\"a\":1,\"b\":\"x\"}]");
+}
+
+#[test]
+fn explain_prints_stages() {
+    let out = fairway(&[
+        "explain",
+        "--tables",
+        "testdata/tpch-sf0.01",
+        "--partitions",
+        "3",
+        "-c",
+        "select o_orderstatus, count(*) from orders group by o_orderstatus",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("Stage 0 [tasks="), "{stdout}");
+    assert!(
+        stdout.contains("output=shuffle Hash([o_orderstatus@0], 3)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ShuffleReaderExec: stage=0"), "{stdout}");
+    assert!(stdout.contains("output=result]"), "{stdout}");
+}
+
+#[test]
+fn bad_input_gives_one_clear_error() {
+    assert_clean_error(
+        &fairway(&["sql", "-c", "select * from missing_table"]),
+        "missing_table",
+    );
+    assert_clean_error(&fairway(&["sql", "-c", "selec 1"]), "SQL syntax error");
+    assert_clean_error(
+        &fairway(&[
+            "sql",
+            "--table",
+            "t=/no/such/file.parquet",
+            "-c",
+            "select 1",
+        ]),
+        "/no/such/file.parquet",
+    );
+    assert_clean_error(
+        &fairway(&["sql", "--table", "t", "-c", "select 1"]),
+        "NAME=PATH",
+    );
+    assert_clean_error(
+        &fairway(&["sql", "-f", "/no/such/script.sql"]),
+        "/no/such/script.sql",
+    );
+    assert_clean_error(
+        &fairway(&["sql", "--conf", "fairway.nope=1", "-c", "select 1"]),
+        "fairway.nope",
+    );
+    assert_clean_error(
+        &fairway(&["sql", "--shuffle-memory", "lots", "-c", "select 1"]),
+        "--shuffle-memory",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.parquet");
+    std::fs::write(&bad, b"this is not parquet").unwrap();
+    assert_clean_error(
+        &fairway(&[
+            "sql",
+            "--table",
+            &format!("t={}", bad.display()),
+            "-c",
+            "select * from t",
+        ]),
+        "bad.parquet",
+    );
+}
+
+#[test]
+fn the_shell_reads_multi_line_statements() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fairway"))
+        .args(["sql", "--format", "csv"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"select 1\n  + 1 as two;\nselect nope;\nselect 'still here' as s;\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("two\n2\n"), "{stdout}");
+    assert!(
+        stdout.contains("still here"),
+        "the shell survives errors: {stdout}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+}
+
+#[test]
+fn tpch_gen_writes_parquet_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("sf");
+    let out = fairway(&[
+        "tpch",
+        "gen",
+        "--sf",
+        "0.001",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for table in [
+        "customer", "lineitem", "nation", "orders", "part", "partsupp", "region", "supplier",
+    ] {
+        assert!(out_dir.join(format!("{table}.parquet")).exists(), "{table}");
+    }
+    let count = fairway(&[
+        "sql",
+        "--tables",
+        out_dir.to_str().unwrap(),
+        "--format",
+        "csv",
+        "-c",
+        "select count(*) as n from nation",
+    ]);
+    assert_eq!(text(&count.stdout), "n\n25\n");
+    assert_clean_error(
+        &fairway(&[
+            "tpch",
+            "gen",
+            "--sf",
+            "0",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]),
+        "scale factor",
+    );
+}
