@@ -136,6 +136,11 @@ pub fn compare(options: &CompareOptions) -> Result<Vec<QueryTimings>> {
     let plain = plain_datafusion_context(options.partitions);
     driver.block_on(register_both(&session, &plain, &data))?;
     let plain = Arc::new(plain);
+    // Published answers exist at scale factor 1 only.
+    let sf1 = std::fs::read_to_string(options.data.join(tpch::SCALE_FACTOR_MARKER))
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        == Some(1.0);
 
     let mut results = Vec::new();
     for &query in &options.queries {
@@ -161,6 +166,10 @@ pub fn compare(options: &CompareOptions) -> Result<Vec<QueryTimings>> {
                     let start = Instant::now();
                     let out = driver.block_on(session.sql(sql))?;
                     timings.fairway.push(start.elapsed());
+                    if sf1 && iteration == 0 {
+                        tpch::check_sf1_answer(query, &out.batches)
+                            .map_err(|e| anyhow::anyhow!("published answer: {e}"))?;
+                    }
                     fairway_rows = Some(canonical_rows(&out.batches)?);
                 } else {
                     let ctx = Arc::clone(&plain);
@@ -187,12 +196,13 @@ pub fn compare(options: &CompareOptions) -> Result<Vec<QueryTimings>> {
             timings.rows = f.len();
         }
         println!(
-            "Q{:02}  fairway {:>8.3} s  datafusion {:>8.3} s  ratio {:>5.2}  ({} rows)",
+            "Q{:02}  fairway {:>8.3} s  datafusion {:>8.3} s  ratio {:>5.2}  ({} rows{})",
             query,
             timings.fairway_median().as_secs_f64(),
             timings.datafusion_median().as_secs_f64(),
             timings.ratio(),
-            timings.rows
+            timings.rows,
+            if sf1 { ", matches the published answer" } else { "" }
         );
         results.push(timings);
     }

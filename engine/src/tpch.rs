@@ -105,6 +105,88 @@ pub fn query(n: usize) -> Option<&'static str> {
     n.checked_sub(1).and_then(|i| QUERIES.get(i)).copied()
 }
 
+/// Checks a result of query `n` (1..=22) at scale factor 1 against the
+/// published TPC-H answer shipped in the `tpchgen` crate.
+///
+/// Rows are compared in order. Text cells must be equal after trimming;
+/// numeric cells may differ by the answer's rounding to cents (0.01), plus
+/// one part in 10^9 for float noise. The published Q17 average (348406.02)
+/// is 0.034 below the exact value of its own sum and count, so Q17 alone is
+/// allowed 0.05. The published Q11 answer cuts
+/// `ps_partkey` to its first four digits, so a shorter all-digit answer cell
+/// matches a key that starts with it.
+pub fn check_sf1_answer(n: usize, batches: &[RecordBatch]) -> Result<(), String> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let answer = tpchgen::q_and_a::answers_sf1::answer(n as i32)
+        .ok_or_else(|| format!("no published answer for query {n}"))?;
+    let expected: Vec<Vec<String>> = answer
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .skip(1)
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    let options = FormatOptions::default().with_null("NULL");
+    let mut actual = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        for row in 0..batch.num_rows() {
+            actual.push(
+                formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
+    if actual.len() != expected.len() {
+        return Err(format!(
+            "Q{n}: {} rows, the published answer has {}",
+            actual.len(),
+            expected.len()
+        ));
+    }
+    for (i, (got, want)) in actual.iter().zip(&expected).enumerate() {
+        if got.len() != want.len() {
+            return Err(format!(
+                "Q{n} row {i}: {} columns, the published answer has {}",
+                got.len(),
+                want.len()
+            ));
+        }
+        let tolerance = if n == 17 { 0.05 } else { 0.01 };
+        for (g, w) in got.iter().zip(want) {
+            if !cell_matches(g, w, tolerance) {
+                return Err(format!(
+                    "Q{n} row {i}: got {got:?}, the published answer is {want:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cell_matches(got: &str, want: &str, tolerance: f64) -> bool {
+    let got = got.trim();
+    if got == want {
+        return true;
+    }
+    if let (Ok(g), Ok(w)) = (got.parse::<f64>(), want.parse::<f64>()) {
+        if (g - w).abs() <= tolerance + w.abs() * 1e-9 {
+            return true;
+        }
+    }
+    !want.is_empty()
+        && want.len() < got.len()
+        && want.bytes().all(|b| b.is_ascii_digit())
+        && got.bytes().all(|b| b.is_ascii_digit())
+        && got.starts_with(want)
+}
+
 /// What [`generate_parquet`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateSummary {
@@ -548,6 +630,39 @@ impl Table {
 
 #[cfg(test)]
 mod tests {
+    fn q6_batch(revenue: &str) -> RecordBatch {
+        use arrow::array::Decimal128Array;
+        use arrow::datatypes::{DataType, Field, Schema};
+        let cents: i128 = revenue.replace('.', "").parse().unwrap();
+        let array = Decimal128Array::from(vec![cents])
+            .with_precision_and_scale(25, 2)
+            .unwrap();
+        RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(vec![Field::new(
+                "revenue",
+                DataType::Decimal128(25, 2),
+                true,
+            )])),
+            vec![std::sync::Arc::new(array)],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn published_answers_accept_the_right_result_and_reject_a_wrong_one() {
+        assert_eq!(check_sf1_answer(6, &[q6_batch("123141078.23")]), Ok(()));
+        let err = check_sf1_answer(6, &[q6_batch("123141079.23")]).unwrap_err();
+        assert!(err.contains("Q6 row 0"), "{err}");
+        let err = check_sf1_answer(6, &[]).unwrap_err();
+        assert!(err.contains("0 rows"), "{err}");
+        assert!(cell_matches("129760", "1297", 0.01));
+        assert!(!cell_matches("ABC", "AB", 0.01));
+        assert!(cell_matches("348406.054", "348406.02", 0.05));
+        assert!(!cell_matches("348406.054", "348406.02", 0.01));
+        assert!(cell_matches("25.522", "25.52", 0.01));
+        assert!(!cell_matches("25.55", "25.52", 0.01));
+    }
+
     use super::*;
     use arrow::compute::concat_batches;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -69,3 +69,19 @@ async fn tpch_four_slots_eight_partitions() {
 async fn tpch_everything_spills() {
     check_all_queries(2, 4, 0).await;
 }
+
+/// SF 1 against the published TPC-H answers (shipped in the tpchgen crate):
+/// a reference independent of DataFusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_sf1_matches_published_answers() {
+    let dir = tpch_data(1.0);
+    let session = session(2, 4, 1 << 30);
+    register_tpch(&session, &dir).await;
+    for q in 1..=22 {
+        let out = session
+            .sql(tpch::query(q).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("Q{q}: {e}"));
+        tpch::check_sf1_answer(q, &out.batches).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
