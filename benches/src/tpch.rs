@@ -202,7 +202,11 @@ pub fn compare(options: &CompareOptions) -> Result<Vec<QueryTimings>> {
             timings.datafusion_median().as_secs_f64(),
             timings.ratio(),
             timings.rows,
-            if sf1 { ", matches the published answer" } else { "" }
+            if sf1 {
+                ", matches the published answer"
+            } else {
+                ""
+            }
         );
         results.push(timings);
     }

@@ -24,6 +24,9 @@ pub(crate) struct StageTasks {
     batch_size: usize,
     results: Mutex<Vec<Vec<RecordBatch>>>,
     first_error: Mutex<Option<EngineError>>,
+    /// Tasks finished per stage, to free a stage's shuffle output as soon as
+    /// every stage reading it is done.
+    finished: Mutex<Vec<usize>>,
 }
 
 impl StageTasks {
@@ -49,7 +52,9 @@ impl StageTasks {
             task_ctx.runtime_env(),
         ));
         let result_partitions = graph.result_stage().tasks();
+        let stages = graph.stages().len();
         Arc::new(Self {
+            finished: Mutex::new(vec![0; stages]),
             graph,
             shuffle,
             task_ctx,
@@ -96,6 +101,27 @@ impl StageTasks {
         }
     }
 
+    /// Records a finished task; once its stage is complete, drops the
+    /// shuffle output of every input stage whose readers are all complete.
+    fn task_finished(&self, stage: usize) {
+        let mut finished = self.finished.lock().expect("finished lock");
+        finished[stage] += 1;
+        let complete = |s: usize, finished: &[usize]| finished[s] >= self.graph.stages()[s].tasks();
+        if !complete(stage, &finished) {
+            return;
+        }
+        for &input in &self.graph.stages()[stage].inputs {
+            let readers_done = self
+                .graph
+                .consumers(input)
+                .into_iter()
+                .all(|c| complete(c, &finished));
+            if readers_done {
+                self.shuffle.remove_stage(input);
+            }
+        }
+    }
+
     /// The result batches, in partition order.
     pub(crate) fn take_results(&self) -> Vec<RecordBatch> {
         std::mem::take(&mut *self.results.lock().expect("results lock"))
@@ -118,7 +144,10 @@ impl TaskRunner for StageTaskRunner {
         let tasks = Arc::clone(&self.0);
         Box::pin(async move {
             match Arc::clone(&tasks).run_task(task).await {
-                Ok(outcome) => Ok(outcome),
+                Ok(outcome) => {
+                    tasks.task_finished(task.id.stage);
+                    Ok(outcome)
+                }
                 Err(e) => {
                     let message = e.to_string();
                     tasks
