@@ -90,10 +90,7 @@ impl EngineConfig {
             k if k.starts_with("fairway.") => {
                 return Err(EngineError::config(
                     k,
-                    format!(
-                        "unknown setting; known: {}",
-                        FairwayOptions::KEYS.join(", ")
-                    ),
+                    format!("unknown setting; known: {}", FairwayOptions::all_keys()),
                 ));
             }
             k => {
@@ -181,22 +178,40 @@ pub fn format_size(bytes: u64) -> String {
 
 /// The `fairway.*` settings as DataFusion sees them, so that `SHOW
 /// fairway.scheduler.slots` answers and `SET fairway.x = ...` is checked.
-/// All of them are fixed when the session starts: setting one afterwards is
-/// an error that says so.
+/// Settings that shape the session (slots, shuffle) are fixed when it starts:
+/// setting one afterwards is an error that says so. Per-statement settings
+/// ([`FairwayOptions::RUNTIME_KEYS`]) can be `SET` at any time and apply to
+/// the statements that follow in the same client.
 #[derive(Debug, Clone, Default)]
 pub struct FairwayOptions {
     values: Vec<(String, String)>,
-    frozen: bool,
 }
 
 impl FairwayOptions {
-    pub const KEYS: [&'static str; 5] = [
+    /// Settings fixed at session start.
+    pub const STARTUP_KEYS: [&'static str; 5] = [
         "fairway.scheduler.slots",
         "fairway.shuffle.partitions",
         "fairway.shuffle.memory",
         "fairway.shuffle.dir",
         "fairway.shuffle.compression",
     ];
+
+    /// Settings that may change between statements.
+    pub const RUNTIME_KEYS: [&'static str; 0] = [];
+
+    fn known(full: &str) -> bool {
+        Self::STARTUP_KEYS.contains(&full) || Self::RUNTIME_KEYS.contains(&full)
+    }
+
+    pub(crate) fn all_keys() -> String {
+        Self::STARTUP_KEYS
+            .iter()
+            .chain(Self::RUNTIME_KEYS.iter())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 
     pub(crate) fn from_config(config: &EngineConfig) -> Self {
         let values = vec![
@@ -214,8 +229,15 @@ impl FairwayOptions {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-            frozen: true,
         }
+    }
+
+    /// The value of `key` (without the `fairway.` prefix).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -238,20 +260,21 @@ impl ExtensionOptions for FairwayOptions {
 
     fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
         let full = format!("fairway.{key}");
-        if !Self::KEYS.contains(&full.as_str()) {
+        if !Self::known(&full) {
             return Err(DataFusionError::Configuration(format!(
                 "unknown setting '{full}'; known: {}",
-                Self::KEYS.join(", ")
+                Self::all_keys()
             )));
         }
-        if self.frozen {
+        if Self::STARTUP_KEYS.contains(&full.as_str()) {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' is fixed when the session starts; pass it as --conf {full}={value}"
             )));
         }
+        let value = value.trim().trim_matches('\'').to_string();
         match self.values.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => entry.1 = value.to_string(),
-            None => self.values.push((key.to_string(), value.to_string())),
+            Some(entry) => entry.1 = value,
+            None => self.values.push((key.to_string(), value)),
         }
         Ok(())
     }
@@ -262,7 +285,7 @@ impl ExtensionOptions for FairwayOptions {
             .map(|(k, v)| ConfigEntry {
                 key: format!("fairway.{k}"),
                 value: Some(v.clone()),
-                description: "fairway setting (fixed at session start)",
+                description: "fairway setting",
             })
             .collect()
     }

@@ -43,16 +43,21 @@ impl QueryOutput {
 }
 
 /// The front door of fairway: tables, SQL and DataFrames, run as stage
-/// graphs on a slot-bounded scheduler. Cheap to clone; clones share the
-/// catalog, the scheduler and the shuffle, so jobs submitted from several
-/// tokio tasks or threads share the slots.
+/// graphs on a slot-bounded scheduler.
+///
+/// Cheap to clone; clones share everything, so jobs submitted from several
+/// tokio tasks or threads share the slots. [`Session::client`] makes a
+/// session that shares the tables, the scheduler and the shuffle but has its
+/// own settings, so a `SET` in one client (a script of `fairway run`, say)
+/// does not change the others.
 #[derive(Clone)]
 pub struct Session {
-    inner: Arc<Inner>,
+    ctx: SessionContext,
+    shared: Arc<Shared>,
 }
 
-struct Inner {
-    ctx: SessionContext,
+/// What all clients of one session share.
+struct Shared {
     scheduler: Scheduler,
     shuffle: ShuffleService,
     config: EngineConfig,
@@ -129,8 +134,8 @@ impl Session {
             compression: config.shuffle_compression,
         });
         Ok(Self {
-            inner: Arc::new(Inner {
-                ctx,
+            ctx,
+            shared: Arc::new(Shared {
                 scheduler,
                 shuffle,
                 config,
@@ -139,37 +144,45 @@ impl Session {
         })
     }
 
+    /// A new client of this session: same tables (registered before or
+    /// after), scheduler and shuffle; its own copy of the settings.
+    pub fn client(&self) -> Session {
+        Session {
+            ctx: SessionContext::new_with_state(self.ctx.state()),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// The DataFusion context used for planning (tables, functions, settings).
     pub fn context(&self) -> &SessionContext {
-        &self.inner.ctx
+        &self.ctx
     }
 
     pub fn config(&self) -> &EngineConfig {
-        &self.inner.config
+        &self.shared.config
     }
 
     pub fn scheduler(&self) -> &Scheduler {
-        &self.inner.scheduler
+        &self.shared.scheduler
     }
 
     pub fn shuffle(&self) -> &ShuffleService {
-        &self.inner.shuffle
+        &self.shared.shuffle
     }
 
     /// Registers a parquet or CSV file, folder or glob as a table.
     pub async fn register_table(&self, name: &str, path: &str) -> Result<()> {
-        crate::tables::register_table(&self.inner.ctx, name, path).await
+        crate::tables::register_table(&self.ctx, name, path).await
     }
 
     /// Registers every parquet/CSV file or folder in `dir` under its stem.
     pub async fn register_tables_in(&self, dir: &str) -> Result<Vec<String>> {
-        crate::tables::register_tables_in(&self.inner.ctx, dir).await
+        crate::tables::register_tables_in(&self.ctx, dir).await
     }
 
     /// Splits `sql` into statements with the session's SQL dialect.
     pub fn parse_statements(&self, sql: &str) -> Result<Vec<Statement>> {
         let dialect_name = self
-            .inner
             .ctx
             .state()
             .config_options()
@@ -186,9 +199,9 @@ impl Session {
 
     /// Plans one parsed statement: DDL and `SET` take effect here.
     pub async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
-        let state = self.inner.ctx.state();
+        let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
-        Ok(self.inner.ctx.execute_logical_plan(plan).await?)
+        Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
     /// Runs every statement of `sql` in order and returns the last one's
@@ -236,7 +249,7 @@ impl Session {
 
     /// Cuts a physical plan into stages (what `fairway explain` prints).
     pub fn stage_graph(&self, plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
-        let options = self.inner.ctx.state().config_options().clone();
+        let options = self.ctx.state().config_options().clone();
         Ok(split_into_stages(plan, &options)?)
     }
 
@@ -274,9 +287,10 @@ impl Session {
             self.stage_graph(plan)?
         };
         let stages = graph.stages().len();
-        let job_seq = self.inner.next_job.fetch_add(1, Ordering::Relaxed);
-        let shuffle = self.inner.shuffle.create_job(job_seq);
+        let job_seq = self.shared.next_job.fetch_add(1, Ordering::Relaxed);
+        let shuffle = self.shared.shuffle.create_job(job_seq);
         let spec = JobSpec {
+            pool: None,
             description: description.to_string(),
             stages: graph
                 .stages()
@@ -290,7 +304,7 @@ impl Session {
         };
         let tasks = StageTasks::new(graph, Arc::clone(&shuffle), &task_ctx);
         let handle = self
-            .inner
+            .shared
             .scheduler
             .submit(spec, Arc::new(StageTaskRunner(Arc::clone(&tasks))))?;
         let guard = JobGuard::new(handle.canceller(), Arc::clone(&shuffle));

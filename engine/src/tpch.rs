@@ -175,10 +175,10 @@ fn cell_matches(got: &str, want: &str, tolerance: f64) -> bool {
     if got == want {
         return true;
     }
-    if let (Ok(g), Ok(w)) = (got.parse::<f64>(), want.parse::<f64>()) {
-        if (g - w).abs() <= tolerance + w.abs() * 1e-9 {
-            return true;
-        }
+    if let (Ok(g), Ok(w)) = (got.parse::<f64>(), want.parse::<f64>())
+        && (g - w).abs() <= tolerance + w.abs() * 1e-9
+    {
+        return true;
     }
     !want.is_empty()
         && want.len() < got.len()

@@ -76,6 +76,33 @@ pub(crate) fn plan_stages(job: &JobSpec) -> Result<BTreeMap<StageId, StagePlan>,
     Ok(plan)
 }
 
+/// The stages of a checked plan in topological order, parents first,
+/// smallest stage id first among stages that are ready together (so ids
+/// that already number parents first keep their order).
+pub(crate) fn topological_order(plan: &BTreeMap<StageId, StagePlan>) -> Vec<StageId> {
+    let mut waiting: BTreeMap<StageId, usize> = plan
+        .iter()
+        .map(|(&id, stage)| (id, stage.parents.len()))
+        .collect();
+    let mut ready: BTreeSet<StageId> = waiting
+        .iter()
+        .filter(|&(_, &count)| count == 0)
+        .map(|(&id, _)| id)
+        .collect();
+    let mut order = Vec::with_capacity(plan.len());
+    while let Some(id) = ready.pop_first() {
+        order.push(id);
+        for child in &plan[&id].children {
+            let count = waiting.get_mut(child).expect("child of a stage is a stage");
+            *count -= 1;
+            if *count == 0 {
+                ready.insert(*child);
+            }
+        }
+    }
+    order
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +119,7 @@ mod tests {
                     parents: parents.to_vec(),
                 })
                 .collect(),
+            pool: None,
         }
     }
 
@@ -108,6 +136,12 @@ mod tests {
         assert_eq!(plan[&0].children, vec![1, 2]);
         assert_eq!(plan[&3].parents, vec![1, 2]);
         assert!(plan[&3].children.is_empty());
+    }
+
+    #[test]
+    fn topological_order_puts_parents_first_then_smaller_ids() {
+        let plan = plan_stages(&job(&[(0, &[5]), (5, &[]), (3, &[]), (1, &[3, 0])])).unwrap();
+        assert_eq!(topological_order(&plan), vec![3, 5, 0, 1]);
     }
 
     #[test]

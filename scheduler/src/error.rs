@@ -39,3 +39,11 @@ pub enum SchedulerError {
     #[error("scheduler error: {0}")]
     Internal(String),
 }
+
+impl From<crate::allocation::AllocationError> for SchedulerError {
+    /// An allocation file that cannot be used is a configuration error; the
+    /// message keeps the file, line, pool and value.
+    fn from(error: crate::allocation::AllocationError) -> Self {
+        Self::InvalidConfig(error.to_string())
+    }
+}

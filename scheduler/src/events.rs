@@ -16,6 +16,9 @@ pub enum JobStatus {
 }
 
 /// Something that happened in the scheduler.
+///
+/// The pool name travels in the job and task events rather than in
+/// [`TaskContext`], which stays a small `Copy` value for task runners.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SchedulerEvent {
     /// A job was accepted.
@@ -24,6 +27,9 @@ pub enum SchedulerEvent {
         job: JobId,
         /// Its `JobSpec::description`.
         description: String,
+        /// Its pool: `JobSpec::pool`, or `default` when that is `None`. Under
+        /// a FIFO root it is reported but plays no part in ordering.
+        pool: String,
     },
     /// A job ended; no more events come for it.
     JobEnd {
@@ -52,6 +58,8 @@ pub enum SchedulerEvent {
     TaskStart {
         /// The task and its slot.
         task: TaskContext,
+        /// The job's pool, as in `JobStart`.
+        pool: String,
     },
     /// A task ended and gave its slot back. Tasks aborted because their job
     /// failed or was cancelled end with an `Err` that says so.
@@ -62,6 +70,8 @@ pub enum SchedulerEvent {
         duration: Duration,
         /// What the task returned, or its error message.
         outcome: Result<TaskOutcome, String>,
+        /// The job's pool, as in `JobStart`.
+        pool: String,
     },
 }
 

@@ -18,6 +18,12 @@ pub struct JobSpec {
     pub description: String,
     /// The stages; their order does not matter, `parents` defines the DAG.
     pub stages: Vec<StageSpec>,
+    /// The scheduler pool to run in (Spark's `spark.scheduler.pool`); `None`
+    /// means [`DEFAULT_POOL`](crate::DEFAULT_POOL). Used when the scheduler's
+    /// mode is FAIR: a name that no pool has creates a pool with default
+    /// settings (FIFO, weight 1, minShare 0). Under FIFO it only shows in
+    /// events.
+    pub pool: Option<String>,
 }
 
 /// One stage of a job: `tasks` tasks (partitions `0..tasks`) that may run once

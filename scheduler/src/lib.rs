@@ -1,23 +1,36 @@
-//! Slot-bounded scheduler for stage DAGs of opaque tasks.
+//! Slot-bounded scheduler for stage DAGs of opaque tasks, with Spark's FIFO
+//! and weighted FAIR scheduler pools.
 //!
 //! A job is a DAG of stages; a stage is a number of independent tasks
 //! (partitions) that may start once all its parent stages have completed. The
 //! [`Scheduler`] runs the tasks of all submitted jobs on a fixed number of
-//! slots, in the order of its ordering policy (FIFO today), on a dedicated
-//! tokio runtime whose worker threads are as many as the slots. It retries
-//! failed tasks, fails, cancels, and reports progress to a listener.
+//! slots, on a dedicated tokio runtime whose worker threads are as many as
+//! the slots. It retries failed tasks, fails, cancels, and reports progress
+//! to a listener.
+//!
+//! Which stage gets a free slot follows Apache Spark's in-application
+//! scheduler exactly: in [`SchedulingMode::Fifo`] the earliest job first; in
+//! [`SchedulingMode::Fair`] jobs run in named pools that share the slots by
+//! `minShare` and `weight`, each pool ordering its own jobs FIFO or FAIR.
+//! Pools come from [`SchedulerConfig::pools`], typically read from a Spark
+//! allocation file with [`parse_allocation_file`] (which can also check the
+//! file more strictly than Spark does). See [`Scheduler`] for the design.
 //!
 //! The crate knows nothing of what a task does: there is no DataFusion or
 //! Arrow here. A [`TaskRunner`] supplied with each job turns a
 //! [`TaskContext`] (job, stage, partition, attempt, slot) into a future; the
 //! engine decides what that future computes.
 //!
+//! Two jobs submitted into FAIR pools: `reports` has weight 3, so while both
+//! jobs have tasks waiting it runs three tasks for every one of `adhoc` (an
+//! unknown pool name creates a pool with weight 1).
+//!
 //! ```
 //! use std::sync::Arc;
 //!
 //! use fairway_scheduler::{
-//!     JobSpec, Scheduler, SchedulerConfig, StageSpec, TaskContext, TaskError, TaskOutcome,
-//!     TaskRunner,
+//!     JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, TaskContext, TaskError,
+//!     TaskOutcome, TaskRunner, parse_allocation_str,
 //! };
 //! use futures::future::{BoxFuture, FutureExt};
 //!
@@ -34,32 +47,51 @@
 //!     }
 //! }
 //!
+//! let allocation = parse_allocation_str(
+//!     r#"<allocations>
+//!          <pool name="reports"><weight>3</weight><schedulingMode>FAIR</schedulingMode></pool>
+//!        </allocations>"#,
+//!     "fairscheduler.xml",
+//!     true,
+//! )?;
 //! let scheduler = Scheduler::new(SchedulerConfig {
 //!     slots: 2,
+//!     mode: SchedulingMode::Fair,
+//!     pools: allocation.pools,
+//!     allocation_file_loaded: true,
 //!     ..SchedulerConfig::default()
 //! })?;
 //! // Stage 0 scans in 4 tasks; stage 1 merges in 1 task once stage 0 is done.
-//! let job = JobSpec {
-//!     description: "scan then merge".to_string(),
+//! let scan_then_merge = |pool: &str| JobSpec {
+//!     description: format!("scan then merge in {pool}"),
 //!     stages: vec![
 //!         StageSpec { id: 0, tasks: 4, parents: vec![] },
 //!         StageSpec { id: 1, tasks: 1, parents: vec![0] },
 //!     ],
+//!     pool: Some(pool.to_string()),
 //! };
-//! let handle = scheduler.submit(job, Arc::new(CountRows))?;
-//! assert_eq!(handle.id(), 1);
-//! let summary = futures::executor::block_on(handle.wait())?;
+//! let reports = scheduler.submit(scan_then_merge("reports"), Arc::new(CountRows))?;
+//! let adhoc = scheduler.submit(scan_then_merge("adhoc"), Arc::new(CountRows))?;
+//! assert_eq!((reports.id(), adhoc.id()), (1, 2));
+//! let summary = futures::executor::block_on(reports.wait())?;
 //! assert_eq!(summary.tasks, 5);
-//! assert_eq!(scheduler.metrics().tasks_completed, 5);
-//! # Ok::<(), fairway_scheduler::SchedulerError>(())
+//! futures::executor::block_on(adhoc.wait())?;
+//!
+//! // Pools as Spark's UI lists them: file pools, `default`, pools made on use.
+//! let pools: Vec<String> = scheduler.pools().into_iter().map(|p| p.name).collect();
+//! assert_eq!(pools, ["reports", "default", "adhoc"]);
+//! assert_eq!(scheduler.metrics().tasks_completed, 10);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod allocation;
 mod dag;
 mod error;
 mod events;
 mod job;
 mod metrics;
 mod policy;
+mod pool;
 mod state;
 
 use std::fmt;
@@ -69,6 +101,9 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+pub use crate::allocation::{
+    Allocation, AllocationError, parse_allocation_file, parse_allocation_str,
+};
 pub use crate::error::SchedulerError;
 pub use crate::events::{JobStatus, SchedulerEvent, SchedulerListener};
 pub use crate::job::{
@@ -76,8 +111,10 @@ pub use crate::job::{
     TaskRunner,
 };
 pub use crate::metrics::SchedulerMetrics;
+pub use crate::pool::{DEFAULT_POOL, PoolConfig, PoolStatus, SchedulingMode};
 
 use crate::metrics::Counters;
+use crate::policy::PoolTree;
 use crate::state::{Core, JobResult};
 
 /// Settings of a [`Scheduler`].
@@ -90,15 +127,31 @@ pub struct SchedulerConfig {
     pub max_task_attempts: u32,
     /// Name of the worker threads.
     pub thread_name: String,
+    /// How the root orders its children (Spark's `spark.scheduler.mode`):
+    /// FIFO (the default) ignores pools; FAIR runs jobs in pools.
+    pub mode: SchedulingMode,
+    /// The pools, in order (from an allocation file: see
+    /// [`parse_allocation_file`]). Used only when `mode` is FAIR. Duplicate
+    /// names are kept; a job naming one goes to the last.
+    pub pools: Vec<PoolConfig>,
+    /// Whether an allocation file was given. Under FAIR, when `pools` has no
+    /// pool named [`DEFAULT_POOL`], one is appended after them: FIFO if a
+    /// file was given (Spark's rule: a file that wants a FAIR default pool
+    /// says so), FAIR otherwise (Spark >= 3.4 without a file). Pools given
+    /// in code without a file follow the second rule.
+    pub allocation_file_loaded: bool,
 }
 
 impl Default for SchedulerConfig {
-    /// As many slots as the machine has hardware threads, no retries.
+    /// As many slots as the machine has hardware threads, no retries, FIFO.
     fn default() -> Self {
         Self {
             slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_task_attempts: 1,
             thread_name: "fairway-worker".to_string(),
+            mode: SchedulingMode::Fifo,
+            pools: Vec::new(),
+            allocation_file_loaded: false,
         }
     }
 }
@@ -128,10 +181,29 @@ impl Default for SchedulerConfig {
 ///   so independent stages (both sides of a join) run at the same time. It
 ///   completes when all its tasks succeeded; the job succeeds when all its
 ///   stages completed.
-/// * **Order.** Among runnable stages, the ordering policy picks which one
-///   gets the next slot: FIFO, the smallest `(job id, stage id)` first, and
-///   within a stage the lowest partition first. The policy is one seam
-///   (module `policy`), to be replaced by Spark-style weighted fair pools.
+/// * **Order.** Among runnable stages, the pool tree (module `policy`, a
+///   re-implementation of Spark's) picks which one gets the next slot;
+///   within a stage the lowest pending partition goes first.
+///   * FIFO root ([`SchedulerConfig::mode`]): the smallest
+///     `(job id, stage id)` first; [`JobSpec::pool`] is ignored (but
+///     reported in events).
+///   * FAIR root: top-level pools are the configured ones, then `default`,
+///     then pools created when a job first names them (FIFO, weight 1,
+///     minShare 0, with a logged warning). A job runs in its
+///     [`JobSpec::pool`] or in `default`. Pools running fewer tasks than
+///     their `min_share` go first (smallest `running / min_share`), then the
+///     smallest `running / weight`, then the smaller name; a pool orders its
+///     own stages by its own mode (FAIR: fewest running tasks, then task-set
+///     name). Spark names task sets `TaskSet_<stage id>.<attempt>` with
+///     application-wide stage ids; ours are per job, so every stage gets an
+///     application-wide sequence number when its job is submitted (parents
+///     first) and its task set is named `TaskSet_<sequence>.0`. Name ties
+///     compare lexicographically, as in Spark (`TaskSet_10.0` before
+///     `TaskSet_9.0`); everything else uses the job's own stage ids.
+///   * The order is recomputed for every slot handed out, which is finer
+///     than Spark's per-offer rounds (where the first stage takes every slot
+///     of a round it can use). Running tasks are never preempted: a share is
+///     reached as slots free up.
 /// * **Failure.** A task that returns an error is run again (next attempt
 ///   number) while the error is retryable and attempts are left
 ///   ([`SchedulerConfig::max_task_attempts`]); otherwise its job fails with
@@ -214,11 +286,12 @@ impl Scheduler {
                 SchedulerError::Internal(format!("cannot start the worker runtime: {error}"))
             })?;
         wait_for_workers(&counters, config.slots);
+        let pools = PoolTree::new(config.mode, &config.pools, config.allocation_file_loaded);
         let core = Core::new(
             runtime.handle().clone(),
             config.slots,
             config.max_task_attempts,
-            Box::new(policy::Fifo),
+            pools,
             counters,
         );
         Ok(Self {
@@ -241,7 +314,7 @@ impl Scheduler {
     ) -> Result<JobHandle, SchedulerError> {
         let plan = dag::plan_stages(&job)?;
         let core = &self.shared.core;
-        let (id, result) = core.submit(job.description, plan, runner)?;
+        let (id, result) = core.submit(job.description, job.pool, plan, runner)?;
         Ok(JobHandle {
             id,
             result,
@@ -266,6 +339,19 @@ impl Scheduler {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> SchedulerMetrics {
         self.shared.core.counters.snapshot()
+    }
+
+    /// The root's scheduling mode ([`SchedulerConfig::mode`]).
+    pub fn mode(&self) -> SchedulingMode {
+        self.shared.core.mode()
+    }
+
+    /// The top-level pools in the order of the root's queue before sorting
+    /// (configured pools, `default`, pools created on use), with their
+    /// running tasks and active stages: Spark UI's pool table. Empty under
+    /// a FIFO root, which has no pools.
+    pub fn pools(&self) -> Vec<PoolStatus> {
+        self.shared.core.pools()
     }
 
     /// Sets the peaks of [`SchedulerMetrics`] to the current values.

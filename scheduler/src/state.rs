@@ -4,7 +4,8 @@
 //! (submit, task end, cancel) locks it, updates it, dispatches as many pending
 //! tasks as there are free slots, queues listener events, and unlocks; the
 //! queued events are then delivered outside the lock by
-//! [`Core::deliver_events`].
+//! [`Core::deliver_events`]. Which stage gets each free slot is the pool
+//! tree's decision (module `policy`).
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
@@ -17,14 +18,15 @@ use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use crate::dag::StagePlan;
+use crate::dag::{self, StagePlan};
 use crate::error::SchedulerError;
 use crate::events::{JobStatus, SchedulerEvent, SchedulerListener};
 use crate::job::{
     JobId, JobSummary, StageId, TaskContext, TaskError, TaskId, TaskOutcome, TaskRunner,
 };
 use crate::metrics::Counters;
-use crate::policy::{RunnableStage, SchedulingPolicy};
+use crate::policy::{NodeId, PoolTree};
+use crate::pool::{DEFAULT_POOL, PoolStatus, SchedulingMode};
 
 pub(crate) type JobResult = Result<JobSummary, SchedulerError>;
 
@@ -34,7 +36,6 @@ pub(crate) struct Core {
     state: Mutex<State>,
     runtime: Handle,
     max_task_attempts: u32,
-    policy: Box<dyn SchedulingPolicy>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -44,6 +45,10 @@ struct State {
     /// Slot indices not held by a task; `pop` gives the next one to use.
     free_slots: Vec<usize>,
     jobs: BTreeMap<JobId, JobState>,
+    /// Pools and the task sets of submitted stages: the ordering policy.
+    pools: PoolTree,
+    /// Global number of the next stage, for task-set names (see `policy`).
+    next_stage_sequence: u64,
     /// Set when the scheduler is dropped: nothing starts any more.
     closed: bool,
     events: EventQueue,
@@ -51,6 +56,10 @@ struct State {
 
 struct JobState {
     runner: Arc<dyn TaskRunner>,
+    /// Where the job's task sets go in the pool tree (the root under FIFO).
+    pool_node: NodeId,
+    /// The pool name reported in events.
+    pool: String,
     stages: BTreeMap<StageId, StageState>,
     stages_left: usize,
     tasks_succeeded: u64,
@@ -63,6 +72,7 @@ struct JobState {
 impl std::fmt::Debug for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JobState")
+            .field("pool", &self.pool)
             .field("stages", &self.stages)
             .field("stages_left", &self.stages_left)
             .field("tasks_succeeded", &self.tasks_succeeded)
@@ -74,12 +84,13 @@ impl std::fmt::Debug for JobState {
 #[derive(Debug)]
 struct StageState {
     plan: StagePlan,
+    /// Global sequence number, naming the stage's task set.
+    sequence: u64,
     parents_left: usize,
     /// All parents completed: tasks may get slots.
     submitted: bool,
     /// Partitions waiting for a slot, with the attempt to run next.
     pending: BTreeMap<usize, u32>,
-    running: usize,
     succeeded: usize,
 }
 
@@ -123,7 +134,7 @@ impl Core {
         runtime: Handle,
         slots: usize,
         max_task_attempts: u32,
-        policy: Box<dyn SchedulingPolicy>,
+        pools: PoolTree,
         counters: Arc<Counters>,
     ) -> Self {
         Self {
@@ -131,12 +142,13 @@ impl Core {
                 next_job: 1,
                 free_slots: (0..slots).rev().collect(),
                 jobs: BTreeMap::new(),
+                pools,
+                next_stage_sequence: 0,
                 closed: false,
                 events: EventQueue::default(),
             }),
             runtime,
             max_task_attempts,
-            policy,
             counters,
         }
     }
@@ -152,6 +164,16 @@ impl Core {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The root's scheduling mode.
+    pub(crate) fn mode(&self) -> SchedulingMode {
+        self.lock().pools.mode()
+    }
+
+    /// The top-level pools, in root order.
+    pub(crate) fn pools(&self) -> Vec<PoolStatus> {
+        self.lock().pools.statuses()
+    }
+
     pub(crate) fn set_listener(&self, listener: Option<Arc<dyn SchedulerListener>>) {
         self.lock().events.listener = listener;
     }
@@ -161,6 +183,7 @@ impl Core {
     pub(crate) fn submit(
         self: &Arc<Self>,
         description: String,
+        pool: Option<String>,
         plan: BTreeMap<StageId, StagePlan>,
         runner: Arc<dyn TaskRunner>,
     ) -> Result<(JobId, oneshot::Receiver<JobResult>), SchedulerError> {
@@ -173,17 +196,27 @@ impl Core {
         }
         let job = state.next_job;
         state.next_job += 1;
-        log::debug!("job {job} submitted: {description} ({} stages)", plan.len());
+        let pool_node = state.pools.pool_for_job(pool.as_deref());
+        let pool = pool.unwrap_or_else(|| DEFAULT_POOL.to_string());
+        log::debug!(
+            "job {job} submitted to pool {pool:?}: {description} ({} stages)",
+            plan.len()
+        );
 
+        let mut sequences = BTreeMap::new();
+        for id in dag::topological_order(&plan) {
+            sequences.insert(id, state.next_stage_sequence);
+            state.next_stage_sequence += 1;
+        }
         let stages: BTreeMap<StageId, StageState> = plan
             .into_iter()
             .map(|(id, plan)| {
                 let stage = StageState {
                     parents_left: plan.parents.len(),
                     plan,
+                    sequence: sequences[&id],
                     submitted: false,
                     pending: BTreeMap::new(),
-                    running: 0,
                     succeeded: 0,
                 };
                 (id, stage)
@@ -198,6 +231,8 @@ impl Core {
             job,
             JobState {
                 runner,
+                pool_node,
+                pool: pool.clone(),
                 stages_left: stages.len(),
                 stages,
                 tasks_succeeded: 0,
@@ -207,9 +242,11 @@ impl Core {
             },
         );
         self.counters.job_started();
-        state
-            .events
-            .push(|| SchedulerEvent::JobStart { job, description });
+        state.events.push(|| SchedulerEvent::JobStart {
+            job,
+            description,
+            pool,
+        });
         self.submit_stages(&mut state, job, roots);
         self.dispatch(&mut state);
         drop(state);
@@ -276,6 +313,10 @@ impl Core {
                 });
                 if tasks == 0 {
                     completed.push(id);
+                } else {
+                    state
+                        .pools
+                        .add_task_set(job_state.pool_node, job, id, stage.sequence);
                 }
             }
         }
@@ -290,6 +331,7 @@ impl Core {
         let Some(job_state) = state.jobs.get_mut(&job) else {
             return;
         };
+        state.pools.remove_task_set(job, stage);
         state
             .events
             .push(|| SchedulerEvent::StageCompleted { job, stage });
@@ -327,6 +369,10 @@ impl Core {
             JobStatus::Failed => "aborted: job failed",
             JobStatus::Cancelled => "aborted: job cancelled",
         };
+        // Its task sets leave the tree with the running tasks they count.
+        for &stage in job_state.stages.keys() {
+            state.pools.remove_task_set(job, stage);
+        }
         let mut aborted: Vec<RunningTask> = job_state.running.into_values().collect();
         aborted.sort_by_key(|task| (task.context.id.stage, task.context.id.partition));
         for task in aborted {
@@ -337,6 +383,7 @@ impl Core {
                 task: task.context,
                 duration: task.started.elapsed(),
                 outcome: Err(reason.to_string()),
+                pool: job_state.pool.clone(),
             });
         }
         self.counters.job_ended();
@@ -345,35 +392,29 @@ impl Core {
         let _ = job_state.done.send(result);
     }
 
-    /// Starts pending tasks while slots are free, in the policy's order.
+    /// Starts pending tasks while slots are free. For each slot the pool
+    /// tree names the stage (its queue is recomputed slot by slot, since
+    /// every start changes the running counts); within a stage the lowest
+    /// pending partition goes first.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
-        if state.closed || state.free_slots.is_empty() {
+        if state.closed {
             return;
         }
-        let mut runnable: Vec<RunnableStage> = Vec::new();
-        for (&job, job_state) in &state.jobs {
-            for (&stage, stage_state) in &job_state.stages {
-                if stage_state.submitted && !stage_state.pending.is_empty() {
-                    runnable.push(RunnableStage {
-                        job,
-                        stage,
-                        pending_tasks: stage_state.pending.len(),
-                        running_tasks: stage_state.running,
-                        job_running_tasks: job_state.running.len(),
-                    });
-                }
-            }
-        }
         while !state.free_slots.is_empty() {
-            let Some(index) = self.policy.pick(&runnable) else {
+            let jobs = &state.jobs;
+            let next = state.pools.first_schedulable(|job, stage| {
+                jobs.get(&job)
+                    .and_then(|job_state| job_state.stages.get(&stage))
+                    .is_some_and(|stage_state| !stage_state.pending.is_empty())
+            });
+            let Some((job, stage)) = next else {
                 break;
             };
-            let (job, stage) = (runnable[index].job, runnable[index].stage);
             let slot = state.free_slots.pop().expect("a free slot");
             let job_state = state.jobs.get_mut(&job).expect("runnable job");
             let stage_state = job_state.stages.get_mut(&stage).expect("runnable stage");
             let (partition, attempt) = stage_state.pending.pop_first().expect("pending task");
-            stage_state.running += 1;
+            state.pools.task_started(job, stage);
             let context = TaskContext {
                 id: TaskId {
                     job,
@@ -402,20 +443,10 @@ impl Core {
                 },
             );
             self.counters.task_started();
-            state
-                .events
-                .push(|| SchedulerEvent::TaskStart { task: context });
-
-            let job_running = job_state.running.len();
-            for candidate in runnable.iter_mut().filter(|c| c.job == job) {
-                candidate.job_running_tasks = job_running;
-            }
-            let candidate = &mut runnable[index];
-            candidate.pending_tasks -= 1;
-            candidate.running_tasks += 1;
-            if candidate.pending_tasks == 0 {
-                runnable.swap_remove(index);
-            }
+            state.events.push(|| SchedulerEvent::TaskStart {
+                task: context,
+                pool: job_state.pool.clone(),
+            });
         }
     }
 
@@ -454,14 +485,15 @@ impl Core {
             .remove(&(stage, partition))
             .expect("running task");
         state.free_slots.push(context.slot);
+        state.pools.task_ended(job, stage);
         self.counters.task_stopped();
         let stage_state = job_state.stages.get_mut(&stage).expect("stage of the job");
-        stage_state.running -= 1;
         let duration = task.started.elapsed();
         state.events.push(|| SchedulerEvent::TaskEnd {
             task: context,
             duration,
             outcome: result.clone().map_err(|error| error.to_string()),
+            pool: job_state.pool.clone(),
         });
 
         match result {

@@ -20,6 +20,7 @@ fn scheduler(slots: usize) -> Scheduler {
         slots,
         max_task_attempts: 1,
         thread_name: "test-worker".to_string(),
+        ..SchedulerConfig::default()
     })
     .expect("scheduler starts")
 }
@@ -49,6 +50,7 @@ fn job(description: &str, stages: &[(StageId, usize, &[StageId])]) -> JobSpec {
                 parents: parents.to_vec(),
             })
             .collect(),
+        pool: None,
     }
 }
 
@@ -526,6 +528,7 @@ async fn retryable_failures_are_retried_up_to_max_attempts() {
         slots: 2,
         max_task_attempts: 3,
         thread_name: "retry-worker".to_string(),
+        ..SchedulerConfig::default()
     })
     .unwrap();
     let retryable = || TaskError::new("flaky");
@@ -641,7 +644,8 @@ async fn listener_sees_events_in_order_and_empty_stages_complete() {
         events.first(),
         Some(&SchedulerEvent::JobStart {
             job: 1,
-            description: "events".to_string()
+            description: "events".to_string(),
+            pool: "default".to_string(),
         })
     );
     assert_eq!(
@@ -672,15 +676,24 @@ async fn listener_sees_events_in_order_and_empty_stages_complete() {
     let last_submitted =
         position(&|e| matches!(e, SchedulerEvent::StageSubmitted { stage: 2, .. }));
     let last_task =
-        position(&|e| matches!(e, SchedulerEvent::TaskStart { task } if task.id.stage == 2));
+        position(&|e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.stage == 2));
     assert!(empty_submitted < empty_completed && empty_completed < last_submitted);
     assert!(last_submitted < last_task);
 
     let mut open = HashSet::new();
     for event in &events {
         match event {
-            SchedulerEvent::TaskStart { task } => assert!(open.insert(task.id)),
-            SchedulerEvent::TaskEnd { task, outcome, .. } => {
+            SchedulerEvent::TaskStart { task, pool } => {
+                assert_eq!(pool, "default");
+                assert!(open.insert(task.id))
+            }
+            SchedulerEvent::TaskEnd {
+                task,
+                outcome,
+                pool,
+                ..
+            } => {
+                assert_eq!(pool, "default");
                 assert!(open.remove(&task.id), "TaskEnd before TaskStart");
                 let rows = outcome.as_ref().unwrap().rows;
                 assert_eq!(rows, task.id.partition as u64 + 1);

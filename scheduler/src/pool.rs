@@ -1,0 +1,168 @@
+//! Public types of scheduler pools: modes, pool settings, pool status.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::SchedulerError;
+
+/// Name of the pool that jobs without [`JobSpec::pool`](crate::JobSpec::pool)
+/// go to when the root mode is [`SchedulingMode::Fair`] (Spark's `default`).
+pub const DEFAULT_POOL: &str = "default";
+
+/// How a pool orders its children (Spark's `spark.scheduler.mode` for the
+/// root, `schedulingMode` of a pool in the allocation file).
+///
+/// * `Fifo`: by job id, then stage id: all runnable stages of an earlier job
+///   come before any stage of a later job. Pools compared under FIFO always
+///   tie and keep their order.
+/// * `Fair`: children running fewer tasks than their `minShare` ("needy")
+///   first, the one with the smallest `running / minShare` among them; then
+///   the smallest `running / weight`; ties by name.
+///
+/// Spark's third value, `NONE`, is only the mode of a leaf and cannot be
+/// given to a pool, so it does not exist here.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SchedulingMode {
+    /// First in, first out.
+    #[default]
+    Fifo,
+    /// Weighted fair sharing.
+    Fair,
+}
+
+impl SchedulingMode {
+    /// `"FIFO"` or `"FAIR"`, as Spark writes them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fifo => "FIFO",
+            Self::Fair => "FAIR",
+        }
+    }
+}
+
+impl fmt::Display for SchedulingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SchedulingMode {
+    type Err = SchedulerError;
+
+    /// Accepts `fifo` and `fair` in any case, with surrounding whitespace
+    /// (characters up to U+0020, as Java's `String.trim`); fails with
+    /// [`SchedulerError::InvalidConfig`] naming the value otherwise.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match java_trim(text).to_uppercase().as_str() {
+            "FIFO" => Ok(Self::Fifo),
+            "FAIR" => Ok(Self::Fair),
+            _ => Err(SchedulerError::InvalidConfig(format!(
+                "unknown scheduling mode {text:?}: expected FIFO or FAIR"
+            ))),
+        }
+    }
+}
+
+/// Settings of one pool, as a `<pool>` element of an allocation file gives
+/// them (see [`parse_allocation_file`](crate::parse_allocation_file)).
+///
+/// The defaults are Spark's for a pool the file does not mention: FIFO,
+/// weight 1, minShare 0.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolConfig {
+    /// The name jobs use in [`JobSpec::pool`](crate::JobSpec::pool). Used
+    /// as-is (case-sensitive, not trimmed); may be empty.
+    pub name: String,
+    /// How the pool orders its jobs' stages.
+    pub mode: SchedulingMode,
+    /// Share of the slots relative to the other pools, once every pool has
+    /// its minimum share. Spark accepts any integer; 0 or less gives
+    /// degenerate (infinite or NaN) share ratios.
+    pub weight: i32,
+    /// Number of running tasks below which the pool goes before every pool
+    /// that has reached its own minimum. A priority boost, not a guarantee:
+    /// running tasks are never preempted.
+    pub min_share: i32,
+}
+
+impl PoolConfig {
+    /// A pool with Spark's default settings (FIFO, weight 1, minShare 0).
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    /// An unnamed pool with Spark's default settings.
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            mode: SchedulingMode::Fifo,
+            weight: 1,
+            min_share: 0,
+        }
+    }
+}
+
+/// One top-level pool as [`Scheduler::pools`](crate::Scheduler::pools)
+/// reports it: the columns of Spark UI's "Fair Scheduler Pools" table.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PoolStatus {
+    /// Pool name.
+    pub name: String,
+    /// How the pool orders its stages.
+    pub mode: SchedulingMode,
+    /// The pool's weight.
+    pub weight: i32,
+    /// The pool's minimum share (in running tasks).
+    pub min_share: i32,
+    /// Tasks of the pool's jobs holding slots now.
+    pub running_tasks: usize,
+    /// Stages of the pool's jobs whose parents have completed and that have
+    /// not completed yet (tasks waiting or running).
+    pub active_stages: usize,
+}
+
+/// Java's `String.trim`: strips leading and trailing characters up to U+0020
+/// (space and the ASCII control characters), nothing else.
+pub(crate) fn java_trim(text: &str) -> &str {
+    text.trim_matches(|c: char| c <= '\u{20}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_parses_trimmed_and_case_insensitive() {
+        assert_eq!(
+            " fair\n".parse::<SchedulingMode>(),
+            Ok(SchedulingMode::Fair)
+        );
+        assert_eq!("FiFo".parse::<SchedulingMode>(), Ok(SchedulingMode::Fifo));
+        let error = "round_robin".parse::<SchedulingMode>().unwrap_err();
+        assert!(error.to_string().contains("\"round_robin\""), "{error}");
+        assert!("NONE".parse::<SchedulingMode>().is_err());
+        assert!("".parse::<SchedulingMode>().is_err());
+        assert_eq!(SchedulingMode::Fair.to_string(), "FAIR");
+    }
+
+    #[test]
+    fn java_trim_strips_control_characters_only() {
+        assert_eq!(java_trim("\u{1}\t 3 \r\n"), "3");
+        // U+00A0 (no-break space) is above U+0020: Java keeps it.
+        assert_eq!(java_trim("\u{a0}3"), "\u{a0}3");
+    }
+
+    #[test]
+    fn pool_defaults_are_sparks() {
+        let pool = PoolConfig::new("p");
+        assert_eq!(
+            (pool.name.as_str(), pool.mode, pool.weight, pool.min_share),
+            ("p", SchedulingMode::Fifo, 1, 0)
+        );
+    }
+}
