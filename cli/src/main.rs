@@ -41,6 +41,24 @@ enum Command {
         #[arg(long, default_value = "table", value_parser = parse_format)]
         format: OutputFormat,
     },
+    /// Run SQL scripts concurrently, each as its own client.
+    ///
+    /// Statements of one script run in order; all scripts run at once and
+    /// share the slots. `SET fairway.scheduler.pool = 'name'` in a script
+    /// sends that script's later statements to pool `name` (like Spark's
+    /// thread-local spark.scheduler.pool). For every statement a line
+    /// `SCRIPT #N [pool P]: R rows in S s` goes to stdout; results are not
+    /// printed unless --print is given.
+    Run {
+        /// SQL script files.
+        #[arg(required = true, value_name = "SCRIPT")]
+        scripts: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Also print each statement's result (as a table, after its line).
+        #[arg(long)]
+        print: bool,
+    },
     /// Print the stage graph of each statement instead of running it.
     ///
     /// For every stage: its id, task count, the stages it reads, how its
@@ -106,10 +124,28 @@ struct EngineArgs {
     /// Arrow IPC files, e.g. 512MiB, 2GiB, 0 [default: 1GiB].
     #[arg(long = "shuffle-memory", value_name = "SIZE")]
     shuffle_memory: Option<String>,
+    /// How free slots are shared between jobs: fifo (earlier job first) or
+    /// fair (weighted pools, Spark's FAIR scheduler) [default: fifo].
+    #[arg(long = "scheduler-mode", value_name = "MODE")]
+    scheduler_mode: Option<String>,
+    /// Spark fair-scheduler.xml defining pools (schedulingMode, weight,
+    /// minShare); used with --scheduler-mode fair.
+    #[arg(long = "allocation-file", value_name = "FILE")]
+    allocation_file: Option<PathBuf>,
+    /// Pool of statements that do not SET fairway.scheduler.pool
+    /// [default: default].
+    #[arg(long, value_name = "NAME")]
+    pool: Option<String>,
+    /// Write every job, stage and task event as a JSON line to FILE.
+    #[arg(long = "event-log", value_name = "FILE")]
+    event_log: Option<PathBuf>,
     /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable. Known
-    /// fairway keys: fairway.scheduler.slots, fairway.shuffle.partitions,
+    /// fairway keys: fairway.scheduler.slots, fairway.scheduler.mode,
+    /// fairway.scheduler.pool, fairway.scheduler.allocation.file,
+    /// fairway.scheduler.allocation.strict (false: warn and use Spark's
+    /// defaults for bad values), fairway.shuffle.partitions,
     /// fairway.shuffle.memory, fairway.shuffle.dir, fairway.shuffle.compression
-    /// (lz4, zstd, none).
+    /// (lz4, zstd, none), fairway.event_log.
     #[arg(long = "conf", value_name = "KEY=VALUE")]
     conf: Vec<String>,
 }
@@ -147,11 +183,30 @@ impl EngineArgs {
             config.shuffle_memory =
                 parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
         }
+        if let Some(mode) = &self.scheduler_mode {
+            config
+                .set("fairway.scheduler.mode", mode)
+                .map_err(|e| anyhow!("option --scheduler-mode: {e}"))?;
+        }
+        if let Some(file) = &self.allocation_file {
+            config.allocation_file = Some(file.clone());
+        }
+        if let Some(pool) = &self.pool {
+            config
+                .set("fairway.scheduler.pool", pool)
+                .map_err(|e| anyhow!("option --pool: {e}"))?;
+        }
+        if let Some(log) = &self.event_log {
+            config.event_log = Some(log.clone());
+        }
         Ok(config)
     }
 
     async fn session(&self) -> Result<Session> {
         let session = Session::new(self.config()?)?;
+        for warning in session.warnings() {
+            eprintln!("warning: {warning}");
+        }
         for dir in &self.table_dirs {
             session.register_tables_in(dir).await?;
         }
@@ -242,15 +297,26 @@ async fn run(cli: Cli) -> Result<()> {
             format,
         } => {
             let session = engine.session().await?;
-            if input.is_empty() {
+            let result = if input.is_empty() {
                 repl(&session, format).await
             } else {
+                let mut result = Ok(());
                 for (source, text) in input.scripts()? {
-                    run_script(&session, &source, &text, format).await?;
+                    result = run_script(&session, &source, &text, format).await;
+                    if result.is_err() {
+                        break;
+                    }
                 }
-                Ok(())
-            }
+                result
+            };
+            session.flush_event_log();
+            result
         }
+        Command::Run {
+            scripts,
+            engine,
+            print,
+        } => run_scripts(&engine.session().await?, &scripts, print).await,
         Command::Explain { input, engine } => {
             let session = engine.session().await?;
             if input.is_empty() {
@@ -307,6 +373,74 @@ fn is_query(statement: &fairway_engine::datafusion::sql::parser::Statement) -> b
         S::CopyTo(_) | S::Explain(_) => true,
         _ => false,
     }
+}
+
+/// `fairway run`: every script on its own client, all at once.
+async fn run_scripts(session: &Session, scripts: &[PathBuf], print: bool) -> Result<()> {
+    let mut texts = Vec::new();
+    for path in scripts {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read SQL file {}", path.display()))?;
+        let statements = session
+            .parse_statements(&text)
+            .with_context(|| format!("in {}", path.display()))?;
+        texts.push((path.display().to_string(), statements));
+    }
+    let start = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for (name, statements) in texts {
+        let client = session.client();
+        clients.spawn(async move {
+            for (i, statement) in statements.into_iter().enumerate() {
+                let pool = client.pool();
+                let output = run_statement(&client, statement)
+                    .await
+                    .with_context(|| format!("{name}, statement {}", i + 1))?;
+                let mut out = std::io::stdout().lock();
+                let rows = output.rows();
+                if output.schema.fields().is_empty() {
+                    writeln!(
+                        out,
+                        "{name} #{} [pool {pool}]: done in {:.3} s",
+                        i + 1,
+                        output.elapsed.as_secs_f64()
+                    )?;
+                } else {
+                    writeln!(
+                        out,
+                        "{name} #{} [pool {pool}]: {rows} row{} in {:.3} s",
+                        i + 1,
+                        if rows == 1 { "" } else { "s" },
+                        output.elapsed.as_secs_f64()
+                    )?;
+                }
+                if print {
+                    write_output(OutputFormat::Table, &output, &mut out)?;
+                }
+                out.flush()?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    let mut failed = 0;
+    while let Some(done) = clients.join_next().await {
+        let result = done.map_err(|e| anyhow!("a script stopped unexpectedly: {e}"))?;
+        if let Err(e) = result {
+            eprintln!("error: {}", describe(&e));
+            failed += 1;
+        }
+    }
+    session.flush_event_log();
+    eprintln!(
+        "{} script{} in {:.3} s",
+        scripts.len(),
+        if scripts.len() == 1 { "" } else { "s" },
+        start.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        bail!("{failed} of {} scripts failed", scripts.len());
+    }
+    Ok(())
 }
 
 /// Runs every statement of one script in order; stops at the first error.

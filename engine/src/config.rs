@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::error::DataFusionError;
+use fairway_scheduler::SchedulingMode;
 use fairway_shuffle::ShuffleCompression;
 
 use crate::error::{EngineError, Result};
@@ -24,6 +25,20 @@ pub struct EngineConfig {
     pub shuffle_dir: PathBuf,
     /// Compression of shuffle files.
     pub shuffle_compression: ShuffleCompression,
+    /// How the root pool orders its children (`--scheduler-mode`): FIFO
+    /// (jobs in submission order, pools ignored) or FAIR (weighted pools).
+    pub scheduler_mode: SchedulingMode,
+    /// Spark `fair-scheduler.xml` defining pools (`--allocation-file`); read
+    /// in FAIR mode only, as Spark does.
+    pub allocation_file: Option<PathBuf>,
+    /// Whether values Spark silently replaces by defaults (a non-numeric
+    /// weight, an unknown mode, an empty value) are errors (`true`) or
+    /// warnings with Spark's fallback (`false`).
+    pub allocation_strict: bool,
+    /// Pool of jobs that name none (`--pool`, `fairway.scheduler.pool`).
+    pub default_pool: String,
+    /// Where to write the JSON-lines event log (`--event-log`).
+    pub event_log: Option<PathBuf>,
     /// `datafusion.*` settings to apply, in order.
     pub datafusion: Vec<(String, String)>,
 }
@@ -39,6 +54,11 @@ impl Default for EngineConfig {
             shuffle_memory: 1 << 30,
             shuffle_dir: std::env::temp_dir(),
             shuffle_compression: ShuffleCompression::Lz4,
+            scheduler_mode: SchedulingMode::Fifo,
+            allocation_file: None,
+            allocation_strict: true,
+            default_pool: fairway_scheduler::DEFAULT_POOL.to_string(),
+            event_log: None,
             datafusion: Vec::new(),
         }
     }
@@ -83,6 +103,38 @@ impl EngineConfig {
                 self.shuffle_compression = value
                     .parse()
                     .map_err(|m: String| EngineError::config(key, m))?;
+            }
+            "fairway.scheduler.mode" => {
+                self.scheduler_mode =
+                    value
+                        .parse()
+                        .map_err(|e: fairway_scheduler::SchedulerError| {
+                            EngineError::config(key, format!("{e} (expected fifo or fair)"))
+                        })?;
+            }
+            "fairway.scheduler.allocation.file" => {
+                self.allocation_file = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
+            "fairway.scheduler.allocation.strict" => {
+                self.allocation_strict = match value.to_ascii_lowercase().as_str() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(EngineError::config(
+                            key,
+                            format!("expected true or false, got '{other}'"),
+                        ));
+                    }
+                };
+            }
+            "fairway.scheduler.pool" => {
+                if value.is_empty() {
+                    return Err(EngineError::config(key, "a pool name cannot be empty"));
+                }
+                self.default_pool = value.trim_matches('\'').to_string();
+            }
+            "fairway.event_log" => {
+                self.event_log = (!value.is_empty()).then(|| PathBuf::from(value));
             }
             k if k.starts_with("datafusion.") => {
                 self.datafusion.push((k.to_string(), value.to_string()))
@@ -189,16 +241,20 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 5] = [
+    pub const STARTUP_KEYS: [&'static str; 9] = [
         "fairway.scheduler.slots",
+        "fairway.scheduler.mode",
+        "fairway.scheduler.allocation.file",
+        "fairway.scheduler.allocation.strict",
         "fairway.shuffle.partitions",
         "fairway.shuffle.memory",
         "fairway.shuffle.dir",
         "fairway.shuffle.compression",
+        "fairway.event_log",
     ];
 
     /// Settings that may change between statements.
-    pub const RUNTIME_KEYS: [&'static str; 0] = [];
+    pub const RUNTIME_KEYS: [&'static str; 1] = ["fairway.scheduler.pool"];
 
     fn known(full: &str) -> bool {
         Self::STARTUP_KEYS.contains(&full) || Self::RUNTIME_KEYS.contains(&full)
@@ -216,12 +272,34 @@ impl FairwayOptions {
     pub(crate) fn from_config(config: &EngineConfig) -> Self {
         let values = vec![
             ("scheduler.slots", config.slots.to_string()),
+            ("scheduler.mode", config.scheduler_mode.to_string()),
+            (
+                "scheduler.allocation.file",
+                config
+                    .allocation_file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "scheduler.allocation.strict",
+                config.allocation_strict.to_string(),
+            ),
+            ("scheduler.pool", config.default_pool.clone()),
             ("shuffle.partitions", config.partitions.to_string()),
             ("shuffle.memory", config.shuffle_memory.to_string()),
             ("shuffle.dir", config.shuffle_dir.display().to_string()),
             (
                 "shuffle.compression",
                 config.shuffle_compression.to_string(),
+            ),
+            (
+                "event_log",
+                config
+                    .event_log
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
             ),
         ];
         Self {
@@ -272,6 +350,11 @@ impl ExtensionOptions for FairwayOptions {
             )));
         }
         let value = value.trim().trim_matches('\'').to_string();
+        if value.is_empty() {
+            return Err(DataFusionError::Configuration(format!(
+                "'{full}' cannot be empty"
+            )));
+        }
         match self.values.iter_mut().find(|(k, _)| k == key) {
             Some(entry) => entry.1 = value,
             None => self.values.push((key.to_string(), value)),

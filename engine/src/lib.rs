@@ -27,6 +27,7 @@
 
 mod config;
 mod error;
+mod event_log;
 mod job;
 mod output;
 mod session;
@@ -35,6 +36,7 @@ pub mod tpch;
 
 pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};
+pub use event_log::EventLog;
 pub use output::{OutputFormat, write_output};
 pub use session::{QueryOutput, Session, partition_count};
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
@@ -42,7 +44,7 @@ pub use tables::{TableFormat, detect_format, register_table, register_tables_in}
 pub use datafusion;
 pub use datafusion::arrow;
 pub use fairway_planner::{Stage, StageGraph, StageOutput};
-pub use fairway_scheduler::{Scheduler, SchedulerMetrics};
+pub use fairway_scheduler::{PoolStatus, Scheduler, SchedulerMetrics, SchedulingMode};
 pub use fairway_shuffle::{ShuffleCompression, ShuffleStats};
 
 /// A plain DataFusion context with the same number of partitions as a

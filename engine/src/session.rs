@@ -18,11 +18,14 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use fairway_planner::{BroadcastJoinSafety, StageGraph, split_into_stages};
-use fairway_scheduler::{JobSpec, Scheduler, SchedulerConfig, StageSpec};
+use fairway_scheduler::{
+    JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, parse_allocation_file,
+};
 use fairway_shuffle::{ShuffleConfig, ShuffleService};
 
 use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
+use crate::event_log::EventLog;
 use crate::job::{JobGuard, StageTaskRunner, StageTasks};
 
 /// What one statement returned.
@@ -62,6 +65,8 @@ struct Shared {
     shuffle: ShuffleService,
     config: EngineConfig,
     next_job: AtomicU64,
+    event_log: Option<Arc<EventLog>>,
+    warnings: Vec<String>,
 }
 
 /// DataFusion settings under which every plan can be cut into stages and
@@ -124,10 +129,42 @@ impl Session {
             .with_physical_optimizer_rules(physical_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
+        let mut warnings = Vec::new();
+        let mut pools = Vec::new();
+        if let Some(path) = &config.allocation_file {
+            // Read and checked in any mode, so a broken file is reported
+            // at once; used in FAIR mode only, as Spark does.
+            let allocation =
+                parse_allocation_file(path, config.allocation_strict).map_err(|e| {
+                    EngineError::config("fairway.scheduler.allocation.file", e.to_string())
+                })?;
+            warnings.extend(allocation.warnings);
+            if config.scheduler_mode == SchedulingMode::Fair {
+                pools = allocation.pools;
+            } else {
+                warnings.push(format!(
+                    "allocation file {} is not used: the scheduler mode is FIFO \
+                     (--scheduler-mode fair uses it)",
+                    path.display()
+                ));
+            }
+        }
         let scheduler = Scheduler::new(SchedulerConfig {
             slots: config.slots,
+            mode: config.scheduler_mode,
+            allocation_file_loaded: config.allocation_file.is_some()
+                && config.scheduler_mode == SchedulingMode::Fair,
+            pools,
             ..SchedulerConfig::default()
         })?;
+        let event_log = match &config.event_log {
+            Some(path) => {
+                let log = Arc::new(EventLog::create(path)?);
+                scheduler.set_listener(Some(Arc::clone(&log) as _));
+                Some(log)
+            }
+            None => None,
+        };
         let shuffle = ShuffleService::new(ShuffleConfig {
             memory_limit: config.shuffle_memory,
             dir: config.shuffle_dir.clone(),
@@ -140,8 +177,44 @@ impl Session {
                 shuffle,
                 config,
                 next_job: AtomicU64::new(1),
+                event_log,
+                warnings,
             }),
         })
+    }
+
+    /// Warnings raised while the session started (allocation file values
+    /// replaced by Spark's defaults in non-strict mode, an unused file).
+    pub fn warnings(&self) -> &[String] {
+        &self.shared.warnings
+    }
+
+    /// Writes buffered event-log lines to the file.
+    pub fn flush_event_log(&self) {
+        if let Some(log) = &self.shared.event_log {
+            log.flush();
+        }
+    }
+
+    /// A client whose jobs go to `pool` (like Spark's
+    /// `sc.setLocalProperty("spark.scheduler.pool", pool)`, without the
+    /// thread): same tables, scheduler and shuffle.
+    pub fn with_pool(&self, pool: &str) -> Result<Session> {
+        let client = self.client();
+        client
+            .ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .set("fairway.scheduler.pool", pool)
+            .map_err(|e| EngineError::config("fairway.scheduler.pool", e.to_string()))?;
+        Ok(client)
+    }
+
+    /// The pool this client's next job goes to.
+    pub fn pool(&self) -> String {
+        pool_of(self.ctx.state().config())
     }
 
     /// A new client of this session: same tables (registered before or
@@ -290,7 +363,7 @@ impl Session {
         let job_seq = self.shared.next_job.fetch_add(1, Ordering::Relaxed);
         let shuffle = self.shared.shuffle.create_job(job_seq);
         let spec = JobSpec {
-            pool: None,
+            pool: Some(pool_of(task_ctx.session_config())),
             description: description.to_string(),
             stages: graph
                 .stages()
@@ -315,6 +388,17 @@ impl Session {
             Err(e) => Err(tasks.take_error().unwrap_or(EngineError::Scheduler(e))),
         }
     }
+}
+
+/// The pool named by `fairway.scheduler.pool` in a session config.
+fn pool_of(config: &SessionConfig) -> String {
+    config
+        .options()
+        .extensions
+        .get::<FairwayOptions>()
+        .and_then(|o| o.get("scheduler.pool"))
+        .unwrap_or(fairway_scheduler::DEFAULT_POOL)
+        .to_string()
 }
 
 /// A copy of `plan` whose every operator is a new instance with fresh

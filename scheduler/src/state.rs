@@ -105,7 +105,7 @@ struct RunningTask {
 #[derive(Default)]
 struct EventQueue {
     listener: Option<Arc<dyn SchedulerListener>>,
-    queue: Vec<SchedulerEvent>,
+    queue: Vec<Queued>,
     /// A thread is delivering events now; others leave theirs to it.
     delivering: bool,
 }
@@ -120,11 +120,29 @@ impl std::fmt::Debug for EventQueue {
     }
 }
 
+/// An event for the listener, or a job's result for its handle. Results
+/// travel in the same queue so that a caller whose `wait()` returned can rely
+/// on the listener having seen every event of that job, `JobEnd` included.
+enum Queued {
+    Event(SchedulerEvent),
+    Result(oneshot::Sender<JobResult>, JobResult),
+}
+
 impl EventQueue {
     /// Queues an event, built only when someone listens.
     fn push(&mut self, event: impl FnOnce() -> SchedulerEvent) {
         if self.listener.is_some() {
-            self.queue.push(event());
+            self.queue.push(Queued::Event(event()));
+        }
+    }
+
+    /// Sends a job's result after the events queued before it.
+    fn push_result(&mut self, done: oneshot::Sender<JobResult>, result: JobResult) {
+        if self.queue.is_empty() {
+            // The handle may have been dropped (detached job): nobody to tell.
+            let _ = done.send(result);
+        } else {
+            self.queue.push(Queued::Result(done, result));
         }
     }
 }
@@ -388,8 +406,7 @@ impl Core {
         }
         self.counters.job_ended();
         state.events.push(|| SchedulerEvent::JobEnd { job, status });
-        // The handle may have been dropped (detached job): nobody to tell.
-        let _ = job_state.done.send(result);
+        state.events.push_result(job_state.done, result);
     }
 
     /// Starts pending tasks while slots are free. For each slot the pool
@@ -541,12 +558,19 @@ impl Core {
             let listener = state.events.listener.clone();
             state.events.delivering = true;
             drop(state);
-            if let Some(listener) = listener {
-                for event in &batch {
-                    let delivered =
-                        std::panic::catch_unwind(AssertUnwindSafe(|| listener.on_event(event)));
-                    if delivered.is_err() {
-                        log::error!("scheduler listener panicked on {event:?}");
+            for item in batch {
+                match item {
+                    Queued::Event(event) => {
+                        let Some(listener) = &listener else { continue };
+                        let delivered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            listener.on_event(&event)
+                        }));
+                        if delivered.is_err() {
+                            log::error!("scheduler listener panicked on {event:?}");
+                        }
+                    }
+                    Queued::Result(done, result) => {
+                        let _ = done.send(result);
                     }
                 }
             }

@@ -1,0 +1,179 @@
+//! The JSON-lines event log (`--event-log FILE`): one object per line for
+//! every job, stage and task the scheduler runs.
+//!
+//! Every line has `event` (its name) and `time_us` (microseconds since the
+//! log was opened). The names and fields below are stable: other tools
+//! (`fairway timeline`, notebooks) read them.
+//!
+//! | event | fields |
+//! |---|---|
+//! | `job_start` | `job`, `pool`, `description` |
+//! | `job_end` | `job`, `pool`, `description`, `status` (`succeeded`, `failed`, `cancelled`) |
+//! | `stage_submitted` | `job`, `stage`, `tasks` |
+//! | `stage_completed` | `job`, `stage` |
+//! | `task_start` | `job`, `stage`, `partition`, `attempt`, `pool`, `slot` |
+//! | `task_end` | as `task_start`, plus `duration_us`, `rows`, `bytes`, `status` (`succeeded`, `failed`) and `error` when failed |
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use fairway_scheduler::{JobId, JobStatus, SchedulerEvent, SchedulerListener, TaskContext};
+use serde_json::{Value, json};
+
+use crate::error::{EngineError, Result};
+
+/// Writes scheduler events as JSON lines. The file is created (truncated)
+/// when the log opens; lines are flushed at the end of every job and when
+/// the log is dropped.
+pub struct EventLog {
+    path: PathBuf,
+    start: Instant,
+    state: Mutex<LogState>,
+}
+
+struct LogState {
+    out: BufWriter<File>,
+    jobs: HashMap<JobId, (String, String)>,
+    failed: bool,
+}
+
+impl EventLog {
+    pub fn create(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
+        }
+        let file = File::create(path).map_err(|e| EngineError::io(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            start: Instant::now(),
+            state: Mutex::new(LogState {
+                out: BufWriter::new(file),
+                jobs: HashMap::new(),
+                failed: false,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn flush(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = state.out.flush();
+    }
+}
+
+type Fields = Vec<(&'static str, Value)>;
+
+fn task_fields(task: &TaskContext, pool: &str) -> Fields {
+    let mut map = Fields::new();
+    map.push(("job", json!(task.id.job)));
+    map.push(("stage", json!(task.id.stage)));
+    map.push(("partition", json!(task.id.partition)));
+    map.push(("attempt", json!(task.id.attempt)));
+    map.push(("pool", json!(pool)));
+    map.push(("slot", json!(task.slot)));
+    map
+}
+
+impl SchedulerListener for EventLog {
+    fn on_event(&self, event: &SchedulerEvent) {
+        let time_us = self.start.elapsed().as_micros() as u64;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (name, mut fields) = match event {
+            SchedulerEvent::JobStart {
+                job,
+                description,
+                pool,
+            } => {
+                state.jobs.insert(*job, (pool.clone(), description.clone()));
+                let mut m = Fields::new();
+                m.push(("job", json!(job)));
+                m.push(("pool", json!(pool)));
+                m.push(("description", json!(description)));
+                ("job_start", m)
+            }
+            SchedulerEvent::JobEnd { job, status } => {
+                let (pool, description) = state.jobs.remove(job).unwrap_or_default();
+                let mut m = Fields::new();
+                m.push(("job", json!(job)));
+                m.push(("pool", json!(pool)));
+                m.push(("description", json!(description)));
+                let status = match status {
+                    JobStatus::Succeeded => "succeeded",
+                    JobStatus::Failed => "failed",
+                    JobStatus::Cancelled => "cancelled",
+                };
+                m.push(("status", json!(status)));
+                ("job_end", m)
+            }
+            SchedulerEvent::StageSubmitted { job, stage, tasks } => {
+                let mut m = Fields::new();
+                m.push(("job", json!(job)));
+                m.push(("stage", json!(stage)));
+                m.push(("tasks", json!(tasks)));
+                ("stage_submitted", m)
+            }
+            SchedulerEvent::StageCompleted { job, stage } => {
+                let mut m = Fields::new();
+                m.push(("job", json!(job)));
+                m.push(("stage", json!(stage)));
+                ("stage_completed", m)
+            }
+            SchedulerEvent::TaskStart { task, pool } => ("task_start", task_fields(task, pool)),
+            SchedulerEvent::TaskEnd {
+                task,
+                duration,
+                outcome,
+                pool,
+            } => {
+                let mut m = task_fields(task, pool);
+                m.push(("duration_us", json!(duration.as_micros() as u64)));
+                match outcome {
+                    Ok(o) => {
+                        m.push(("rows", json!(o.rows)));
+                        m.push(("bytes", json!(o.bytes)));
+                        m.push(("status", json!("succeeded")));
+                    }
+                    Err(e) => {
+                        m.push(("rows", json!(0)));
+                        m.push(("bytes", json!(0)));
+                        m.push(("status", json!("failed")));
+                        m.push(("error", json!(e)));
+                    }
+                }
+                ("task_end", m)
+            }
+        };
+        // `event` and `time_us` first, then the fields in a fixed order.
+        let mut line = format!("{{\"event\":\"{name}\",\"time_us\":{time_us}");
+        for (key, value) in fields.drain(..) {
+            line.push_str(&format!(",\"{key}\":{value}"));
+        }
+        line.push_str("}\n");
+        let written = state.out.write_all(line.as_bytes()).and_then(|_| {
+            if name == "job_end" {
+                state.out.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = written
+            && !state.failed
+        {
+            state.failed = true;
+            log::error!("cannot write event log {}: {e}", self.path.display());
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

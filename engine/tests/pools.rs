@@ -1,0 +1,288 @@
+//! FAIR pools and FIFO order observed through the event log, with real
+//! queries on the stage engine.
+
+use std::path::Path;
+use std::time::Duration;
+
+use fairway_engine::{EngineConfig, SchedulingMode, Session};
+use serde_json::Value;
+
+/// A CPU-heavy query whose first stage has `tasks` tasks of equal size.
+fn heavy_query(tasks: usize, rows: usize) -> String {
+    let branch = format!(
+        "select sum(sqrt(cast(value as double)) * sin(cast(value as double))) as s \
+         from generate_series(1, {rows})"
+    );
+    let union = vec![branch; tasks].join(" union all ");
+    format!("select sum(s) from ({union}) t")
+}
+
+fn events(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn num(e: &Value, key: &str) -> u64 {
+    e[key].as_u64().unwrap_or_else(|| panic!("{key} in {e}"))
+}
+
+fn session_with_log(mode: SchedulingMode, allocation: Option<&Path>, log: &Path) -> Session {
+    let mut config = EngineConfig::with_slots(4);
+    config.scheduler_mode = mode;
+    config.allocation_file = allocation.map(Path::to_path_buf);
+    config.event_log = Some(log.to_path_buf());
+    Session::new(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fair_pools_share_slots_by_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("fairscheduler.xml");
+    std::fs::write(
+        &xml,
+        r#"<allocations>
+             <pool name="light"><schedulingMode>FAIR</schedulingMode><weight>1</weight></pool>
+             <pool name="heavy"><schedulingMode>FAIR</schedulingMode><weight>3</weight></pool>
+           </allocations>"#,
+    )
+    .unwrap();
+    let log = dir.path().join("events.jsonl");
+    let session = session_with_log(SchedulingMode::Fair, Some(&xml), &log);
+    let sql = heavy_query(160, 250_000);
+    let light = session.with_pool("light").unwrap();
+    let heavy = session.with_pool("heavy").unwrap();
+    let (a, b) = tokio::join!(light.sql(&sql), heavy.sql(&sql));
+    assert_eq!(
+        a.unwrap().batches,
+        b.unwrap().batches,
+        "same answer in both pools"
+    );
+    session.flush_event_log();
+
+    let events = events(&log);
+    let job_of = |pool: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "job_start" && e["pool"] == pool)
+            .map(|e| num(e, "job"))
+            .unwrap()
+    };
+    let (light_job, heavy_job) = (job_of("light"), job_of("heavy"));
+    let time_of = |event: &str, job: u64| {
+        events
+            .iter()
+            .find(|e| e["event"] == event && num(e, "job") == job)
+            .map(|e| num(e, "time_us"))
+            .unwrap()
+    };
+    // The window in which both jobs had tasks waiting for a slot: from the
+    // later job start to the moment the first job handed out its last task.
+    // FAIR never preempts: the job submitted first may hold every slot at
+    // the start. The window opens once the shares can have settled, when the
+    // later job has started as many tasks as its fair share (3 of 4 slots
+    // for heavy, 1 for light).
+    let nth_start = |job: u64, n: usize| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "task_start" && num(e, "job") == job)
+            .map(|e| num(e, "time_us"))
+            .nth(n - 1)
+            .unwrap()
+    };
+    let both_from = if time_of("job_start", light_job) <= time_of("job_start", heavy_job) {
+        nth_start(heavy_job, 3)
+    } else {
+        nth_start(light_job, 1)
+    };
+    let last_start = |job: u64| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "task_start" && num(e, "job") == job && num(e, "stage") == 0)
+            .map(|e| num(e, "time_us"))
+            .max()
+            .unwrap()
+    };
+    let both_until = last_start(light_job).min(last_start(heavy_job));
+    // Slot time each pool held inside the window: the overlap of every task's
+    // [task_start, task_end] interval with it. Unlike a count of started
+    // tasks, this does not depend on how long individual tasks took on a
+    // noisy machine.
+    let slot_time = |pool: &str| {
+        let mut total = 0u64;
+        for start in events
+            .iter()
+            .filter(|e| e["event"] == "task_start" && e["pool"] == pool)
+        {
+            let key = |e: &Value| {
+                (
+                    num(e, "job"),
+                    num(e, "stage"),
+                    num(e, "partition"),
+                    num(e, "attempt"),
+                )
+            };
+            let end = events
+                .iter()
+                .find(|e| e["event"] == "task_end" && key(e) == key(start))
+                .map(|e| num(e, "time_us"))
+                .unwrap();
+            let (from, to) = (num(start, "time_us").max(both_from), end.min(both_until));
+            total += to.saturating_sub(from);
+        }
+        total as f64
+    };
+    let (l, h) = (slot_time("light"), slot_time("heavy"));
+    let ratio = h / l;
+    eprintln!("while both waited for slots: heavy held {h} slot-us, light {l}, ratio {ratio:.2}");
+    assert!(
+        (2.5..=3.5).contains(&ratio),
+        "while both waited for slots, heavy (weight 3) held {h} slot-us and light (weight 1) {l}: ratio {ratio:.2}"
+    );
+    // Every task_end carries the fields other tools rely on.
+    let end = events.iter().find(|e| e["event"] == "task_end").unwrap();
+    for key in [
+        "time_us",
+        "job",
+        "stage",
+        "partition",
+        "attempt",
+        "pool",
+        "slot",
+        "duration_us",
+        "rows",
+        "bytes",
+        "status",
+    ] {
+        assert!(!end[key].is_null(), "task_end lacks {key}: {end}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_lets_the_earlier_job_take_every_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    let session = session_with_log(SchedulingMode::Fifo, None, &log);
+    let sql = heavy_query(24, 100_000);
+    let first = session.with_pool("a").unwrap();
+    let second = session.with_pool("b").unwrap();
+    let sql2 = sql.clone();
+    let early = tokio::spawn(async move { first.sql(&sql2).await });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let late = second.sql(&sql).await.unwrap();
+    let early = early.await.unwrap().unwrap();
+    assert_eq!(early.batches, late.batches);
+    session.flush_event_log();
+
+    let events = events(&log);
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "task_start")
+        .collect();
+    let job1_first_stage_last = starts
+        .iter()
+        .filter(|e| num(e, "job") == 1 && num(e, "stage") == 0)
+        .map(|e| num(e, "time_us"))
+        .max()
+        .unwrap();
+    let job2_first = starts
+        .iter()
+        .filter(|e| num(e, "job") == 2)
+        .map(|e| num(e, "time_us"))
+        .min()
+        .unwrap();
+    assert!(
+        job2_first >= job1_first_stage_last,
+        "under FIFO job 2 started a task before job 1 had handed out all of its stage 0"
+    );
+    // Pools are reported but ignored under FIFO.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "job_start" && e["pool"] == "b")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_pool_applies_to_later_statements_of_that_client_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    let session = session_with_log(SchedulingMode::Fair, None, &log);
+    let client = session.client();
+    client
+        .sql("select 1; set fairway.scheduler.pool = 'reports'; select 2")
+        .await
+        .unwrap();
+    session.sql("select 3").await.unwrap();
+    assert_eq!(client.pool(), "reports");
+    assert_eq!(session.pool(), "default");
+    session.flush_event_log();
+    let pools: Vec<(String, String)> = events(&log)
+        .iter()
+        .filter(|e| e["event"] == "job_start")
+        .map(|e| {
+            (
+                e["description"].as_str().unwrap().to_string(),
+                e["pool"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pools,
+        [
+            ("SELECT 1".to_string(), "default".to_string()),
+            ("SELECT 2".to_string(), "reports".to_string()),
+            ("SELECT 3".to_string(), "default".to_string()),
+        ]
+    );
+    let names: Vec<String> = session
+        .scheduler()
+        .pools()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, ["default", "reports"], "pool created on first use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allocation_file_errors_name_the_pool_element_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("bad.xml");
+    std::fs::write(
+        &xml,
+        "<allocations>\n  <pool name=\"adhoc\">\n    <weight>heavy</weight>\n  </pool>\n</allocations>\n",
+    )
+    .unwrap();
+    let mut config = EngineConfig::with_slots(2);
+    config.scheduler_mode = SchedulingMode::Fair;
+    config.allocation_file = Some(xml.clone());
+    let err = Session::new(config.clone())
+        .err()
+        .expect("strict by default")
+        .to_string();
+    for needle in ["bad.xml", "adhoc", "weight", "heavy", "line 3"] {
+        assert!(err.contains(needle), "'{needle}' missing from: {err}");
+    }
+    config.allocation_strict = false;
+    let session = Session::new(config).unwrap();
+    assert!(
+        session.warnings().iter().any(|w| w.contains("heavy")),
+        "{:?}",
+        session.warnings()
+    );
+    let adhoc = session
+        .scheduler()
+        .pools()
+        .into_iter()
+        .find(|p| p.name == "adhoc")
+        .unwrap();
+    assert_eq!(adhoc.weight, 1, "Spark's fallback weight");
+
+    let mut missing = EngineConfig::with_slots(2);
+    missing.scheduler_mode = SchedulingMode::Fair;
+    missing.allocation_file = Some(dir.path().join("nope.xml"));
+    let err = Session::new(missing).err().unwrap().to_string();
+    assert!(err.contains("nope.xml"), "{err}");
+}
