@@ -71,60 +71,65 @@ impl EventLog {
 type Fields = Vec<(&'static str, Value)>;
 
 fn task_fields(task: &TaskContext, pool: &str) -> Fields {
-    let mut map = Fields::new();
-    map.push(("job", json!(task.id.job)));
-    map.push(("stage", json!(task.id.stage)));
-    map.push(("partition", json!(task.id.partition)));
-    map.push(("attempt", json!(task.id.attempt)));
-    map.push(("pool", json!(pool)));
-    map.push(("slot", json!(task.slot)));
-    map
+    vec![
+        ("job", json!(task.id.job)),
+        ("stage", json!(task.id.stage)),
+        ("partition", json!(task.id.partition)),
+        ("attempt", json!(task.id.attempt)),
+        ("pool", json!(pool)),
+        ("slot", json!(task.slot)),
+    ]
 }
 
 impl SchedulerListener for EventLog {
     fn on_event(&self, event: &SchedulerEvent) {
         let time_us = self.start.elapsed().as_micros() as u64;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (name, mut fields) = match event {
+        let (name, fields): (&str, Fields) = match event {
             SchedulerEvent::JobStart {
                 job,
                 description,
                 pool,
             } => {
                 state.jobs.insert(*job, (pool.clone(), description.clone()));
-                let mut m = Fields::new();
-                m.push(("job", json!(job)));
-                m.push(("pool", json!(pool)));
-                m.push(("description", json!(description)));
-                ("job_start", m)
+                (
+                    "job_start",
+                    vec![
+                        ("job", json!(job)),
+                        ("pool", json!(pool)),
+                        ("description", json!(description)),
+                    ],
+                )
             }
             SchedulerEvent::JobEnd { job, status } => {
                 let (pool, description) = state.jobs.remove(job).unwrap_or_default();
-                let mut m = Fields::new();
-                m.push(("job", json!(job)));
-                m.push(("pool", json!(pool)));
-                m.push(("description", json!(description)));
                 let status = match status {
                     JobStatus::Succeeded => "succeeded",
                     JobStatus::Failed => "failed",
                     JobStatus::Cancelled => "cancelled",
                 };
-                m.push(("status", json!(status)));
-                ("job_end", m)
+                (
+                    "job_end",
+                    vec![
+                        ("job", json!(job)),
+                        ("pool", json!(pool)),
+                        ("description", json!(description)),
+                        ("status", json!(status)),
+                    ],
+                )
             }
-            SchedulerEvent::StageSubmitted { job, stage, tasks } => {
-                let mut m = Fields::new();
-                m.push(("job", json!(job)));
-                m.push(("stage", json!(stage)));
-                m.push(("tasks", json!(tasks)));
-                ("stage_submitted", m)
-            }
-            SchedulerEvent::StageCompleted { job, stage } => {
-                let mut m = Fields::new();
-                m.push(("job", json!(job)));
-                m.push(("stage", json!(stage)));
-                ("stage_completed", m)
-            }
+            SchedulerEvent::StageSubmitted { job, stage, tasks } => (
+                "stage_submitted",
+                vec![
+                    ("job", json!(job)),
+                    ("stage", json!(stage)),
+                    ("tasks", json!(tasks)),
+                ],
+            ),
+            SchedulerEvent::StageCompleted { job, stage } => (
+                "stage_completed",
+                vec![("job", json!(job)), ("stage", json!(stage))],
+            ),
             SchedulerEvent::TaskStart { task, pool } => ("task_start", task_fields(task, pool)),
             SchedulerEvent::TaskEnd {
                 task,
@@ -135,24 +140,24 @@ impl SchedulerListener for EventLog {
                 let mut m = task_fields(task, pool);
                 m.push(("duration_us", json!(duration.as_micros() as u64)));
                 match outcome {
-                    Ok(o) => {
-                        m.push(("rows", json!(o.rows)));
-                        m.push(("bytes", json!(o.bytes)));
-                        m.push(("status", json!("succeeded")));
-                    }
-                    Err(e) => {
-                        m.push(("rows", json!(0)));
-                        m.push(("bytes", json!(0)));
-                        m.push(("status", json!("failed")));
-                        m.push(("error", json!(e)));
-                    }
+                    Ok(o) => m.extend([
+                        ("rows", json!(o.rows)),
+                        ("bytes", json!(o.bytes)),
+                        ("status", json!("succeeded")),
+                    ]),
+                    Err(e) => m.extend([
+                        ("rows", json!(0)),
+                        ("bytes", json!(0)),
+                        ("status", json!("failed")),
+                        ("error", json!(e)),
+                    ]),
                 }
                 ("task_end", m)
             }
         };
         // `event` and `time_us` first, then the fields in a fixed order.
         let mut line = format!("{{\"event\":\"{name}\",\"time_us\":{time_us}");
-        for (key, value) in fields.drain(..) {
+        for (key, value) in fields {
             line.push_str(&format!(",\"{key}\":{value}"));
         }
         line.push_str("}\n");
