@@ -228,3 +228,112 @@ fn tpch_gen_writes_parquet_tables() {
         "scale factor",
     );
 }
+
+#[test]
+fn run_executes_scripts_concurrently_with_their_own_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.sql");
+    let b = dir.path().join("b.sql");
+    std::fs::write(
+        &a,
+        "select count(*) from orders;\nSET fairway.scheduler.pool = 'dash';\nselect count(*) from lineitem;\n",
+    )
+    .unwrap();
+    std::fs::write(&b, "select count(*) from nation;\n").unwrap();
+    let log = dir.path().join("events.jsonl");
+    let out = fairway(&[
+        "run",
+        "--tables",
+        "testdata/tpch-sf0.01",
+        "--scheduler-mode",
+        "fair",
+        "--pool",
+        "etl",
+        "--event-log",
+        log.to_str().unwrap(),
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("a.sql #1 [pool etl]: 1 row in"), "{stdout}");
+    assert!(
+        stdout.contains("a.sql #3 [pool dash]: 1 row in"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("b.sql #1 [pool etl]: 1 row in"), "{stdout}");
+    let events = std::fs::read_to_string(&log).unwrap();
+    let starts: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains("\"job_start\""))
+        .collect();
+    assert_eq!(starts.len(), 3, "{events}");
+    assert!(
+        starts.iter().any(|l| l.contains("\"pool\":\"dash\"")),
+        "{events}"
+    );
+    for line in events.lines() {
+        assert!(line.starts_with("{\"event\":\""), "{line}");
+        assert!(line.contains("\"time_us\":"), "{line}");
+    }
+    assert!(events.contains("\"event\":\"task_end\""));
+    assert!(events.contains("\"event\":\"stage_completed\""));
+}
+
+#[test]
+fn allocation_file_problems_are_reported_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("fair.xml");
+    std::fs::write(
+        &xml,
+        "<allocations>\n<pool name=\"etl\">\n<schedulingMode>ROUND_ROBIN</schedulingMode>\n</pool>\n</allocations>\n",
+    )
+    .unwrap();
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "sql".to_string(),
+            "--scheduler-mode".into(),
+            "fair".into(),
+            "--allocation-file".into(),
+            xml.to_str().unwrap().into(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.extend(["-c".to_string(), "select 1".to_string()]);
+        v
+    };
+    let strict = fairway(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_clean_error(&strict, "etl");
+    let stderr = text(&strict.stderr);
+    assert!(
+        stderr.contains("schedulingMode") && stderr.contains("ROUND_ROBIN"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fair.xml"), "{stderr}");
+
+    let lenient = fairway(
+        &args(&["--conf", "fairway.scheduler.allocation.strict=false"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(lenient.status.success(), "{}", text(&lenient.stderr));
+    assert!(
+        text(&lenient.stderr).contains("warning: "),
+        "{}",
+        text(&lenient.stderr)
+    );
+
+    std::fs::write(&xml, "<allocations>\n<pool name=\"x\">\n</allocations>\n").unwrap();
+    let malformed = fairway(&args(&[]).iter().map(String::as_str).collect::<Vec<_>>());
+    assert_clean_error(&malformed, "fair.xml");
+    assert!(
+        text(&malformed.stderr).contains("line"),
+        "{}",
+        text(&malformed.stderr)
+    );
+
+    assert_clean_error(
+        &fairway(&["sql", "--scheduler-mode", "roundrobin", "-c", "select 1"]),
+        "--scheduler-mode",
+    );
+}
