@@ -35,6 +35,11 @@ pub struct EngineConfig {
     /// weight, an unknown mode, an empty value) are errors (`true`) or
     /// warnings with Spark's fallback (`false`).
     pub allocation_strict: bool,
+    /// Whether, in FAIR mode, a task gives its slot to a pool below its fair
+    /// share at the next batch boundary (`fairway.scheduler.preemption`,
+    /// default true). `false` gives exactly Spark's behaviour, where a pool
+    /// waits until running tasks end.
+    pub preemption: bool,
     /// Pool of jobs that name none (`--pool`, `fairway.scheduler.pool`).
     pub default_pool: String,
     /// Where to write the JSON-lines event log (`--event-log`).
@@ -57,6 +62,7 @@ impl Default for EngineConfig {
             scheduler_mode: SchedulingMode::Fifo,
             allocation_file: None,
             allocation_strict: true,
+            preemption: true,
             default_pool: fairway_scheduler::DEFAULT_POOL.to_string(),
             event_log: None,
             datafusion: Vec::new(),
@@ -116,16 +122,10 @@ impl EngineConfig {
                 self.allocation_file = (!value.is_empty()).then(|| PathBuf::from(value));
             }
             "fairway.scheduler.allocation.strict" => {
-                self.allocation_strict = match value.to_ascii_lowercase().as_str() {
-                    "true" => true,
-                    "false" => false,
-                    other => {
-                        return Err(EngineError::config(
-                            key,
-                            format!("expected true or false, got '{other}'"),
-                        ));
-                    }
-                };
+                self.allocation_strict = parse_bool(key, value)?;
+            }
+            "fairway.scheduler.preemption" => {
+                self.preemption = parse_bool(key, value)?;
             }
             "fairway.scheduler.pool" => {
                 if value.is_empty() {
@@ -177,6 +177,17 @@ impl EngineConfig {
             ));
         }
         Ok(())
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(EngineError::config(
+            key,
+            format!("expected true or false, got '{other}'"),
+        )),
     }
 }
 
@@ -241,9 +252,10 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 9] = [
+    pub const STARTUP_KEYS: [&'static str; 10] = [
         "fairway.scheduler.slots",
         "fairway.scheduler.mode",
+        "fairway.scheduler.preemption",
         "fairway.scheduler.allocation.file",
         "fairway.scheduler.allocation.strict",
         "fairway.shuffle.partitions",
@@ -273,6 +285,7 @@ impl FairwayOptions {
         let values = vec![
             ("scheduler.slots", config.slots.to_string()),
             ("scheduler.mode", config.scheduler_mode.to_string()),
+            ("scheduler.preemption", config.preemption.to_string()),
             (
                 "scheduler.allocation.file",
                 config

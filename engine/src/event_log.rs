@@ -12,6 +12,8 @@
 //! | `stage_submitted` | `job`, `stage`, `tasks` |
 //! | `stage_completed` | `job`, `stage` |
 //! | `task_start` | `job`, `stage`, `partition`, `attempt`, `pool`, `slot` |
+//! | `task_yield` | as `task_start`: the task gave up `slot` to a fairer pool |
+//! | `task_resume` | as `task_start`: the task continues on `slot` |
 //! | `task_end` | as `task_start`, plus `duration_us`, `rows`, `bytes`, `status` (`succeeded`, `failed`) and `error` when failed |
 
 use std::collections::HashMap;
@@ -131,6 +133,8 @@ impl SchedulerListener for EventLog {
                 vec![("job", json!(job)), ("stage", json!(stage))],
             ),
             SchedulerEvent::TaskStart { task, pool } => ("task_start", task_fields(task, pool)),
+            SchedulerEvent::TaskYield { task, pool } => ("task_yield", task_fields(task, pool)),
+            SchedulerEvent::TaskResume { task, pool } => ("task_resume", task_fields(task, pool)),
             SchedulerEvent::TaskEnd {
                 task,
                 duration,

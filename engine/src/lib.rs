@@ -33,6 +33,7 @@ mod output;
 mod session;
 mod tables;
 pub mod tpch;
+mod yield_exec;
 
 pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};

@@ -27,6 +27,7 @@ use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
 use crate::event_log::EventLog;
 use crate::job::{JobGuard, StageTaskRunner, StageTasks};
+use crate::yield_exec::YieldExec;
 
 /// What one statement returned.
 #[derive(Debug, Clone)]
@@ -155,6 +156,7 @@ impl Session {
             allocation_file_loaded: config.allocation_file.is_some()
                 && config.scheduler_mode == SchedulingMode::Fair,
             pools,
+            preemption: config.preemption,
             ..SchedulerConfig::default()
         })?;
         let event_log = match &config.event_log {
@@ -403,12 +405,21 @@ fn pool_of(config: &SessionConfig) -> String {
 
 /// A copy of `plan` whose every operator is a new instance with fresh
 /// execution state, so that a task shares nothing with the other tasks of
-/// its stage (join build sides, scan queues, metrics).
+/// its stage (join build sides, scan queues, metrics). Every leaf gets a
+/// [`YieldExec`] above it: the batch boundary where the task can give its
+/// slot to a fairer pool.
 pub(crate) fn fresh_instance(
     plan: &Arc<dyn ExecutionPlan>,
 ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
     Arc::clone(plan)
-        .transform_up(|node| Ok(Transformed::yes(node.reset_state()?)))
+        .transform_up(|node| {
+            let fresh = node.reset_state()?;
+            Ok(Transformed::yes(if fresh.children().is_empty() {
+                Arc::new(YieldExec::new(fresh)) as Arc<dyn ExecutionPlan>
+            } else {
+                fresh
+            }))
+        })
         .map(|t| t.data)
 }
 

@@ -111,26 +111,38 @@ async fn fair_pools_share_slots_by_weight() {
     // tasks, this does not depend on how long individual tasks took on a
     // noisy machine.
     let slot_time = |pool: &str| {
+        let key = |e: &Value| {
+            (
+                num(e, "job"),
+                num(e, "stage"),
+                num(e, "partition"),
+                num(e, "attempt"),
+            )
+        };
         let mut total = 0u64;
         for start in events
             .iter()
             .filter(|e| e["event"] == "task_start" && e["pool"] == pool)
         {
-            let key = |e: &Value| {
-                (
-                    num(e, "job"),
-                    num(e, "stage"),
-                    num(e, "partition"),
-                    num(e, "attempt"),
-                )
-            };
-            let end = events
-                .iter()
-                .find(|e| e["event"] == "task_end" && key(e) == key(start))
-                .map(|e| num(e, "time_us"))
-                .unwrap();
-            let (from, to) = (num(start, "time_us").max(both_from), end.min(both_until));
-            total += to.saturating_sub(from);
+            // A task holds a slot from task_start (or task_resume) to
+            // task_yield (or task_end).
+            let mut held_from = Some(num(start, "time_us"));
+            for e in events.iter().filter(|e| {
+                matches!(
+                    e["event"].as_str(),
+                    Some("task_yield" | "task_resume" | "task_end")
+                ) && key(e) == key(start)
+            }) {
+                let t = num(e, "time_us");
+                match (e["event"].as_str(), held_from) {
+                    (Some("task_resume"), _) => held_from = Some(t),
+                    (_, Some(from)) => {
+                        total += t.min(both_until).saturating_sub(from.max(both_from));
+                        held_from = None;
+                    }
+                    _ => {}
+                }
+            }
         }
         total as f64
     };

@@ -62,14 +62,34 @@ pub enum SchedulerEvent {
         pool: String,
     },
     /// A task ended and gave its slot back. Tasks aborted because their job
-    /// failed or was cancelled end with an `Err` that says so.
+    /// failed or was cancelled end with an `Err` that says so (a task
+    /// aborted while suspended held no slot; `task.slot` is the one it gave
+    /// up).
     TaskEnd {
         /// The task and the slot it held.
         task: TaskContext,
-        /// Time from start to end.
+        /// Time from start to end (time spent suspended included).
         duration: Duration,
         /// What the task returned, or its error message.
         outcome: Result<TaskOutcome, String>,
+        /// The job's pool, as in `JobStart`.
+        pool: String,
+    },
+    /// A running task gave its slot up at a
+    /// [`YieldPoint`](crate::YieldPoint) because the scheduler asked for it
+    /// (cooperative preemption), and now waits for a slot. It no longer
+    /// counts as running.
+    TaskYield {
+        /// The task and the slot it gave up.
+        task: TaskContext,
+        /// The job's pool, as in `JobStart`.
+        pool: String,
+    },
+    /// A task that yielded got a slot again and goes on where it stopped.
+    TaskResume {
+        /// The task and its new slot (which may differ from the one it gave
+        /// up).
+        task: TaskContext,
         /// The job's pool, as in `JobStart`.
         pool: String,
     },
@@ -80,7 +100,10 @@ pub enum SchedulerEvent {
 /// Events are delivered outside the scheduler's state lock, one at a time, in
 /// the order in which the scheduler's state changed (so `JobStart` comes first
 /// and `JobEnd` last for a job, and every `TaskStart` is followed by its
-/// `TaskEnd`). A listener may call back into the scheduler (submit, cancel).
+/// `TaskEnd`; in between, a task that yields has alternating `TaskYield` and
+/// `TaskResume` events, and a task aborted while it waits for a slot ends
+/// with its `TaskEnd` right after its `TaskYield`, naming the slot it gave
+/// up). A listener may call back into the scheduler (submit, cancel).
 /// It runs on whichever thread changed the state (a worker thread, or the
 /// thread that called `submit` or `cancel`), and while it runs other events
 /// queue up, so it should be quick. A listener that panics loses that event

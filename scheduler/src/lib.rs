@@ -16,6 +16,11 @@
 //! allocation file with [`parse_allocation_file`] (which can also check the
 //! file more strictly than Spark does). See [`Scheduler`] for the design.
 //!
+//! Unlike Spark, FAIR pools can also take slots back: with
+//! [`SchedulerConfig::preemption`], a task that calls a [`YieldPoint`]
+//! between batches gives its slot up when another pool waits for its fair
+//! share, and goes on once it gets a slot again.
+//!
 //! The crate knows nothing of what a task does: there is no DataFusion or
 //! Arrow here. A [`TaskRunner`] supplied with each job turns a
 //! [`TaskContext`] (job, stage, partition, attempt, slot) into a future; the
@@ -92,7 +97,9 @@ mod job;
 mod metrics;
 mod policy;
 mod pool;
+mod preempt;
 mod state;
+mod yielding;
 
 use std::fmt;
 use std::sync::Arc;
@@ -112,6 +119,7 @@ pub use crate::job::{
 };
 pub use crate::metrics::SchedulerMetrics;
 pub use crate::pool::{DEFAULT_POOL, PoolConfig, PoolStatus, SchedulingMode};
+pub use crate::yielding::YieldPoint;
 
 use crate::metrics::Counters;
 use crate::policy::PoolTree;
@@ -140,10 +148,20 @@ pub struct SchedulerConfig {
     /// says so), FAIR otherwise (Spark >= 3.4 without a file). Pools given
     /// in code without a file follow the second rule.
     pub allocation_file_loaded: bool,
+    /// Cooperative preemption between batches (off by default; Spark has
+    /// none). Only has an effect when `mode` is FAIR: a running task of a
+    /// top-level pool that holds more than its fair share is asked to give
+    /// its slot up at its next [`YieldPoint`] when another top-level pool
+    /// waits for slots, so that a short job submitted while a long one holds
+    /// every slot gets its share within one batch instead of waiting for
+    /// long tasks to end. Tasks that never call a yield point are never
+    /// preempted. See [`Scheduler`] and [`YieldPoint`].
+    pub preemption: bool,
 }
 
 impl Default for SchedulerConfig {
-    /// As many slots as the machine has hardware threads, no retries, FIFO.
+    /// As many slots as the machine has hardware threads, no retries, FIFO,
+    /// no preemption.
     fn default() -> Self {
         Self {
             slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -152,6 +170,7 @@ impl Default for SchedulerConfig {
             mode: SchedulingMode::Fifo,
             pools: Vec::new(),
             allocation_file_loaded: false,
+            preemption: false,
         }
     }
 }
@@ -202,8 +221,36 @@ impl Default for SchedulerConfig {
 ///     `TaskSet_9.0`); everything else uses the job's own stage ids.
 ///   * The order is recomputed for every slot handed out, which is finer
 ///     than Spark's per-offer rounds (where the first stage takes every slot
-///     of a round it can use). Running tasks are never preempted: a share is
-///     reached as slots free up.
+///     of a round it can use). Without preemption (the default, and always
+///     under a FIFO root) running tasks keep their slots: a share is reached
+///     as slots free up.
+/// * **Cooperative preemption** ([`SchedulerConfig::preemption`], FAIR root
+///   only). Spark cannot take a slot back, so a pool that holds every slot
+///   keeps them until its tasks end, however short the jobs that wait. Tasks
+///   here cannot be interrupted either (a future dropped half-way loses its
+///   work), but task code calls a [`YieldPoint`] between batches. After every
+///   change (submit, task end, yield, resume, cancel), when no slot is free
+///   and the top-level pool `P` that the root would serve next has work
+///   waiting, the scheduler asks running tasks of *other* top-level pools to
+///   yield, as many as `P`'s waiting work and the fair split call for: a
+///   task of pool `Q` when `P` with one more task would still be strictly
+///   further below its share than `Q` is now (Spark's comparator without
+///   names: needy before satisfied, then `running / minShare` or
+///   `running / weight`), and the freed slot would go to `P` rather than
+///   back to `Q`. It asks the pool most over its share, and there the task
+///   that started last. Every slot moved makes the split strictly fairer, so
+///   slots never move back and forth (module `preempt` has the details).
+///   Requests are recomputed after every change and withdrawn when no
+///   longer wanted. A task asked to yield gives its slot up at its next
+///   yield point ([`SchedulerEvent::TaskYield`]; it stops counting as
+///   running) and waits in its stage as a *resumable* task, which competes
+///   for slots exactly like the stage's pending tasks and goes before them.
+///   When the tree picks its stage again the task is resumed, possibly on
+///   another slot ([`SchedulerEvent::TaskResume`]), by signalling its
+///   waiting future: nothing is spawned again. A suspended task keeps all
+///   its memory and waits only for a slot, so there is no deadlock; cancel,
+///   failure and dropping the scheduler abort it like a running task. Slots
+///   never move within one top-level pool.
 /// * **Failure.** A task that returns an error is run again (next attempt
 ///   number) while the error is retryable and attempts are left
 ///   ([`SchedulerConfig::max_task_attempts`]); otherwise its job fails with
@@ -287,11 +334,15 @@ impl Scheduler {
             })?;
         wait_for_workers(&counters, config.slots);
         let pools = PoolTree::new(config.mode, &config.pools, config.allocation_file_loaded);
+        if config.preemption && config.mode == SchedulingMode::Fifo {
+            log::info!("scheduling mode is FIFO: preemption has no effect");
+        }
         let core = Core::new(
             runtime.handle().clone(),
             config.slots,
             config.max_task_attempts,
             pools,
+            config.preemption,
             counters,
         );
         Ok(Self {

@@ -18,6 +18,13 @@ pub struct SchedulerMetrics {
     pub tasks_completed: u64,
     /// Jobs submitted and not yet ended.
     pub jobs_active: usize,
+    /// Times a task gave its slot up at a [`YieldPoint`](crate::YieldPoint)
+    /// (cooperative preemption, see
+    /// [`SchedulerConfig::preemption`](crate::SchedulerConfig::preemption)).
+    pub yields: u64,
+    /// Tasks that gave their slot up and wait for another now. They are not
+    /// counted in `running_tasks`.
+    pub suspended_tasks: usize,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +35,8 @@ pub(crate) struct Counters {
     peak_busy_threads: AtomicUsize,
     tasks_completed: AtomicU64,
     jobs_active: AtomicUsize,
+    yields: AtomicU64,
+    suspended_tasks: AtomicUsize,
     /// Worker threads that have parked at least once.
     workers_seen: AtomicUsize,
 }
@@ -57,6 +66,8 @@ impl Counters {
             peak_busy_threads: self.peak_busy_threads.load(Ordering::SeqCst),
             tasks_completed: self.tasks_completed.load(Ordering::SeqCst),
             jobs_active: self.jobs_active.load(Ordering::SeqCst),
+            yields: self.yields.load(Ordering::SeqCst),
+            suspended_tasks: self.suspended_tasks.load(Ordering::SeqCst),
         }
     }
 
@@ -74,6 +85,24 @@ impl Counters {
 
     pub(crate) fn task_stopped(&self) {
         self.running_tasks.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// A running task gave its slot up and waits.
+    pub(crate) fn task_yielded(&self) {
+        self.yields.fetch_add(1, Ordering::SeqCst);
+        self.suspended_tasks.fetch_add(1, Ordering::SeqCst);
+        self.task_stopped();
+    }
+
+    /// A suspended task got a slot again.
+    pub(crate) fn task_resumed(&self) {
+        self.suspended_tasks.fetch_sub(1, Ordering::SeqCst);
+        self.task_started();
+    }
+
+    /// A suspended task ended without getting a slot again (aborted).
+    pub(crate) fn suspended_task_dropped(&self) {
+        self.suspended_tasks.fetch_sub(1, Ordering::SeqCst);
     }
 
     pub(crate) fn task_succeeded(&self) {

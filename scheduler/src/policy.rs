@@ -65,6 +65,11 @@
 //! * When a job fails or is cancelled its running tasks are aborted at once,
 //!   so its task sets leave the tree at once with their running counts;
 //!   Spark keeps such "zombie" task sets counted until their tasks drain.
+//! * With [`SchedulerConfig::preemption`](crate::SchedulerConfig::preemption)
+//!   a task may give its slot back between batches and wait for another
+//!   (module `preempt` decides when). While it waits it does not count as
+//!   running, and its task set is schedulable: a suspended task competes
+//!   for slots exactly like a pending one.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -107,13 +112,20 @@ pub(crate) fn compare_fifo(a: &SortKey<'_>, b: &SortKey<'_>) -> Ordering {
 /// -0.0 < 0.0 and NaN (weight 0 with no running task) after everything,
 /// +infinity included.
 pub(crate) fn compare_fair(a: &SortKey<'_>, b: &SortKey<'_>) -> Ordering {
-    let by_share = match (is_needy(a), is_needy(b)) {
+    compare_share(a, b).then_with(|| compare_names(a.name, b.name))
+}
+
+/// Steps 1 to 3 of [`compare_fair`]: the share comparison without the name
+/// tie-break. `Less` means `a` is further below its share than `b`.
+/// Cooperative preemption (module `preempt`) uses it to tell whether moving
+/// a slot makes the split strictly fairer.
+pub(crate) fn compare_share(a: &SortKey<'_>, b: &SortKey<'_>) -> Ordering {
+    match (is_needy(a), is_needy(b)) {
         (true, false) => Ordering::Less,
         (false, true) => Ordering::Greater,
         (true, true) => java_compare(min_share_ratio(a), min_share_ratio(b)),
         (false, false) => java_compare(weight_ratio(a), weight_ratio(b)),
-    };
-    by_share.then_with(|| compare_names(a.name, b.name))
+    }
 }
 
 fn is_needy(key: &SortKey<'_>) -> bool {
@@ -408,6 +420,32 @@ impl PoolTree {
         let mut sorted = children.clone();
         sorted.sort_by(|&a, &b| compare(&self.key(a), &self.key(b)));
         sorted
+    }
+
+    /// The top-level pools in root order (empty under a FIFO root), as
+    /// their ids and the keys the root sorts them by.
+    pub(crate) fn top_level_keys(&self) -> Vec<(NodeId, SortKey<'_>)> {
+        let NodeKind::Pool { children, .. } = &self.node(ROOT).kind else {
+            return Vec::new();
+        };
+        children
+            .iter()
+            .filter(|&&id| matches!(self.node(id).kind, NodeKind::Pool { .. }))
+            .map(|&id| (id, self.key(id)))
+            .collect()
+    }
+
+    /// The top-level pool that `node` is in (itself if it is one); `None`
+    /// for the root.
+    pub(crate) fn top_level_of(&self, node: NodeId) -> Option<NodeId> {
+        let mut current = node;
+        loop {
+            match self.node(current).parent {
+                None => return None,
+                Some(ROOT) => return Some(current),
+                Some(parent) => current = parent,
+            }
+        }
     }
 
     /// The top-level pools in root order (empty under a FIFO root).

@@ -81,7 +81,10 @@ pub struct PoolConfig {
     pub weight: i32,
     /// Number of running tasks below which the pool goes before every pool
     /// that has reached its own minimum. A priority boost, not a guarantee:
-    /// running tasks are never preempted.
+    /// running tasks are not preempted, and with
+    /// [`SchedulerConfig::preemption`](crate::SchedulerConfig::preemption)
+    /// a needy pool takes a slot from another pool only when that makes the
+    /// shares strictly fairer by the FAIR comparator.
     pub min_share: i32,
 }
 

@@ -6,10 +6,17 @@
 //! queued events are then delivered outside the lock by
 //! [`Core::deliver_events`]. Which stage gets each free slot is the pool
 //! tree's decision (module `policy`).
+//!
+//! With preemption on (FAIR root), every dispatch ends by recomputing which
+//! running tasks to ask to yield (module `preempt`); a task that yields
+//! ([`Core::suspend`], called from its [`YieldPoint`](crate::YieldPoint))
+//! gives its slot back and waits in its stage's `resumable` queue, which
+//! dispatch serves before the stage's pending partitions.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -27,6 +34,8 @@ use crate::job::{
 use crate::metrics::Counters;
 use crate::policy::{NodeId, PoolTree};
 use crate::pool::{DEFAULT_POOL, PoolStatus, SchedulingMode};
+use crate::preempt::{self, PoolLoad, Victim};
+use crate::yielding::{self, YieldPoint, YieldShared};
 
 pub(crate) type JobResult = Result<JobSummary, SchedulerError>;
 
@@ -36,6 +45,8 @@ pub(crate) struct Core {
     state: Mutex<State>,
     runtime: Handle,
     max_task_attempts: u32,
+    /// Cooperative preemption is on and the root is FAIR.
+    preemption: bool,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -49,6 +60,9 @@ struct State {
     pools: PoolTree,
     /// Global number of the next stage, for task-set names (see `policy`).
     next_stage_sequence: u64,
+    /// Start order of the next task attempt (preemption asks later ones
+    /// first).
+    next_task_sequence: u64,
     /// Set when the scheduler is dropped: nothing starts any more.
     closed: bool,
     events: EventQueue,
@@ -63,7 +77,8 @@ struct JobState {
     stages: BTreeMap<StageId, StageState>,
     stages_left: usize,
     tasks_succeeded: u64,
-    /// Tasks holding slots, by (stage, partition).
+    /// Live task attempts (holding a slot, or suspended), by (stage,
+    /// partition).
     running: HashMap<(StageId, usize), RunningTask>,
     started: Instant,
     done: oneshot::Sender<JobResult>,
@@ -91,14 +106,42 @@ struct StageState {
     submitted: bool,
     /// Partitions waiting for a slot, with the attempt to run next.
     pending: BTreeMap<usize, u32>,
+    /// Partitions of suspended tasks waiting for a slot, in the order they
+    /// yielded. Served before `pending`.
+    resumable: VecDeque<usize>,
     succeeded: usize,
 }
 
-#[derive(Debug)]
+impl StageState {
+    /// Tasks waiting for a slot: the task set is schedulable.
+    fn waiting(&self) -> usize {
+        self.pending.len() + self.resumable.len()
+    }
+}
+
+/// A live task attempt: holding a slot, or suspended at a yield point.
 struct RunningTask {
+    /// The slot is the one held now, or while suspended the one given up.
     context: TaskContext,
     abort: AbortHandle,
     started: Instant,
+    /// Start order among all task attempts.
+    sequence: u64,
+    yield_point: Arc<YieldShared>,
+    /// While suspended: the yield futures to tell the new slot (normally
+    /// one).
+    suspended: Option<Vec<oneshot::Sender<usize>>>,
+}
+
+impl std::fmt::Debug for RunningTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningTask")
+            .field("context", &self.context)
+            .field("sequence", &self.sequence)
+            .field("requested", &self.yield_point.is_requested())
+            .field("suspended", &self.suspended.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Events waiting to be delivered, and who delivers them.
@@ -153,8 +196,10 @@ impl Core {
         slots: usize,
         max_task_attempts: u32,
         pools: PoolTree,
+        preemption: bool,
         counters: Arc<Counters>,
     ) -> Self {
+        let preemption = preemption && pools.mode() == SchedulingMode::Fair;
         Self {
             state: Mutex::new(State {
                 next_job: 1,
@@ -162,11 +207,13 @@ impl Core {
                 jobs: BTreeMap::new(),
                 pools,
                 next_stage_sequence: 0,
+                next_task_sequence: 0,
                 closed: false,
                 events: EventQueue::default(),
             }),
             runtime,
             max_task_attempts,
+            preemption,
             counters,
         }
     }
@@ -235,6 +282,7 @@ impl Core {
                     sequence: sequences[&id],
                     submitted: false,
                     pending: BTreeMap::new(),
+                    resumable: VecDeque::new(),
                     succeeded: 0,
                 };
                 (id, stage)
@@ -376,8 +424,9 @@ impl Core {
         }
     }
 
-    /// Removes a job: aborts its running tasks, frees their slots, drops its
-    /// pending tasks, and sends `result` to its handle.
+    /// Removes a job: aborts its running and suspended tasks, frees the
+    /// slots of the running ones, drops its pending tasks, and sends
+    /// `result` to its handle.
     fn end_job(&self, state: &mut State, job: JobId, status: JobStatus, result: JobResult) {
         let Some(job_state) = state.jobs.remove(&job) else {
             return;
@@ -395,8 +444,13 @@ impl Core {
         aborted.sort_by_key(|task| (task.context.id.stage, task.context.id.partition));
         for task in aborted {
             task.abort.abort();
-            state.free_slots.push(task.context.slot);
-            self.counters.task_stopped();
+            if task.suspended.is_some() {
+                // Holds no slot; dropping its senders ends its wait.
+                self.counters.suspended_task_dropped();
+            } else {
+                state.free_slots.push(task.context.slot);
+                self.counters.task_stopped();
+            }
             state.events.push(|| SchedulerEvent::TaskEnd {
                 task: task.context,
                 duration: task.started.elapsed(),
@@ -409,10 +463,12 @@ impl Core {
         state.events.push_result(job_state.done, result);
     }
 
-    /// Starts pending tasks while slots are free. For each slot the pool
-    /// tree names the stage (its queue is recomputed slot by slot, since
-    /// every start changes the running counts); within a stage the lowest
-    /// pending partition goes first.
+    /// Starts pending tasks (or resumes suspended ones) while slots are
+    /// free. For each slot the pool tree names the stage (its queue is
+    /// recomputed slot by slot, since every start changes the running
+    /// counts); within a stage a suspended task goes first, in the order
+    /// they yielded, then the lowest pending partition. With preemption on,
+    /// then recomputes which running tasks are asked to yield.
     fn dispatch(self: &Arc<Self>, state: &mut State) {
         if state.closed {
             return;
@@ -422,7 +478,7 @@ impl Core {
             let next = state.pools.first_schedulable(|job, stage| {
                 jobs.get(&job)
                     .and_then(|job_state| job_state.stages.get(&stage))
-                    .is_some_and(|stage_state| !stage_state.pending.is_empty())
+                    .is_some_and(|stage_state| stage_state.waiting() > 0)
             });
             let Some((job, stage)) = next else {
                 break;
@@ -430,8 +486,29 @@ impl Core {
             let slot = state.free_slots.pop().expect("a free slot");
             let job_state = state.jobs.get_mut(&job).expect("runnable job");
             let stage_state = job_state.stages.get_mut(&stage).expect("runnable stage");
-            let (partition, attempt) = stage_state.pending.pop_first().expect("pending task");
             state.pools.task_started(job, stage);
+            if let Some(partition) = stage_state.resumable.pop_front() {
+                let task = job_state
+                    .running
+                    .get_mut(&(stage, partition))
+                    .expect("suspended task");
+                task.context.slot = slot;
+                task.yield_point.slot.store(slot, Ordering::Release);
+                for waiter in task.suspended.take().expect("task is suspended") {
+                    // A yield future dropped while it waited: the task runs
+                    // on anyway, and now holds a slot again.
+                    let _ = waiter.send(slot);
+                }
+                self.counters.task_resumed();
+                let context = task.context;
+                log::trace!("task {} resumed on slot {slot}", context.id);
+                state.events.push(|| SchedulerEvent::TaskResume {
+                    task: context,
+                    pool: job_state.pool.clone(),
+                });
+                continue;
+            }
+            let (partition, attempt) = stage_state.pending.pop_first().expect("pending task");
             let context = TaskContext {
                 id: TaskId {
                     job,
@@ -442,21 +519,28 @@ impl Core {
                 slot,
             };
 
+            let yield_shared = Arc::new(YieldShared::new(context, Arc::downgrade(self)));
+            let yield_point = YieldPoint::new(Arc::clone(&yield_shared));
             let core = Arc::clone(self);
             let runner = Arc::clone(&job_state.runner);
             let abort = self
                 .runtime
-                .spawn(async move {
+                .spawn(yielding::scope(yield_point, async move {
                     let result = run_task(runner.as_ref(), context).await;
-                    core.task_ended(context, result);
-                })
+                    core.task_ended(context.id, result);
+                }))
                 .abort_handle();
+            let sequence = state.next_task_sequence;
+            state.next_task_sequence += 1;
             job_state.running.insert(
                 (stage, partition),
                 RunningTask {
                     context,
                     abort,
                     started: Instant::now(),
+                    sequence,
+                    yield_point: yield_shared,
+                    suspended: None,
                 },
             );
             self.counters.task_started();
@@ -465,13 +549,134 @@ impl Core {
                 pool: job_state.pool.clone(),
             });
         }
+        if self.preemption {
+            self.request_yields(state);
+        }
+    }
+
+    /// Recomputes which running tasks are asked to yield (module `preempt`)
+    /// and sets or clears their request flags: new requests are set, those
+    /// no longer wanted are withdrawn.
+    fn request_yields(&self, state: &State) {
+        let loads = state.pools.top_level_keys();
+        let mut index = HashMap::with_capacity(loads.len());
+        let mut pools: Vec<PoolLoad<'_>> = Vec::with_capacity(loads.len());
+        for (position, (id, key)) in loads.into_iter().enumerate() {
+            index.insert(id, position);
+            pools.push(PoolLoad {
+                name: key.name,
+                weight: key.weight,
+                min_share: key.min_share,
+                running: key.running,
+                waiting: 0,
+                victims: Vec::new(),
+            });
+        }
+        let mut candidates: Vec<Vec<(Victim, &YieldShared)>> = vec![Vec::new(); pools.len()];
+        for job_state in state.jobs.values() {
+            let Some(&pool) = state
+                .pools
+                .top_level_of(job_state.pool_node)
+                .and_then(|top| index.get(&top))
+            else {
+                continue;
+            };
+            pools[pool].waiting += job_state
+                .stages
+                .values()
+                .map(StageState::waiting)
+                .sum::<usize>();
+            for task in job_state.running.values() {
+                if task.suspended.is_none() {
+                    let victim = Victim {
+                        asked: task.yield_point.is_requested(),
+                        sequence: task.sequence,
+                    };
+                    candidates[pool].push((victim, &task.yield_point));
+                }
+            }
+        }
+        for (pool, candidates) in pools.iter_mut().zip(candidates.iter_mut()) {
+            candidates.sort_by_key(|(victim, _)| std::cmp::Reverse(*victim));
+            pool.victims = candidates.iter().map(|(victim, _)| *victim).collect();
+        }
+        let asked = preempt::plan(&pools, state.free_slots.len());
+        for (candidates, asked) in candidates.iter().zip(asked) {
+            for (position, (victim, point)) in candidates.iter().enumerate() {
+                let ask = position < asked;
+                if ask != victim.asked {
+                    point.requested.store(ask, Ordering::Release);
+                    if ask {
+                        log::debug!("task {} asked to yield its slot", point.task);
+                    } else {
+                        log::debug!("yield request of task {} withdrawn", point.task);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Called by a yield point whose task was asked to yield. Under the lock,
+    /// checks that the request still stands; if so, frees the task's slot,
+    /// queues the task as resumable in its stage, dispatches, and returns the
+    /// receiver of its next slot. Returns `None` (the task goes on at once)
+    /// when the request was withdrawn or the task is no longer live.
+    pub(crate) fn suspend(
+        self: &Arc<Self>,
+        point: &YieldShared,
+    ) -> Option<oneshot::Receiver<usize>> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if state.closed {
+            return None;
+        }
+        let TaskId {
+            job,
+            stage,
+            partition,
+            ..
+        } = point.task;
+        let job_state = state.jobs.get_mut(&job)?;
+        let task = job_state
+            .running
+            .get_mut(&(stage, partition))
+            .filter(|task| task.context.id == point.task)?;
+        let (sender, receiver) = oneshot::channel();
+        if let Some(waiters) = &mut task.suspended {
+            // Another yield of the same task is already waiting: wait too.
+            waiters.push(sender);
+            return Some(receiver);
+        }
+        if !point.requested.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        task.suspended = Some(vec![sender]);
+        let context = task.context;
+        job_state
+            .stages
+            .get_mut(&stage)
+            .expect("stage of the job")
+            .resumable
+            .push_back(partition);
+        state.free_slots.push(context.slot);
+        state.pools.task_ended(job, stage);
+        self.counters.task_yielded();
+        log::debug!("task {} yielded slot {}", context.id, context.slot);
+        state.events.push(|| SchedulerEvent::TaskYield {
+            task: context,
+            pool: job_state.pool.clone(),
+        });
+        self.dispatch(state);
+        drop(guard);
+        self.deliver_events();
+        Some(receiver)
     }
 
     /// Called by a task's wrapper when the task's future ended (not when it
     /// was aborted: `end_job` already did the bookkeeping then).
-    fn task_ended(self: &Arc<Self>, context: TaskContext, result: Result<TaskOutcome, TaskError>) {
+    fn task_ended(self: &Arc<Self>, task: TaskId, result: Result<TaskOutcome, TaskError>) {
         let mut state = self.lock();
-        self.record_task_end(&mut state, context, result);
+        self.record_task_end(&mut state, task, result);
         self.dispatch(&mut state);
         drop(state);
         self.deliver_events();
@@ -480,7 +685,7 @@ impl Core {
     fn record_task_end(
         &self,
         state: &mut State,
-        context: TaskContext,
+        task_id: TaskId,
         result: Result<TaskOutcome, TaskError>,
     ) {
         let TaskId {
@@ -488,12 +693,12 @@ impl Core {
             stage,
             partition,
             attempt,
-        } = context.id;
+        } = task_id;
         let Some(job_state) = state.jobs.get_mut(&job) else {
             return;
         };
         match job_state.running.get(&(stage, partition)) {
-            Some(task) if task.context == context => {}
+            Some(task) if task.context.id == task_id => {}
             // An aborted attempt that finished anyway: already accounted for.
             _ => return,
         }
@@ -501,10 +706,20 @@ impl Core {
             .running
             .remove(&(stage, partition))
             .expect("running task");
-        state.free_slots.push(context.slot);
-        state.pools.task_ended(job, stage);
-        self.counters.task_stopped();
+        let context = task.context;
         let stage_state = job_state.stages.get_mut(&stage).expect("stage of the job");
+        if task.suspended.is_some() {
+            // It dropped its yield future while waiting and ran on: it holds
+            // no slot and no running count.
+            stage_state
+                .resumable
+                .retain(|&waiting| waiting != partition);
+            self.counters.suspended_task_dropped();
+        } else {
+            state.free_slots.push(context.slot);
+            state.pools.task_ended(job, stage);
+            self.counters.task_stopped();
+        }
         let duration = task.started.elapsed();
         state.events.push(|| SchedulerEvent::TaskEnd {
             task: context,
@@ -523,11 +738,11 @@ impl Core {
                 }
             }
             Err(error) if error.is_retryable() && attempt + 1 < self.max_task_attempts => {
-                log::info!("task {} failed, will retry: {error}", context.id);
+                log::info!("task {task_id} failed, will retry: {error}");
                 stage_state.pending.insert(partition, attempt + 1);
             }
             Err(error) => {
-                log::warn!("task {} failed, failing the job: {error}", context.id);
+                log::warn!("task {task_id} failed, failing the job: {error}");
                 let failure = SchedulerError::TaskFailed {
                     job,
                     stage,
