@@ -34,6 +34,9 @@ pub struct LatencyReport {
     pub long_fifo: Duration,
     pub short_fair: Duration,
     pub long_fair: Duration,
+    /// FAIR without yielding between batches: Spark's behaviour.
+    pub short_fair_no_yield: Duration,
+    pub long_fair_no_yield: Duration,
 }
 
 /// The short query's text over the `_short` tables.
@@ -67,9 +70,14 @@ fn replace_word(text: &str, word: &str, with: &str) -> String {
     out
 }
 
-async fn session(options: &LatencyOptions, mode: SchedulingMode) -> Result<Session> {
+async fn session(
+    options: &LatencyOptions,
+    mode: SchedulingMode,
+    preemption: bool,
+) -> Result<Session> {
     let mut config = EngineConfig::with_slots(options.slots).partitions(options.partitions);
     config.scheduler_mode = mode;
+    config.preemption = preemption;
     let session = Session::new(config)?;
     for table in tpch::TABLES {
         let long = options.long_data.join(format!("{table}.parquet"));
@@ -121,9 +129,10 @@ pub async fn measure(options: &LatencyOptions) -> Result<LatencyReport> {
     let long_sql = tpch::query(options.long_query)
         .with_context(|| format!("no TPC-H query {}", options.long_query))?;
     let short_sql = short_sql(options.short_query)?;
-    let fifo = session(options, SchedulingMode::Fifo).await?;
-    let fair = session(options, SchedulingMode::Fair).await?;
-    let mut runs: [Vec<Duration>; 6] = Default::default();
+    let fifo = session(options, SchedulingMode::Fifo, false).await?;
+    let fair = session(options, SchedulingMode::Fair, true).await?;
+    let fair_no_yield = session(options, SchedulingMode::Fair, false).await?;
+    let mut runs: [Vec<Duration>; 8] = Default::default();
     for i in 0..options.iterations {
         runs[0].push(timed(&fifo, long_sql).await?);
         runs[1].push(timed(&fifo, &short_sql).await?);
@@ -133,15 +142,21 @@ pub async fn measure(options: &LatencyOptions) -> Result<LatencyReport> {
         let (s, l) = contended(&fair, long_sql, &short_sql, options.delay).await?;
         runs[4].push(s);
         runs[5].push(l);
+        let (s, l) = contended(&fair_no_yield, long_sql, &short_sql, options.delay).await?;
+        runs[6].push(s);
+        runs[7].push(l);
         println!(
-            "run {}: long alone {:.2} s, short alone {:.3} s, FIFO short {:.3} s / long {:.2} s, FAIR short {:.3} s / long {:.2} s",
+            "run {}: long alone {:.2} s, short alone {:.3} s, FIFO short {:.3} s / long {:.2} s, \
+             FAIR short {:.3} s / long {:.2} s, FAIR without yielding short {:.3} s / long {:.2} s",
             i + 1,
             runs[0][i].as_secs_f64(),
             runs[1][i].as_secs_f64(),
             runs[2][i].as_secs_f64(),
             runs[3][i].as_secs_f64(),
             runs[4][i].as_secs_f64(),
-            runs[5][i].as_secs_f64()
+            runs[5][i].as_secs_f64(),
+            runs[6][i].as_secs_f64(),
+            runs[7][i].as_secs_f64()
         );
     }
     Ok(LatencyReport {
@@ -151,6 +166,8 @@ pub async fn measure(options: &LatencyOptions) -> Result<LatencyReport> {
         long_fifo: median(&runs[3]),
         short_fair: median(&runs[4]),
         long_fair: median(&runs[5]),
+        short_fair_no_yield: median(&runs[6]),
+        long_fair_no_yield: median(&runs[7]),
     })
 }
 

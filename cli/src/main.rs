@@ -141,6 +141,8 @@ struct EngineArgs {
     event_log: Option<PathBuf>,
     /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable. Known
     /// fairway keys: fairway.scheduler.slots, fairway.scheduler.mode,
+    /// fairway.scheduler.preemption (false: never take a slot from a running
+    /// task, as Spark),
     /// fairway.scheduler.pool, fairway.scheduler.allocation.file,
     /// fairway.scheduler.allocation.strict (false: warn and use Spark's
     /// defaults for bad values), fairway.shuffle.partitions,

@@ -76,6 +76,11 @@ fn main() -> Result<()> {
         ratio(r.short_fair, r.short_alone)
     );
     println!(
+        "  short under FAIR, no yielding {:8.3} s  ({:.1} x alone)",
+        r.short_fair_no_yield.as_secs_f64(),
+        ratio(r.short_fair_no_yield, r.short_alone)
+    );
+    println!(
         "  long under FIFO          {:8.3} s  ({:.2} x alone)",
         r.long_fifo.as_secs_f64(),
         ratio(r.long_fifo, r.long_alone)
@@ -84,6 +89,11 @@ fn main() -> Result<()> {
         "  long under FAIR          {:8.3} s  ({:.2} x alone)",
         r.long_fair.as_secs_f64(),
         ratio(r.long_fair, r.long_alone)
+    );
+    println!(
+        "  long under FAIR, no yielding {:8.3} s  ({:.2} x alone)",
+        r.long_fair_no_yield.as_secs_f64(),
+        ratio(r.long_fair_no_yield, r.long_alone)
     );
     Ok(())
 }
