@@ -1,36 +1,16 @@
 //! FIFO and FAIR scheduling pools with real tasks, through the public API.
 
+mod common;
+
+use common::sleeping;
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fairway_scheduler::{
     JobHandle, JobSpec, PoolStatus, Scheduler, SchedulerConfig, SchedulerError, SchedulerEvent,
-    SchedulerListener, SchedulingMode, StageSpec, TaskContext, TaskError, TaskOutcome, TaskRunner,
-    parse_allocation_str,
+    SchedulerListener, SchedulingMode, StageSpec, parse_allocation_str,
 };
-use futures::FutureExt;
-use futures::future::BoxFuture;
-
-fn runner<F, Fut>(task: F) -> Arc<dyn TaskRunner>
-where
-    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<TaskOutcome, TaskError>> + Send + 'static,
-{
-    Arc::new(
-        move |context: TaskContext| -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
-            task(context).boxed()
-        },
-    )
-}
-
-fn sleeping(duration: Duration) -> Arc<dyn TaskRunner> {
-    runner(move |_| async move {
-        tokio::time::sleep(duration).await;
-        Ok(TaskOutcome::default())
-    })
-}
 
 /// A one-stage job of `tasks` tasks in `pool`.
 fn job(pool: Option<&str>, tasks: usize) -> JobSpec {

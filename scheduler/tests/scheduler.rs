@@ -1,7 +1,9 @@
 //! Behaviour of the scheduler through its public API.
 
+mod common;
+
+use common::runner;
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -12,7 +14,6 @@ use fairway_scheduler::{
     SchedulerEvent, SchedulerListener, StageId, StageSpec, TaskContext, TaskError, TaskOutcome,
     TaskRunner,
 };
-use futures::FutureExt;
 use futures::future::BoxFuture;
 
 fn scheduler(slots: usize) -> Scheduler {
@@ -23,19 +24,6 @@ fn scheduler(slots: usize) -> Scheduler {
         ..SchedulerConfig::default()
     })
     .expect("scheduler starts")
-}
-
-/// Wraps an async closure as a task runner.
-fn runner<F, Fut>(task: F) -> Arc<dyn TaskRunner>
-where
-    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<TaskOutcome, TaskError>> + Send + 'static,
-{
-    Arc::new(
-        move |context: TaskContext| -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
-            task(context).boxed()
-        },
-    )
 }
 
 /// A job from `(stage id, tasks, parents)`.

@@ -1,7 +1,9 @@
 //! Cooperative preemption: tasks that give their slot up at yield points.
 
+mod common;
+
+use common::{runner, sleeping};
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,29 +11,8 @@ use std::time::{Duration, Instant};
 use fairway_scheduler::{
     JobHandle, JobSpec, JobStatus, PoolConfig, PoolStatus, Scheduler, SchedulerConfig,
     SchedulerError, SchedulerEvent, SchedulerListener, SchedulingMode, StageSpec, TaskContext,
-    TaskError, TaskId, TaskOutcome, TaskRunner, YieldPoint,
+    TaskId, TaskOutcome, TaskRunner, YieldPoint,
 };
-use futures::FutureExt;
-use futures::future::BoxFuture;
-
-fn runner<F, Fut>(task: F) -> Arc<dyn TaskRunner>
-where
-    F: Fn(TaskContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<TaskOutcome, TaskError>> + Send + 'static,
-{
-    Arc::new(
-        move |context: TaskContext| -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
-            task(context).boxed()
-        },
-    )
-}
-
-fn sleeping(duration: Duration) -> Arc<dyn TaskRunner> {
-    runner(move |_| async move {
-        tokio::time::sleep(duration).await;
-        Ok(TaskOutcome::default())
-    })
-}
 
 /// What [`batched`] tasks report.
 #[derive(Clone, Default)]

@@ -50,50 +50,51 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let r = runtime.block_on(measure(&options))?;
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
         "medians of {} runs ({} slots, {} partitions):",
         options.iterations, options.slots, options.partitions
     );
-    println!(
-        "  long Q{} alone           {:8.3} s",
-        options.long_query,
-        r.long_alone.as_secs_f64()
-    );
-    println!(
-        "  short Q{} alone           {:8.3} s",
-        options.short_query,
-        r.short_alone.as_secs_f64()
-    );
-    println!(
-        "  short under FIFO         {:8.3} s  ({:.1} x alone)",
-        r.short_fifo.as_secs_f64(),
-        ratio(r.short_fifo, r.short_alone)
-    );
-    println!(
-        "  short under FAIR         {:8.3} s  ({:.1} x alone)",
-        r.short_fair.as_secs_f64(),
-        ratio(r.short_fair, r.short_alone)
-    );
-    println!(
-        "  short under FAIR, no yielding {:8.3} s  ({:.1} x alone)",
-        r.short_fair_no_yield.as_secs_f64(),
-        ratio(r.short_fair_no_yield, r.short_alone)
-    );
-    println!(
-        "  long under FIFO          {:8.3} s  ({:.2} x alone)",
-        r.long_fifo.as_secs_f64(),
-        ratio(r.long_fifo, r.long_alone)
-    );
-    println!(
-        "  long under FAIR          {:8.3} s  ({:.2} x alone)",
-        r.long_fair.as_secs_f64(),
-        ratio(r.long_fair, r.long_alone)
-    );
-    println!(
-        "  long under FAIR, no yielding {:8.3} s  ({:.2} x alone)",
-        r.long_fair_no_yield.as_secs_f64(),
-        ratio(r.long_fair_no_yield, r.long_alone)
-    );
+    let long = format!("long Q{}", options.long_query);
+    let short = format!("short Q{}", options.short_query);
+    let lines = [
+        (format!("{long} alone"), r.long_alone, None),
+        (format!("{short} alone"), r.short_alone, None),
+        (
+            format!("{short} under FIFO"),
+            r.short_fifo,
+            Some(r.short_alone),
+        ),
+        (
+            format!("{short} under FAIR"),
+            r.short_fair,
+            Some(r.short_alone),
+        ),
+        (
+            format!("{short} under FAIR, no yielding"),
+            r.short_fair_no_yield,
+            Some(r.short_alone),
+        ),
+        (
+            format!("{long} under FIFO"),
+            r.long_fifo,
+            Some(r.long_alone),
+        ),
+        (
+            format!("{long} under FAIR"),
+            r.long_fair,
+            Some(r.long_alone),
+        ),
+        (
+            format!("{long} under FAIR, no yielding"),
+            r.long_fair_no_yield,
+            Some(r.long_alone),
+        ),
+    ];
+    for (label, time, alone) in lines {
+        let versus = alone
+            .map(|a| format!("  ({:.2} x alone)", time.as_secs_f64() / a.as_secs_f64()))
+            .unwrap_or_default();
+        println!("  {label:<34} {:8.3} s{versus}", time.as_secs_f64());
+    }
     Ok(())
 }
