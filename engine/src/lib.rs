@@ -39,7 +39,7 @@ pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};
 pub use event_log::EventLog;
 pub use output::{OutputFormat, write_output};
-pub use session::{QueryOutput, Session, partition_count};
+pub use session::{QueryOutput, Session};
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
 
 pub use datafusion;

@@ -12,8 +12,8 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::analyze::AnalyzeExec;
-use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
@@ -324,8 +324,7 @@ impl Session {
 
     /// Cuts a physical plan into stages (what `fairway explain` prints).
     pub fn stage_graph(&self, plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph> {
-        let options = self.ctx.state().config_options().clone();
-        Ok(split_into_stages(plan, &options)?)
+        Ok(split_into_stages(plan)?)
     }
 
     /// The stage graph of one SQL statement, as text.
@@ -421,9 +420,4 @@ pub(crate) fn fresh_instance(
             }))
         })
         .map(|t| t.data)
-}
-
-/// Number of partitions of a plan (a shorthand used by tests and benches).
-pub fn partition_count(plan: &Arc<dyn ExecutionPlan>) -> usize {
-    plan.output_partitioning().partition_count()
 }

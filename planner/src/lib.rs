@@ -35,7 +35,7 @@
 //!     .await?
 //!     .create_physical_plan()
 //!     .await?;
-//! let graph = fairway_planner::split_into_stages(plan, ctx.state().config_options())?;
+//! let graph = fairway_planner::split_into_stages(plan)?;
 //! assert!(graph.stages().len() >= 2);
 //! println!("{graph}");
 //! # Ok(())

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
@@ -19,13 +18,7 @@ use crate::{PlannerError, Stage, StageGraph, StageOutput};
 
 /// Prepares `plan` ([`prepare_plan`]) and cuts it into stages at every
 /// exchange. The returned graph's last stage produces the query result.
-///
-/// `_config` is the session's configuration; the splitter itself needs no
-/// setting today but takes it so that callers need not change when it does.
-pub fn split_into_stages(
-    plan: Arc<dyn ExecutionPlan>,
-    _config: &ConfigOptions,
-) -> Result<StageGraph, PlannerError> {
+pub fn split_into_stages(plan: Arc<dyn ExecutionPlan>) -> Result<StageGraph, PlannerError> {
     let plan = prepare_plan(plan)?;
     let mut stages: Vec<Stage> = Vec::new();
     let root = plan
