@@ -71,6 +71,24 @@ enum Command {
         #[command(flatten)]
         engine: EngineArgs,
     },
+    /// Render an event log (--event-log) as one self-contained HTML page.
+    ///
+    /// The page shows a Gantt chart with one row per slot and one bar per
+    /// interval in which a task held the slot (coloured by job, details on
+    /// hover), stage submitted/completed markers, each pool's busy slots over
+    /// time, a legend of jobs, and totals: wall time, busy slot-time, slots
+    /// and utilisation. It needs no script and no network.
+    Timeline {
+        /// The JSON-lines event log written by --event-log.
+        #[arg(value_name = "EVENTS")]
+        events: PathBuf,
+        /// The HTML file to write (replaced atomically).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// Page title [default: "fairway timeline: EVENTS"].
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// TPC-H data and queries.
     Tpch {
         #[command(subcommand)]
@@ -201,6 +219,8 @@ impl EngineArgs {
         if let Some(log) = &self.event_log {
             config.event_log = Some(log.clone());
         }
+        // Live stage progress, only for a person watching a terminal.
+        config.progress = std::io::stderr().is_terminal();
         Ok(config)
     }
 
@@ -339,6 +359,35 @@ async fn run(cli: Cli) -> Result<()> {
                     }
                 }
             }
+            Ok(())
+        }
+        Command::Timeline {
+            events,
+            output,
+            title,
+        } => {
+            use fairway_engine::timeline;
+            let log = timeline::read_event_log(&events)?;
+            let title = title.unwrap_or_else(|| format!("fairway timeline: {}", events.display()));
+            let html = timeline::render_html(&log, &title);
+            let name = output
+                .file_name()
+                .ok_or_else(|| anyhow!("option --output: {} is not a file", output.display()))?;
+            let mut temp_name = std::ffi::OsString::from(".");
+            temp_name.push(name);
+            temp_name.push(format!(".{}.tmp", std::process::id()));
+            let temp = output.with_file_name(temp_name);
+            let written = std::fs::write(&temp, html)
+                .with_context(|| format!("cannot write {}", output.display()))
+                .and_then(|()| {
+                    std::fs::rename(&temp, &output)
+                        .with_context(|| format!("cannot write {}", output.display()))
+                });
+            if written.is_err() {
+                let _ = std::fs::remove_file(&temp);
+            }
+            written?;
+            eprintln!("wrote {}: {}", output.display(), timeline::totals(&log));
             Ok(())
         }
         Command::Tpch {

@@ -337,3 +337,64 @@ fn allocation_file_problems_are_reported_with_their_place() {
         "--scheduler-mode",
     );
 }
+
+#[test]
+fn timeline_renders_an_event_log_as_html() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.jsonl");
+    let html = dir.path().join("timeline.html");
+    let out = fairway(&[
+        "sql",
+        "--event-log",
+        log.to_str().unwrap(),
+        "-c",
+        "select o_orderstatus, count(*) as n from orders group by o_orderstatus",
+        "--tables",
+        "testdata/tpch-sf0.01",
+        "--slots",
+        "2",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = fairway(&[
+        "timeline",
+        log.to_str().unwrap(),
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("timeline.html"), "{stderr}");
+    assert!(stderr.contains("utilisation"), "{stderr}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<svg"), "{page}");
+    assert!(page.contains("utilisation"), "{page}");
+    assert!(page.contains("<rect class=\"task\""), "{page}");
+    // Only the page is left in the folder: the temp file was renamed.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    let missing = dir.path().join("no-such-log.jsonl");
+    assert_clean_error(
+        &fairway(&[
+            "timeline",
+            missing.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+        ]),
+        "no-such-log.jsonl",
+    );
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"event\":\"job_start\"\n").unwrap();
+    assert_clean_error(
+        &fairway(&[
+            "timeline",
+            bad.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+        ]),
+        "line 1",
+    );
+}

@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub default_pool: String,
     /// Where to write the JSON-lines event log (`--event-log`).
     pub event_log: Option<PathBuf>,
+    /// Draw live progress bars of running stages on stderr (the CLI turns
+    /// this on when stderr is a terminal).
+    pub progress: bool,
     /// `datafusion.*` settings to apply, in order.
     pub datafusion: Vec<(String, String)>,
 }
@@ -65,6 +68,7 @@ impl Default for EngineConfig {
             preemption: true,
             default_pool: fairway_scheduler::DEFAULT_POOL.to_string(),
             event_log: None,
+            progress: false,
             datafusion: Vec::new(),
         }
     }

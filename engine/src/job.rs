@@ -2,6 +2,7 @@
 //! executions of stage plans.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::TaskContext as DataFusionTaskContext;
@@ -13,6 +14,7 @@ use futures::future::BoxFuture;
 
 use crate::error::EngineError;
 use crate::session::fresh_instance;
+use crate::stage_metrics::{LeafCounters, StageAccumulator, StageMetrics, TaskReport};
 
 /// The tasks of one job: runs partition `p` of a stage plan, then writes the
 /// result to the shuffle (map stages) or keeps it for the caller (the
@@ -27,6 +29,7 @@ pub(crate) struct StageTasks {
     /// Tasks finished per stage, to free a stage's shuffle output as soon as
     /// every stage reading it is done.
     finished: Mutex<Vec<usize>>,
+    metrics: Mutex<Vec<StageAccumulator>>,
 }
 
 impl StageTasks {
@@ -55,6 +58,7 @@ impl StageTasks {
         let stages = graph.stages().len();
         Arc::new(Self {
             finished: Mutex::new(vec![0; stages]),
+            metrics: Mutex::new((0..stages).map(|_| StageAccumulator::default()).collect()),
             graph,
             shuffle,
             task_ctx,
@@ -65,10 +69,12 @@ impl StageTasks {
     }
 
     async fn run_task(self: Arc<Self>, task: TaskContext) -> Result<TaskOutcome, EngineError> {
+        let started = Instant::now();
         let stage = &self.graph.stages()[task.id.stage];
-        let plan = fresh_instance(&stage.plan)?;
+        let leaves = Arc::new(LeafCounters::default());
+        let plan = fresh_instance(&stage.plan, &leaves)?;
         let stream = plan.execute(task.id.partition, Arc::clone(&self.task_ctx))?;
-        match &stage.output {
+        let (outcome, shuffle) = match &stage.output {
             StageOutput::Shuffle(partitioning) => {
                 let stats = write_map_output(
                     &self.shuffle,
@@ -81,10 +87,11 @@ impl StageTasks {
                 )
                 .await
                 .map_err(datafusion::error::DataFusionError::from)?;
-                Ok(TaskOutcome {
+                let outcome = TaskOutcome {
                     rows: stats.rows,
                     bytes: stats.bytes,
-                })
+                };
+                (outcome, Some((stats.bytes, stats.spilled)))
             }
             StageOutput::Result => {
                 let batches = collect(stream).await?;
@@ -96,9 +103,28 @@ impl StageTasks {
                         .sum(),
                 };
                 self.results.lock().expect("results lock")[task.id.partition] = batches;
-                Ok(outcome)
+                (outcome, None)
             }
-        }
+        };
+        self.metrics.lock().expect("metrics lock")[stage.id].add(TaskReport {
+            started,
+            ended: Instant::now(),
+            leaves: &leaves,
+            rows_out: outcome.rows,
+            bytes_out: outcome.bytes,
+            shuffle,
+        });
+        Ok(outcome)
+    }
+
+    /// What every stage did, in stage order.
+    pub(crate) fn stage_metrics(&self) -> Vec<StageMetrics> {
+        self.metrics
+            .lock()
+            .expect("metrics lock")
+            .iter()
+            .map(StageAccumulator::metrics)
+            .collect()
     }
 
     /// Records a finished task; once its stage is complete, drops the

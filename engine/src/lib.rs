@@ -30,8 +30,11 @@ mod error;
 mod event_log;
 mod job;
 mod output;
+mod progress;
 mod session;
+mod stage_metrics;
 mod tables;
+pub mod timeline;
 pub mod tpch;
 mod yield_exec;
 
@@ -39,7 +42,9 @@ pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};
 pub use event_log::EventLog;
 pub use output::{OutputFormat, write_output};
+pub use progress::ConsoleProgress;
 pub use session::{QueryOutput, Session};
+pub use stage_metrics::StageMetrics;
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
 
 pub use datafusion;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -19,7 +20,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use fairway_planner::{BroadcastJoinSafety, StageGraph, split_into_stages};
 use fairway_scheduler::{
-    JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, parse_allocation_file,
+    JobSpec, Scheduler, SchedulerConfig, SchedulerListener, SchedulingMode, StageSpec,
+    parse_allocation_file,
 };
 use fairway_shuffle::{ShuffleConfig, ShuffleService};
 
@@ -27,6 +29,8 @@ use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
 use crate::event_log::EventLog;
 use crate::job::{JobGuard, StageTaskRunner, StageTasks};
+use crate::progress::{ConsoleProgress, Listeners};
+use crate::stage_metrics::{LeafCounters, StageMetrics};
 use crate::yield_exec::YieldExec;
 
 /// What one statement returned.
@@ -160,13 +164,19 @@ impl Session {
             ..SchedulerConfig::default()
         })?;
         let event_log = match &config.event_log {
-            Some(path) => {
-                let log = Arc::new(EventLog::create(path)?);
-                scheduler.set_listener(Some(Arc::clone(&log) as _));
-                Some(log)
-            }
+            Some(path) => Some(Arc::new(EventLog::create(path)?)),
             None => None,
         };
+        let mut listeners: Vec<Arc<dyn SchedulerListener>> = Vec::new();
+        if let Some(log) = &event_log {
+            listeners.push(Arc::clone(log) as _);
+        }
+        if config.progress {
+            listeners.push(Arc::new(ConsoleProgress::new()));
+        }
+        if !listeners.is_empty() {
+            scheduler.set_listener(Some(Arc::new(Listeners(listeners))));
+        }
         let shuffle = ShuffleService::new(ShuffleConfig {
             memory_limit: config.shuffle_memory,
             dir: config.shuffle_dir.clone(),
@@ -346,21 +356,47 @@ impl Session {
     /// Runs a physical plan as a job: splits it, submits its stages to the
     /// scheduler and waits. Returns the result batches (in partition order)
     /// and the number of stages. Dropping the returned future cancels the
-    /// job; its shuffle data is removed whatever the outcome.
+    /// job; its shuffle data is removed whatever the outcome. An
+    /// `EXPLAIN ANALYZE` plan runs its query as stages and returns one row
+    /// with every stage's metrics (tasks, wall and busy time, rows and bytes
+    /// in and out, shuffle bytes written and read, spilled bytes).
     pub async fn execute_plan(
         &self,
         plan: Arc<dyn ExecutionPlan>,
         task_ctx: Arc<datafusion::execution::TaskContext>,
         description: &str,
     ) -> Result<(Vec<RecordBatch>, usize)> {
-        let graph = if plan.is::<AnalyzeExec>() {
-            // EXPLAIN ANALYZE measures DataFusion's own operators, so the
-            // plan runs unsplit as one task (per-stage metrics come later).
-            StageGraph::single(plan)
-        } else {
-            self.stage_graph(plan)?
-        };
+        if let Some(analyze) = plan.downcast_ref::<AnalyzeExec>() {
+            // EXPLAIN ANALYZE: run the query as stages and report what each
+            // stage did instead of its rows.
+            let input = Arc::clone(analyze.children()[0]);
+            let graph = self.stage_graph(input)?;
+            let stages = graph.stages().len();
+            let (_, tasks) = self.run_job(graph.clone(), task_ctx, description).await?;
+            let report = analyze_report(&graph, &tasks.stage_metrics());
+            let batch = RecordBatch::try_new(
+                plan.schema(),
+                vec![
+                    Arc::new(StringArray::from(vec!["Plan with Stage Metrics"])),
+                    Arc::new(StringArray::from(vec![report])),
+                ],
+            )
+            .map_err(datafusion::error::DataFusionError::from)?;
+            return Ok((vec![batch], stages));
+        }
+        let graph = self.stage_graph(plan)?;
         let stages = graph.stages().len();
+        let (batches, _) = self.run_job(graph, task_ctx, description).await?;
+        Ok((batches, stages))
+    }
+
+    /// Submits a stage graph to the scheduler and waits for it.
+    async fn run_job(
+        &self,
+        graph: StageGraph,
+        task_ctx: Arc<datafusion::execution::TaskContext>,
+        description: &str,
+    ) -> Result<(Vec<RecordBatch>, Arc<StageTasks>)> {
         let job_seq = self.shared.next_job.fetch_add(1, Ordering::Relaxed);
         let shuffle = self.shared.shuffle.create_job(job_seq);
         let spec = JobSpec {
@@ -385,10 +421,27 @@ impl Session {
         let outcome = handle.wait().await;
         guard.finish();
         match outcome {
-            Ok(_) => Ok((tasks.take_results(), stages)),
+            Ok(_) => Ok((tasks.take_results(), tasks)),
             Err(e) => Err(tasks.take_error().unwrap_or(EngineError::Scheduler(e))),
         }
     }
+}
+
+/// The text of `EXPLAIN ANALYZE`: every stage's header, a line of its
+/// metrics, then its operators.
+fn analyze_report(graph: &StageGraph, metrics: &[StageMetrics]) -> String {
+    let mut text = String::new();
+    for (stage, metrics) in graph.stages().iter().zip(metrics) {
+        text.push_str(&stage.header());
+        text.push('\n');
+        text.push_str(&format!("  metrics: {}\n", metrics.summary()));
+        for line in stage.operators().lines() {
+            text.push_str("  ");
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// The pool named by `fairway.scheduler.pool` in a session config.
@@ -409,12 +462,13 @@ fn pool_of(config: &SessionConfig) -> String {
 /// slot to a fairer pool.
 pub(crate) fn fresh_instance(
     plan: &Arc<dyn ExecutionPlan>,
+    leaves: &Arc<LeafCounters>,
 ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
     Arc::clone(plan)
         .transform_up(|node| {
             let fresh = node.reset_state()?;
             Ok(Transformed::yes(if fresh.children().is_empty() {
-                Arc::new(YieldExec::new(fresh)) as Arc<dyn ExecutionPlan>
+                Arc::new(YieldExec::new(fresh, Arc::clone(leaves))) as Arc<dyn ExecutionPlan>
             } else {
                 fresh
             }))

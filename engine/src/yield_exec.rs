@@ -16,6 +16,8 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 use fairway_scheduler::YieldPoint;
+
+use crate::stage_metrics::LeafCounters;
 use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 
@@ -27,14 +29,24 @@ use futures::{FutureExt, Stream, StreamExt};
 /// end (an aggregation, a hash-join build) reaches this point often. Added
 /// to each task's private copy of the stage plan only; stage plans shown by
 /// `explain` do not contain it.
+///
+/// It also counts the rows and bytes its leaf produced, for the task's
+/// stage metrics.
 #[derive(Debug)]
 pub(crate) struct YieldExec {
     input: Arc<dyn ExecutionPlan>,
+    counters: Arc<LeafCounters>,
+    from_shuffle: bool,
 }
 
 impl YieldExec {
-    pub(crate) fn new(input: Arc<dyn ExecutionPlan>) -> Self {
-        Self { input }
+    pub(crate) fn new(input: Arc<dyn ExecutionPlan>, counters: Arc<LeafCounters>) -> Self {
+        let from_shuffle = input.is::<fairway_shuffle::ShuffleReaderExec>();
+        Self {
+            input,
+            counters,
+            from_shuffle,
+        }
     }
 }
 
@@ -69,7 +81,10 @@ impl ExecutionPlan for YieldExec {
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match children.len() {
-            1 => Ok(Arc::new(YieldExec::new(children.remove(0)))),
+            1 => Ok(Arc::new(YieldExec::new(
+                children.remove(0),
+                Arc::clone(&self.counters),
+            ))),
             n => Err(datafusion::error::DataFusionError::Internal(format!(
                 "YieldExec takes one child, got {n}"
             ))),
@@ -82,25 +97,26 @@ impl ExecutionPlan for YieldExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, context)?;
-        // Outside a scheduler task (or in work it spawned) there is nothing
-        // to yield.
-        Ok(match YieldPoint::current() {
-            Some(point) => Box::pin(YieldStream {
-                schema: input.schema(),
-                input,
-                point,
-                waiting: None,
-            }),
-            None => input,
-        })
+        Ok(Box::pin(YieldStream {
+            schema: input.schema(),
+            input,
+            // Outside a scheduler task (or in work it spawned) there is
+            // nothing to yield.
+            point: YieldPoint::current(),
+            waiting: None,
+            counters: Arc::clone(&self.counters),
+            from_shuffle: self.from_shuffle,
+        }))
     }
 }
 
 struct YieldStream {
     schema: SchemaRef,
     input: SendableRecordBatchStream,
-    point: YieldPoint,
+    point: Option<YieldPoint>,
     waiting: Option<BoxFuture<'static, ()>>,
+    counters: Arc<LeafCounters>,
+    from_shuffle: bool,
 }
 
 impl Stream for YieldStream {
@@ -112,12 +128,16 @@ impl Stream for YieldStream {
                 ready!(waiting.poll_unpin(cx));
                 self.waiting = None;
             }
-            if self.point.should_yield() {
-                let wait = self.point.yield_now().boxed();
+            if let Some(point) = self.point.as_ref().filter(|p| p.should_yield()) {
+                let wait = point.yield_now().boxed();
                 self.waiting = Some(wait);
                 continue;
             }
-            return self.input.poll_next_unpin(cx);
+            let next = ready!(self.input.poll_next_unpin(cx));
+            if let Some(Ok(batch)) = &next {
+                self.counters.record(self.from_shuffle, batch);
+            }
+            return Poll::Ready(next);
         }
     }
 }

@@ -279,3 +279,59 @@ async fn explain_shows_the_stage_graph_and_sql_explain_still_works() {
     assert_eq!(names, ["plan_type", "plan"]);
     assert!(out.rows() >= 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_reports_every_stage() {
+    let dir = tpch_data(0.1);
+    // Shuffle memory 0: every map output goes to a file.
+    let session = session(2, 4, 0);
+    register_tpch(&session, &dir).await;
+    let lineitem_rows = session
+        .sql("select count(*) as n from lineitem")
+        .await
+        .unwrap()
+        .batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<fairway_engine::arrow::array::Int64Array>()
+        .unwrap()
+        .value(0);
+    let out = session
+        .sql("explain analyze select l_returnflag, count(*) from lineitem group by 1 order by 1")
+        .await
+        .unwrap();
+    let text = out.batches[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<fairway_engine::arrow::array::StringArray>()
+        .unwrap()
+        .value(0)
+        .to_string();
+    let metrics: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("metrics:"))
+        .collect();
+    assert_eq!(
+        metrics.len(),
+        out.stages,
+        "one metrics line per stage: {text}"
+    );
+    assert!(
+        metrics[0].contains("tasks=4, ")
+            && metrics[0].contains(&format!("rows in={lineitem_rows} ")),
+        "stage 0 scanned all of lineitem: {text}"
+    );
+    assert!(
+        metrics[0].contains("rows out=") && !metrics[0].contains("shuffle written=0 B"),
+        "{text}"
+    );
+    assert!(
+        !metrics[0].contains("spilled=0 B"),
+        "everything spilled: {text}"
+    );
+    assert!(
+        !metrics[1].contains("shuffle read=0 B"),
+        "stage 1 read the shuffle: {text}"
+    );
+    assert!(text.contains("ShuffleReaderExec: stage=0"), "{text}");
+}

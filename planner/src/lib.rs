@@ -118,18 +118,6 @@ pub struct StageGraph {
 }
 
 impl StageGraph {
-    /// A graph of one result stage that runs `plan` as it is, unsplit.
-    pub fn single(plan: Arc<dyn ExecutionPlan>) -> Self {
-        Self {
-            stages: vec![Stage {
-                id: 0,
-                plan,
-                output: StageOutput::Result,
-                inputs: Vec::new(),
-            }],
-        }
-    }
-
     /// Stages in id order (producers before consumers).
     pub fn stages(&self) -> &[Stage] {
         &self.stages
@@ -156,6 +144,39 @@ impl StageGraph {
     }
 }
 
+impl Stage {
+    /// The stage's header line: id, task count, the stages it reads and how
+    /// its output is partitioned.
+    pub fn header(&self) -> String {
+        let reads = if self.inputs.is_empty() {
+            "-".to_string()
+        } else {
+            self.inputs
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let output = match &self.output {
+            StageOutput::Result => "result".to_string(),
+            StageOutput::Shuffle(MapPartitioning::Single) => {
+                "shuffle, one bucket per task".to_string()
+            }
+            StageOutput::Shuffle(MapPartitioning::Partitioned(p)) => format!("shuffle {p}"),
+        };
+        format!(
+            "Stage {} [tasks={}, reads={reads}, output={output}]",
+            self.id,
+            self.tasks()
+        )
+    }
+
+    /// The stage's operators, one per line, indented by depth.
+    pub fn operators(&self) -> String {
+        displayable(self.plan.as_ref()).indent(false).to_string()
+    }
+}
+
 impl fmt::Display for StageGraph {
     /// Prints every stage, producers first: its id, task count, the stages it
     /// reads, how its output is partitioned, then its operators indented.
@@ -164,34 +185,8 @@ impl fmt::Display for StageGraph {
             if i > 0 {
                 writeln!(f)?;
             }
-            let reads = if stage.inputs.is_empty() {
-                "-".to_string()
-            } else {
-                stage
-                    .inputs
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let output = match &stage.output {
-                StageOutput::Result => "result".to_string(),
-                StageOutput::Shuffle(MapPartitioning::Single) => {
-                    "shuffle, one bucket per task".to_string()
-                }
-                StageOutput::Shuffle(MapPartitioning::Partitioned(p)) => format!("shuffle {p}"),
-            };
-            writeln!(
-                f,
-                "Stage {} [tasks={}, reads={reads}, output={output}]",
-                stage.id,
-                stage.tasks()
-            )?;
-            for line in displayable(stage.plan.as_ref())
-                .indent(false)
-                .to_string()
-                .lines()
-            {
+            writeln!(f, "{}", stage.header())?;
+            for line in stage.operators().lines() {
                 writeln!(f, "  {line}")?;
             }
         }

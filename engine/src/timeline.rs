@@ -1,0 +1,1018 @@
+//! `fairway timeline`: reads an event log (see [`crate::event_log`]) and
+//! renders one self-contained HTML page with a Gantt chart of the slots,
+//! stage markers, each pool's share of the busy slots over time, a job
+//! legend and totals.
+//!
+//! The page is plain HTML with inline CSS and one inline SVG; tooltips are
+//! SVG `<title>` elements, so it needs no script and no network.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::{self, Write as _};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// Reading an event log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TimelineError {
+    #[error("cannot read event log {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("event log {}, line {line}: {message}", path.display())]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// The task fields shared by `task_start`, `task_yield`, `task_resume` and
+/// `task_end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRef {
+    pub job: u64,
+    pub stage: u64,
+    pub partition: u64,
+    pub attempt: u64,
+    pub pool: String,
+    pub slot: u64,
+}
+
+impl TaskRef {
+    fn key(&self) -> (u64, u64, u64, u64) {
+        (self.job, self.stage, self.partition, self.attempt)
+    }
+}
+
+/// What happened, with its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    JobStart {
+        job: u64,
+        pool: String,
+        description: String,
+    },
+    JobEnd {
+        job: u64,
+        pool: String,
+        description: String,
+        status: String,
+    },
+    StageSubmitted {
+        job: u64,
+        stage: u64,
+        tasks: u64,
+    },
+    StageCompleted {
+        job: u64,
+        stage: u64,
+    },
+    TaskStart(TaskRef),
+    TaskYield(TaskRef),
+    TaskResume(TaskRef),
+    TaskEnd {
+        task: TaskRef,
+        duration_us: u64,
+        rows: u64,
+        bytes: u64,
+        status: String,
+        error: Option<String>,
+    },
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Microseconds since the log was opened.
+    pub time_us: u64,
+    pub kind: EventKind,
+}
+
+/// Reads a JSON-lines event log. Blank lines and events with unknown names
+/// are skipped; anything else that cannot be read is an error naming the
+/// file and the line.
+pub fn read_event_log(path: &Path) -> Result<Vec<Event>, TimelineError> {
+    let io = |source| TimelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut events = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(&line) {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => {}
+            Err(message) => {
+                return Err(TimelineError::Parse {
+                    path: path.to_path_buf(),
+                    line: i + 1,
+                    message,
+                });
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// One line; `Ok(None)` for an event this version does not know.
+fn parse_line(line: &str) -> Result<Option<Event>, String> {
+    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(map) = value else {
+        return Err("expected a JSON object".to_string());
+    };
+    let name = map
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or("missing string field `event`")?
+        .to_string();
+    let f = Fields {
+        map: &map,
+        event: &name,
+    };
+    let time_us = f.u64("time_us")?;
+    let kind = match name.as_str() {
+        "job_start" => EventKind::JobStart {
+            job: f.u64("job")?,
+            pool: f.str("pool")?,
+            description: f.str("description")?,
+        },
+        "job_end" => EventKind::JobEnd {
+            job: f.u64("job")?,
+            pool: f.str("pool")?,
+            description: f.str("description")?,
+            status: f.str("status")?,
+        },
+        "stage_submitted" => EventKind::StageSubmitted {
+            job: f.u64("job")?,
+            stage: f.u64("stage")?,
+            tasks: f.u64("tasks")?,
+        },
+        "stage_completed" => EventKind::StageCompleted {
+            job: f.u64("job")?,
+            stage: f.u64("stage")?,
+        },
+        "task_start" => EventKind::TaskStart(f.task()?),
+        "task_yield" => EventKind::TaskYield(f.task()?),
+        "task_resume" => EventKind::TaskResume(f.task()?),
+        "task_end" => EventKind::TaskEnd {
+            task: f.task()?,
+            duration_us: f.u64("duration_us")?,
+            rows: f.u64("rows")?,
+            bytes: f.u64("bytes")?,
+            status: f.str("status")?,
+            error: map.get("error").and_then(Value::as_str).map(str::to_string),
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(Event { time_us, kind }))
+}
+
+struct Fields<'a> {
+    map: &'a Map<String, Value>,
+    event: &'a str,
+}
+
+impl Fields<'_> {
+    fn u64(&self, key: &str) -> Result<u64, String> {
+        match self.map.get(key) {
+            Some(v) => v.as_u64().ok_or_else(|| {
+                format!(
+                    "{}: field `{key}` must be a non-negative integer, got {v}",
+                    self.event
+                )
+            }),
+            None => Err(format!("{}: missing field `{key}`", self.event)),
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<String, String> {
+        match self.map.get(key) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(format!(
+                "{}: field `{key}` must be a string, got {v}",
+                self.event
+            )),
+            None => Err(format!("{}: missing field `{key}`", self.event)),
+        }
+    }
+
+    fn task(&self) -> Result<TaskRef, String> {
+        Ok(TaskRef {
+            job: self.u64("job")?,
+            stage: self.u64("stage")?,
+            partition: self.u64("partition")?,
+            attempt: self.u64("attempt")?,
+            pool: self.str("pool")?,
+            slot: self.u64("slot")?,
+        })
+    }
+}
+
+/// The headline numbers of a log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Totals {
+    /// First to last event, in microseconds.
+    pub wall_us: u64,
+    /// Sum of the intervals in which tasks held slots, in microseconds.
+    pub busy_us: u64,
+    /// Slots seen in the log (highest slot number + 1).
+    pub slots: u64,
+    /// busy / (slots x wall), in percent.
+    pub utilisation_pct: f64,
+}
+
+impl fmt::Display for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "wall time {}, busy slot-time {}, {} slot{}, utilisation {:.1}%",
+            seconds(self.wall_us),
+            seconds(self.busy_us),
+            self.slots,
+            if self.slots == 1 { "" } else { "s" },
+            self.utilisation_pct
+        )
+    }
+}
+
+/// Totals of a log: wall time, busy slot-time, slots, utilisation.
+pub fn totals(events: &[Event]) -> Totals {
+    Timeline::build(events).totals()
+}
+
+/// One interval in which a task held a slot.
+#[derive(Debug, Clone)]
+struct Bar {
+    task: TaskRef,
+    start: u64,
+    end: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct JobInfo {
+    pool: String,
+    description: String,
+    status: Option<String>,
+    start: Option<u64>,
+    end: Option<u64>,
+}
+
+struct TaskEndInfo {
+    duration_us: u64,
+    rows: u64,
+    status: String,
+    error: Option<String>,
+}
+
+/// A log turned into what the page draws.
+struct Timeline {
+    t0: u64,
+    t1: u64,
+    bars: Vec<Bar>,
+    slots: u64,
+    jobs: BTreeMap<u64, JobInfo>,
+    pools: Vec<String>,
+    ends: HashMap<(u64, u64, u64, u64), TaskEndInfo>,
+    /// (time, job, stage, submitted, tasks)
+    stages: Vec<(u64, u64, u64, bool, u64)>,
+}
+
+impl Timeline {
+    fn build(events: &[Event]) -> Self {
+        let t0 = events.iter().map(|e| e.time_us).min().unwrap_or(0);
+        let t1 = events.iter().map(|e| e.time_us).max().unwrap_or(0);
+        let mut open: HashMap<(u64, u64, u64, u64), (TaskRef, u64)> = HashMap::new();
+        let mut bars = Vec::new();
+        let mut jobs: BTreeMap<u64, JobInfo> = BTreeMap::new();
+        let mut pools: BTreeSet<String> = BTreeSet::new();
+        let mut ends = HashMap::new();
+        let mut stages = Vec::new();
+        let mut max_slot: Option<u64> = None;
+        let mut close = |open: &mut HashMap<_, (TaskRef, u64)>, task: &TaskRef, time: u64| {
+            if let Some((held, start)) = open.remove(&task.key()) {
+                bars.push(Bar {
+                    task: held,
+                    start,
+                    end: time.max(start),
+                });
+            }
+        };
+        for event in events {
+            let time = event.time_us;
+            match &event.kind {
+                EventKind::JobStart {
+                    job,
+                    pool,
+                    description,
+                } => {
+                    let info = jobs.entry(*job).or_default();
+                    info.pool = pool.clone();
+                    info.description = description.clone();
+                    info.start = Some(time);
+                    pools.insert(pool.clone());
+                }
+                EventKind::JobEnd {
+                    job,
+                    pool,
+                    description,
+                    status,
+                } => {
+                    let info = jobs.entry(*job).or_default();
+                    if info.pool.is_empty() {
+                        info.pool = pool.clone();
+                    }
+                    if info.description.is_empty() {
+                        info.description = description.clone();
+                    }
+                    info.status = Some(status.clone());
+                    info.end = Some(time);
+                }
+                EventKind::StageSubmitted { job, stage, tasks } => {
+                    stages.push((time, *job, *stage, true, *tasks));
+                }
+                EventKind::StageCompleted { job, stage } => {
+                    stages.push((time, *job, *stage, false, 0));
+                }
+                EventKind::TaskStart(task) | EventKind::TaskResume(task) => {
+                    // A start without an end before it: close the old interval.
+                    close(&mut open, task, time);
+                    max_slot = max_slot.max(Some(task.slot));
+                    pools.insert(task.pool.clone());
+                    jobs.entry(task.job).or_default();
+                    open.insert(task.key(), (task.clone(), time));
+                }
+                EventKind::TaskYield(task) => close(&mut open, task, time),
+                EventKind::TaskEnd {
+                    task,
+                    duration_us,
+                    rows,
+                    status,
+                    error,
+                    ..
+                } => {
+                    close(&mut open, task, time);
+                    ends.insert(
+                        task.key(),
+                        TaskEndInfo {
+                            duration_us: *duration_us,
+                            rows: *rows,
+                            status: status.clone(),
+                            error: error.clone(),
+                        },
+                    );
+                }
+            }
+        }
+        // Tasks still holding a slot when the log ends hold it to the end.
+        let mut still_open: Vec<_> = open.into_values().collect();
+        still_open.sort_by_key(|(t, start)| (*start, t.key()));
+        for (task, start) in still_open {
+            bars.push(Bar {
+                task,
+                start,
+                end: t1,
+            });
+        }
+        // Jobs known only from their tasks: take the pool of a task.
+        for (job, info) in jobs.iter_mut() {
+            if info.pool.is_empty()
+                && let Some(bar) = bars.iter().find(|b| b.task.job == *job)
+            {
+                info.pool = bar.task.pool.clone();
+            }
+        }
+        Self {
+            t0,
+            t1,
+            bars,
+            slots: max_slot.map_or(0, |s| s + 1),
+            jobs,
+            pools: pools.into_iter().filter(|p| !p.is_empty()).collect(),
+            ends,
+            stages,
+        }
+    }
+
+    fn wall_us(&self) -> u64 {
+        self.t1 - self.t0
+    }
+
+    fn totals(&self) -> Totals {
+        let wall_us = self.wall_us();
+        let busy_us: u64 = self.bars.iter().map(|b| b.end - b.start).sum();
+        let capacity = self.slots as f64 * wall_us as f64;
+        Totals {
+            wall_us,
+            busy_us,
+            slots: self.slots,
+            utilisation_pct: if capacity > 0.0 {
+                100.0 * busy_us as f64 / capacity
+            } else {
+                0.0
+            },
+        }
+    }
+
+    fn job_colour(&self, job: u64) -> &'static str {
+        let index = self.jobs.keys().position(|j| *j == job).unwrap_or(0);
+        JOB_PALETTE[index % JOB_PALETTE.len()]
+    }
+
+    fn pool_colour(&self, pool: &str) -> &'static str {
+        let index = self.pools.iter().position(|p| p == pool).unwrap_or(0);
+        POOL_PALETTE[index % POOL_PALETTE.len()]
+    }
+}
+
+const JOB_PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+
+const POOL_PALETTE: [&str; 6] = [
+    "#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#66a61e", "#a6761d",
+];
+
+/// Escapes text for HTML and XML content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Microseconds as seconds with three decimals.
+fn seconds(us: u64) -> String {
+    format!("{:.3} s", us as f64 / 1e6)
+}
+
+/// A duration for people: µs, ms or s.
+fn duration(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1e3)
+    } else {
+        format!("{:.3} s", us as f64 / 1e6)
+    }
+}
+
+/// Whitespace collapsed, cut to `max` characters with an ellipsis.
+fn truncate(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        flat.chars().take(max - 1).collect::<String>() + "…"
+    } else {
+        flat
+    }
+}
+
+/// A round tick step (1, 2 or 5 x 10^k microseconds) giving about `target`
+/// ticks over `span`.
+fn tick_step(span: u64, target: u64) -> u64 {
+    let raw = (span / target.max(1)).max(1);
+    let mut magnitude = 1u64;
+    while magnitude.saturating_mul(10) <= raw {
+        magnitude *= 10;
+    }
+    for m in [1, 2, 5, 10] {
+        if magnitude * m >= raw {
+            return magnitude * m;
+        }
+    }
+    magnitude * 10
+}
+
+fn tick_label(us: u64, step: u64) -> String {
+    let decimals = match step {
+        s if s >= 1_000_000 => 0,
+        s if s >= 100_000 => 1,
+        s if s >= 10_000 => 2,
+        s if s >= 1_000 => 3,
+        _ => 6,
+    };
+    format!("{:.*} s", decimals, us as f64 / 1e6)
+}
+
+const WIDTH: f64 = 1340.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 48.0;
+const STAGE_BAND: f64 = 92.0;
+const LANE_HEIGHT: f64 = 96.0;
+const BUCKETS: usize = 160;
+
+/// Renders the whole page: one self-contained HTML document.
+pub fn render_html(events: &[Event], title: &str) -> String {
+    let tl = Timeline::build(events);
+    let totals = tl.totals();
+    let mut html = String::new();
+    let title = escape(title);
+    let _ = writeln!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{title}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{title}</h1>"
+    );
+    let _ = writeln!(
+        html,
+        "<div class=\"totals\">\
+         <div><span class=\"k\">wall time</span><span class=\"v\">{}</span></div>\
+         <div><span class=\"k\">busy slot-time</span><span class=\"v\">{}</span></div>\
+         <div><span class=\"k\">slots</span><span class=\"v\">{}</span></div>\
+         <div><span class=\"k\">utilisation</span><span class=\"v\">{:.1}%</span></div>\
+         <div><span class=\"k\">jobs</span><span class=\"v\">{}</span></div>\
+         <div><span class=\"k\">task slices</span><span class=\"v\">{}</span></div>\
+         </div>",
+        seconds(totals.wall_us),
+        seconds(totals.busy_us),
+        totals.slots,
+        totals.utilisation_pct,
+        tl.jobs.len(),
+        tl.bars.len(),
+    );
+    render_svg(&tl, &mut html);
+    render_pool_legend(&tl, &mut html);
+    render_job_legend(&tl, &mut html);
+    html.push_str(
+        "<p class=\"note\">Bars: the intervals in which a task held a slot (a task that \
+         yielded has several). Solid lines: stage submitted; dashed lines: stage completed. \
+         Hover for details.</p>\n</body>\n</html>\n",
+    );
+    html
+}
+
+fn render_svg(tl: &Timeline, html: &mut String) {
+    let slots = tl.slots.max(1);
+    let row = if slots <= 4 {
+        40.0
+    } else if slots <= 12 {
+        30.0
+    } else {
+        (480.0 / slots as f64).clamp(6.0, 30.0)
+    };
+    let gantt_top = STAGE_BAND;
+    let gantt_height = row * slots as f64;
+    let axis_y = gantt_top + gantt_height;
+    let lane_top = axis_y + 40.0;
+    let height = lane_top + LANE_HEIGHT + 24.0;
+    let plot = WIDTH - LEFT - RIGHT;
+    let wall = tl.wall_us().max(1) as f64;
+    let x = |t: u64| LEFT + plot * (t.saturating_sub(tl.t0) as f64 / wall);
+
+    let _ = writeln!(
+        html,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height:.0}\" \
+         viewBox=\"0 0 {WIDTH} {height:.0}\" font-family=\"sans-serif\" font-size=\"11\">"
+    );
+    // Row stripes and slot labels.
+    for s in 0..slots {
+        let y = gantt_top + row * s as f64;
+        let _ = writeln!(
+            html,
+            "<rect class=\"row{}\" x=\"{LEFT}\" y=\"{y:.1}\" width=\"{plot:.1}\" height=\"{row:.1}\"/>",
+            if s % 2 == 0 { " even" } else { "" }
+        );
+        if row >= 10.0 || s % (12.0 / row).ceil() as u64 == 0 {
+            let _ = writeln!(
+                html,
+                "<text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" \
+                 dominant-baseline=\"middle\">slot {s}</text>",
+                LEFT - 6.0,
+                y + row / 2.0
+            );
+        }
+    }
+    // Time axis: grid lines through the chart and the pool lane.
+    let step = tick_step(tl.wall_us().max(1), 10);
+    let mut t = 0;
+    while t <= tl.wall_us() {
+        let tx = x(tl.t0 + t);
+        let _ = writeln!(
+            html,
+            "<line class=\"grid\" x1=\"{tx:.1}\" y1=\"{gantt_top:.1}\" x2=\"{tx:.1}\" y2=\"{:.1}\"/>\
+             <text class=\"tick\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            lane_top + LANE_HEIGHT,
+            axis_y + 16.0,
+            tick_label(t, step)
+        );
+        t += step;
+    }
+    // Task bars.
+    let bar_h = (row - 4.0).max(row * 0.7);
+    for bar in &tl.bars {
+        let t = &bar.task;
+        let bx = x(bar.start);
+        let bw = (x(bar.end) - bx).max(1.0);
+        let y = gantt_top + row * t.slot as f64 + (row - bar_h) / 2.0;
+        let end = tl.ends.get(&t.key());
+        let slice = bar.end - bar.start;
+        let mut tip = format!(
+            "job {} · stage {} · partition {} · attempt {}\npool {} · slot {}\n",
+            t.job, t.stage, t.partition, t.attempt, t.pool, t.slot
+        );
+        match end {
+            Some(e) => {
+                let _ = write!(
+                    tip,
+                    "rows {} · duration {}{} · {}",
+                    e.rows,
+                    duration(e.duration_us),
+                    if slice != e.duration_us {
+                        format!(" (this slice {})", duration(slice))
+                    } else {
+                        String::new()
+                    },
+                    e.status
+                );
+                if let Some(error) = &e.error {
+                    let _ = write!(tip, "\nerror: {}", truncate(error, 200));
+                }
+            }
+            None => {
+                let _ = write!(tip, "slice {} · no task_end", duration(slice));
+            }
+        }
+        let failed = end.is_some_and(|e| e.status != "succeeded");
+        let _ = writeln!(
+            html,
+            "<rect class=\"task\" x=\"{bx:.2}\" y=\"{y:.1}\" width=\"{bw:.2}\" height=\"{bar_h:.1}\" \
+             fill=\"{}\"{}><title>{}</title></rect>",
+            tl.job_colour(t.job),
+            if failed {
+                " stroke=\"#c00\" stroke-width=\"2\""
+            } else {
+                ""
+            },
+            escape(&tip)
+        );
+    }
+    // Stage markers: solid for submitted, dashed for completed; labels for
+    // submissions, merged when they would overlap.
+    let mut labels: Vec<(f64, Vec<String>, String)> = Vec::new();
+    for &(time, job, stage, submitted, tasks) in &tl.stages {
+        let sx = x(time);
+        let tip = if submitted {
+            format!(
+                "job {job} stage {stage} submitted ({tasks} task{}) at {}",
+                if tasks == 1 { "" } else { "s" },
+                seconds(time - tl.t0)
+            )
+        } else {
+            format!(
+                "job {job} stage {stage} completed at {}",
+                seconds(time - tl.t0)
+            )
+        };
+        let _ = writeln!(
+            html,
+            "<line class=\"stage{}\" x1=\"{sx:.1}\" y1=\"{:.1}\" x2=\"{sx:.1}\" y2=\"{axis_y:.1}\" \
+             stroke=\"{}\"><title>{}</title></line>",
+            if submitted { "" } else { " done" },
+            gantt_top - 4.0,
+            tl.job_colour(job),
+            escape(&tip)
+        );
+        if submitted {
+            let text = format!("J{job} S{stage}");
+            match labels.last_mut() {
+                Some((lx, texts, _)) if (sx - *lx).abs() < 11.0 => texts.push(text),
+                _ => labels.push((sx, vec![text], tl.job_colour(job).to_string())),
+            }
+        }
+    }
+    for (lx, texts, colour) in labels {
+        let mut text = texts.iter().take(2).cloned().collect::<Vec<_>>().join(", ");
+        if texts.len() > 2 {
+            let _ = write!(text, " +{}", texts.len() - 2);
+        }
+        let _ = writeln!(
+            html,
+            "<text class=\"stage-label\" transform=\"translate({:.1},{:.1}) rotate(-60)\" \
+             fill=\"{colour}\">{}</text>",
+            lx + 3.0,
+            gantt_top - 6.0,
+            escape(&text)
+        );
+    }
+    // Pool lane: each pool's busy slots per time bucket, stacked.
+    let _ = writeln!(
+        html,
+        "<rect class=\"lane\" x=\"{LEFT}\" y=\"{lane_top:.1}\" width=\"{plot:.1}\" \
+         height=\"{LANE_HEIGHT}\"/>\
+         <text class=\"label\" x=\"{LEFT}\" y=\"{:.1}\">busy slots by pool</text>\
+         <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" \
+         dominant-baseline=\"middle\">{slots}</text>\
+         <text class=\"label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" \
+         dominant-baseline=\"middle\">0</text>",
+        lane_top - 6.0,
+        LEFT - 6.0,
+        lane_top + 2.0,
+        LEFT - 6.0,
+        lane_top + LANE_HEIGHT - 2.0,
+    );
+    let bucket_us = wall / BUCKETS as f64;
+    let mut busy = vec![vec![0.0f64; tl.pools.len()]; BUCKETS];
+    for bar in &tl.bars {
+        let Some(p) = tl.pools.iter().position(|p| *p == bar.task.pool) else {
+            continue;
+        };
+        let (s, e) = (
+            (bar.start - tl.t0) as f64,
+            (bar.end.saturating_sub(tl.t0)) as f64,
+        );
+        let first = ((s / bucket_us) as usize).min(BUCKETS - 1);
+        let last = ((e / bucket_us) as usize).min(BUCKETS - 1);
+        for (b, bucket) in busy.iter_mut().enumerate().take(last + 1).skip(first) {
+            let lo = b as f64 * bucket_us;
+            let hi = lo + bucket_us;
+            let overlap = e.min(hi) - s.max(lo);
+            if overlap > 0.0 {
+                bucket[p] += overlap;
+            }
+        }
+    }
+    let bucket_w = plot / BUCKETS as f64;
+    for (b, bucket) in busy.iter().enumerate() {
+        let mut y = lane_top + LANE_HEIGHT;
+        let bx = LEFT + bucket_w * b as f64;
+        for (p, pool_busy) in bucket.iter().enumerate() {
+            let share = pool_busy / bucket_us;
+            if share <= 0.0 {
+                continue;
+            }
+            let h = LANE_HEIGHT * (share / slots as f64).min(1.0);
+            y -= h;
+            let _ = writeln!(
+                html,
+                "<rect class=\"pool\" x=\"{bx:.2}\" y=\"{y:.2}\" width=\"{:.2}\" height=\"{h:.2}\" \
+                 fill=\"{}\"><title>pool {} · {:.2} busy slots at {}</title></rect>",
+                bucket_w + 0.3,
+                tl.pool_colour(&tl.pools[p]),
+                escape(&tl.pools[p]),
+                share,
+                seconds((b as f64 * bucket_us) as u64)
+            );
+        }
+    }
+    html.push_str("</svg>\n");
+}
+
+fn render_pool_legend(tl: &Timeline, html: &mut String) {
+    html.push_str("<div class=\"pools\"><span class=\"k\">pools</span>");
+    for pool in &tl.pools {
+        let busy: u64 = tl
+            .bars
+            .iter()
+            .filter(|b| b.task.pool == *pool)
+            .map(|b| b.end - b.start)
+            .sum();
+        let _ = write!(
+            html,
+            "<span class=\"pool-entry\"><span class=\"swatch\" style=\"background:{}\"></span>{} \
+             <span class=\"muted\">({} busy)</span></span>",
+            tl.pool_colour(pool),
+            escape(pool),
+            seconds(busy)
+        );
+    }
+    html.push_str("</div>\n");
+}
+
+fn render_job_legend(tl: &Timeline, html: &mut String) {
+    html.push_str(
+        "<table class=\"jobs\">\n<tr><th></th><th>job</th><th>pool</th><th>status</th>\
+         <th>elapsed</th><th>busy</th><th>description</th></tr>\n",
+    );
+    for (job, info) in &tl.jobs {
+        let elapsed = match (info.start, info.end) {
+            (Some(s), Some(e)) => duration(e.saturating_sub(s)),
+            _ => "–".to_string(),
+        };
+        let busy: u64 = tl
+            .bars
+            .iter()
+            .filter(|b| b.task.job == *job)
+            .map(|b| b.end - b.start)
+            .sum();
+        let status = info.status.as_deref().unwrap_or("unfinished");
+        let _ = writeln!(
+            html,
+            "<tr class=\"job\"><td><span class=\"swatch\" style=\"background:{}\"></span></td>\
+             <td>{job}</td><td>{}</td><td class=\"status {}\">{}</td><td>{elapsed}</td>\
+             <td>{}</td><td class=\"desc\" title=\"{}\">{}</td></tr>",
+            tl.job_colour(*job),
+            escape(&info.pool),
+            escape(status),
+            escape(status),
+            duration(busy),
+            escape(&truncate(&info.description, 1000)),
+            escape(&truncate(&info.description, 80)),
+        );
+    }
+    html.push_str("</table>\n");
+}
+
+const CSS: &str = "\
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:16px 24px;color:#222;background:#fff}\
+h1{font-size:20px;margin:0 0 10px}\
+.totals{display:flex;gap:28px;margin:0 0 6px;flex-wrap:wrap}\
+.totals div{display:flex;flex-direction:column}\
+.k{font-size:11px;color:#666;text-transform:lowercase}\
+.v{font-size:18px;font-weight:600}\
+svg{display:block}\
+svg .row{fill:#fafafa}\
+svg .row.even{fill:#f0f0f0}\
+svg .grid{stroke:#ddd;stroke-width:1}\
+svg .tick{fill:#555;font-size:11px}\
+svg .label{fill:#444;font-size:11px}\
+svg .task{stroke:#fff;stroke-width:0.5}\
+svg .task:hover{stroke:#000;stroke-width:1.5}\
+svg .stage{stroke-width:1;opacity:.8}\
+svg .stage.done{stroke-dasharray:3 3;opacity:.6}\
+svg .stage-label{font-size:10px;font-weight:600}\
+svg .lane{fill:#f6f6f6;stroke:#ddd}svg .pool{shape-rendering:crispEdges}\
+.pools{margin:4px 0 12px 64px;display:flex;gap:18px;align-items:center;font-size:13px}\
+.swatch{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:5px;vertical-align:-1px}\
+.muted{color:#777}\
+table.jobs{border-collapse:collapse;font-size:12px;margin-left:64px}\
+table.jobs th{text-align:left;color:#666;font-weight:normal;border-bottom:1px solid #ccc;padding:2px 10px 2px 0}\
+table.jobs td{padding:2px 10px 2px 0;border-bottom:1px solid #eee;white-space:nowrap}\
+table.jobs td.desc{font-family:monospace;white-space:pre}\
+td.status.failed,td.status.cancelled{color:#c00;font-weight:600}\
+.note{font-size:11px;color:#777;margin-left:64px}\
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2 jobs in 2 pools on 2 slots; job 1's partition 1 yields slot 1 to
+    /// job 2 at 200 us and resumes on slot 0 at 400 us.
+    const LOG: &str = r#"{"event":"job_start","time_us":0,"job":1,"pool":"etl","description":"select <b> & \"x\" from t"}
+{"event":"stage_submitted","time_us":0,"job":1,"stage":0,"tasks":2}
+{"event":"task_start","time_us":0,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"etl","slot":0}
+{"event":"task_start","time_us":0,"job":1,"stage":0,"partition":1,"attempt":0,"pool":"etl","slot":1}
+{"event":"job_start","time_us":100,"job":2,"pool":"dash","description":"select 2"}
+{"event":"stage_submitted","time_us":100,"job":2,"stage":0,"tasks":1}
+{"event":"task_yield","time_us":200,"job":1,"stage":0,"partition":1,"attempt":0,"pool":"etl","slot":1}
+{"event":"task_start","time_us":200,"job":2,"stage":0,"partition":0,"attempt":0,"pool":"dash","slot":1}
+{"event":"task_end","time_us":400,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"etl","slot":0,"duration_us":400,"rows":10,"bytes":80,"status":"succeeded"}
+{"event":"task_resume","time_us":400,"job":1,"stage":0,"partition":1,"attempt":0,"pool":"etl","slot":0}
+{"event":"some_future_event","time_us":450,"whatever":true}
+
+{"event":"task_end","time_us":500,"job":2,"stage":0,"partition":0,"attempt":0,"pool":"dash","slot":1,"duration_us":300,"rows":1,"bytes":8,"status":"succeeded"}
+{"event":"stage_completed","time_us":500,"job":2,"stage":0}
+{"event":"job_end","time_us":500,"job":2,"pool":"dash","description":"select 2","status":"succeeded"}
+{"event":"task_end","time_us":600,"job":1,"stage":0,"partition":1,"attempt":0,"pool":"etl","slot":0,"duration_us":400,"rows":5,"bytes":40,"status":"succeeded"}
+{"event":"stage_completed","time_us":600,"job":1,"stage":0}
+{"event":"job_end","time_us":1000,"job":1,"pool":"etl","description":"select <b> & \"x\" from t","status":"succeeded"}
+"#;
+
+    fn write_log(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn reads_events_and_skips_unknown_ones() {
+        let (_dir, path) = write_log(LOG);
+        let events = read_event_log(&path).unwrap();
+        assert_eq!(events.len(), 16);
+        assert_eq!(
+            events[6],
+            Event {
+                time_us: 200,
+                kind: EventKind::TaskYield(TaskRef {
+                    job: 1,
+                    stage: 0,
+                    partition: 1,
+                    attempt: 0,
+                    pool: "etl".into(),
+                    slot: 1
+                })
+            }
+        );
+    }
+
+    #[test]
+    fn totals_count_held_intervals() {
+        let (_dir, path) = write_log(LOG);
+        let t = totals(&read_event_log(&path).unwrap());
+        // Held: slot 0 0-400 and 400-600, slot 1 0-200 and 200-500.
+        assert_eq!(t.wall_us, 1000);
+        assert_eq!(t.busy_us, 400 + 200 + 200 + 300);
+        assert_eq!(t.slots, 2);
+        // 1100 / (2 x 1000) = 55 %.
+        assert!((t.utilisation_pct - 55.0).abs() < 1e-9);
+        assert_eq!(
+            t.to_string(),
+            "wall time 0.001 s, busy slot-time 0.001 s, 2 slots, utilisation 55.0%"
+        );
+    }
+
+    #[test]
+    fn renders_one_self_contained_page() {
+        let (_dir, path) = write_log(LOG);
+        let html = render_html(&read_event_log(&path).unwrap(), "Run <1> & more");
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert_eq!(html.matches("</svg>").count(), 1);
+        assert!(!html.contains("<script"));
+        assert!(!html.contains("src=") && !html.contains("href="));
+        assert!(html.contains("<h1>Run &lt;1&gt; &amp; more</h1>"));
+        // Four slot-holding intervals: partition 1 of job 1 has two.
+        assert_eq!(html.matches("<rect class=\"task\"").count(), 4);
+        assert!(html.contains("slot 0</text>") && html.contains("slot 1</text>"));
+        assert!(!html.contains("slot 2</text>"));
+        // Tooltips.
+        assert!(html.contains("<title>job 1 · stage 0 · partition 1 · attempt 0\npool etl · slot 0\nrows 5 · duration 400 µs (this slice 200 µs) · succeeded</title>"), "{html}");
+        assert!(html.contains("rows 10 · duration 400 µs · succeeded"));
+        // Job legend: both jobs, pool, status, escaped description.
+        assert_eq!(html.matches("<tr class=\"job\">").count(), 2);
+        assert!(html.contains("select &lt;b&gt; &amp; &quot;x&quot; from t"));
+        assert!(!html.contains("<b>"));
+        assert!(html.contains("<td>dash</td>") && html.contains("<td>etl</td>"));
+        assert!(html.contains("succeeded</td>"));
+        // Totals.
+        assert!(html.contains("utilisation</span><span class=\"v\">55.0%"));
+        assert!(html.contains("slots</span><span class=\"v\">2<"));
+        assert!(html.contains("wall time</span><span class=\"v\">0.001 s"));
+        // Stage markers and the pool lane with its legend.
+        assert!(html.contains(">J1 S0</text>") && html.contains(">J2 S0</text>"));
+        assert_eq!(html.matches("<line class=\"stage\"").count(), 2);
+        assert_eq!(html.matches("<line class=\"stage done\"").count(), 2);
+        assert!(html.contains("busy slots by pool"));
+        assert!(html.contains("<rect class=\"pool\""));
+        assert!(html.contains("<title>pool dash · "));
+        assert_eq!(html.matches("<span class=\"pool-entry\">").count(), 2);
+    }
+
+    #[test]
+    fn a_task_without_an_end_holds_its_slot_to_the_end_of_the_log() {
+        let log = r#"{"event":"task_start","time_us":10,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"p","slot":3}
+{"event":"stage_completed","time_us":110,"job":1,"stage":0}
+"#;
+        let (_dir, path) = write_log(log);
+        let events = read_event_log(&path).unwrap();
+        let t = totals(&events);
+        assert_eq!((t.wall_us, t.busy_us, t.slots), (100, 100, 4));
+        assert!((t.utilisation_pct - 25.0).abs() < 1e-9);
+        let html = render_html(&events, "x");
+        assert_eq!(html.matches("<rect class=\"task\"").count(), 1);
+        assert!(html.contains("no task_end"));
+    }
+
+    #[test]
+    fn an_empty_log_renders() {
+        let html = render_html(&[], "empty");
+        assert_eq!(html.matches("<svg").count(), 1);
+        assert!(html.contains("utilisation</span><span class=\"v\">0.0%"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let (_dir, path) = write_log(
+            "{\"event\":\"job_start\",\"time_us\":0,\"job\":1,\"pool\":\"p\",\"description\":\"d\"}\n\
+             \n\
+             {\"event\":\"task_start\",\"time_us\":5,\"job\":1\n",
+        );
+        let err = read_event_log(&path).unwrap_err();
+        assert!(
+            matches!(err, TimelineError::Parse { line: 3, .. }),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("events.jsonl"), "{message}");
+        assert!(message.contains("line 3"), "{message}");
+
+        let (_dir, path) = write_log("{\"event\":\"task_start\",\"time_us\":5,\"job\":1}\n");
+        let message = read_event_log(&path).unwrap_err().to_string();
+        assert!(
+            message.contains("line 1") && message.contains("`stage`"),
+            "{message}"
+        );
+
+        let missing = Path::new("/no/such/events.jsonl");
+        let err = read_event_log(missing).unwrap_err();
+        assert!(matches!(err, TimelineError::Io { .. }));
+        assert!(err.to_string().contains("/no/such/events.jsonl"));
+    }
+}
