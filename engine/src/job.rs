@@ -113,6 +113,7 @@ impl StageTasks {
             rows_out: outcome.rows,
             bytes_out: outcome.bytes,
             shuffle,
+            operator_spill: operator_spilled_bytes(&plan),
         });
         Ok(outcome)
     }
@@ -160,6 +161,20 @@ impl StageTasks {
     pub(crate) fn take_error(&self) -> Option<EngineError> {
         self.first_error.lock().expect("error lock").take()
     }
+}
+
+/// Bytes DataFusion's own operators (sorts, aggregations, joins) spilled
+/// while running this task's copy of the plan.
+fn operator_spilled_bytes(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut total = 0u64;
+    let _ = plan.apply(|node| {
+        if let Some(bytes) = node.metrics().and_then(|m| m.spilled_bytes()) {
+            total += bytes as u64;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    total
 }
 
 /// The scheduler's handle on a job's [`StageTasks`].

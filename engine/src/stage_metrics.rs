@@ -51,7 +51,8 @@ pub struct StageMetrics {
     pub shuffle_written: u64,
     /// In-memory Arrow bytes read from shuffles.
     pub shuffle_read: u64,
-    /// Bytes of shuffle output that went to files.
+    /// Bytes of shuffle output that went to files, plus bytes that
+    /// DataFusion's operators (sorts, aggregations) spilled.
     pub spilled: u64,
 }
 
@@ -72,6 +73,8 @@ pub(crate) struct TaskReport<'a> {
     pub(crate) bytes_out: u64,
     /// `(bytes, spilled)` when the task wrote to the shuffle.
     pub(crate) shuffle: Option<(u64, bool)>,
+    /// Bytes DataFusion's operators spilled (sorts, aggregations).
+    pub(crate) operator_spill: u64,
 }
 
 impl StageAccumulator {
@@ -92,6 +95,7 @@ impl StageAccumulator {
                 m.spilled += bytes;
             }
         }
+        m.spilled += report.operator_spill;
         let first = self.first_start.get_or_insert(report.started);
         *first = (*first).min(report.started);
         let last = self.last_end.get_or_insert(report.ended);
