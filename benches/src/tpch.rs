@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fairway_engine::arrow::record_batch::RecordBatch;
-use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 use fairway_engine::datafusion::prelude::SessionContext;
-use fairway_engine::{EngineConfig, Session, plain_datafusion_context, tpch};
+use fairway_engine::{EngineConfig, Session, plain_datafusion_context, rows_as_text, tpch};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -78,31 +77,10 @@ async fn register_both(session: &Session, plain: &SessionContext, data: &str) ->
     Ok(())
 }
 
-/// Rows as sorted strings, floats rounded to 9 significant digits, so that
-/// results that differ only in row order or float rounding compare equal.
+/// Rows as sorted text (see [`rows_as_text`]), so that results that differ
+/// only in row order or float noise compare equal.
 pub fn canonical_rows(batches: &[RecordBatch]) -> Result<Vec<String>> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = formatters
-                .iter()
-                .map(|f| {
-                    let text = f.value(row).to_string();
-                    match text.parse::<f64>() {
-                        Ok(v) if text.contains('.') || text.contains('e') => format!("{v:.9e}"),
-                        _ => text,
-                    }
-                })
-                .collect();
-            rows.push(cells.join("|"));
-        }
-    }
+    let mut rows = rows_as_text(batches)?;
     rows.sort();
     Ok(rows)
 }

@@ -180,21 +180,8 @@ impl EngineArgs {
         for pair in &self.conf {
             config.set_pair(pair)?;
         }
-        let conf_sets = |key: &str| self.conf.iter().any(|p| p.trim_start().starts_with(key));
         if let Some(slots) = self.slots {
             config.set("fairway.scheduler.slots", &slots.to_string())?;
-            if self.partitions.is_none()
-                && !conf_sets("fairway.shuffle.partitions")
-                && !conf_sets("datafusion.execution.target_partitions")
-            {
-                config.partitions = 2 * config.slots;
-            }
-        } else if conf_sets("fairway.scheduler.slots")
-            && self.partitions.is_none()
-            && !conf_sets("fairway.shuffle.partitions")
-            && !conf_sets("datafusion.execution.target_partitions")
-        {
-            config.partitions = 2 * config.slots;
         }
         if let Some(partitions) = self.partitions {
             config.set("fairway.shuffle.partitions", &partitions.to_string())?;

@@ -49,6 +49,8 @@ pub struct EngineConfig {
     pub progress: bool,
     /// `datafusion.*` settings to apply, in order.
     pub datafusion: Vec<(String, String)>,
+    /// Whether `partitions` was chosen; until then it follows `2 x slots`.
+    partitions_chosen: bool,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +72,7 @@ impl Default for EngineConfig {
             event_log: None,
             progress: false,
             datafusion: Vec::new(),
+            partitions_chosen: false,
         }
     }
 }
@@ -86,6 +89,7 @@ impl EngineConfig {
 
     pub fn partitions(mut self, partitions: usize) -> Self {
         self.partitions = partitions;
+        self.partitions_chosen = true;
         self
     }
 
@@ -95,15 +99,20 @@ impl EngineConfig {
     }
 
     /// Applies one `KEY=VALUE` setting: a `fairway.*` key of this struct or
-    /// any `datafusion.*` key (checked when the session starts).
+    /// any `datafusion.*` key (checked when the session starts). Setting the
+    /// slots also sets the partitions to `2 x slots` unless they were set.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let value = value.trim();
         match key {
             "fairway.scheduler.slots" => {
                 self.slots = parse_count(key, value)?;
+                if !self.partitions_chosen {
+                    self.partitions = 2 * self.slots;
+                }
             }
             "fairway.shuffle.partitions" | "datafusion.execution.target_partitions" => {
                 self.partitions = parse_count(key, value)?;
+                self.partitions_chosen = true;
             }
             "fairway.shuffle.memory" => {
                 self.shuffle_memory = parse_size(value).map_err(|m| EngineError::config(key, m))?;
@@ -414,6 +423,10 @@ mod tests {
             .unwrap();
         c.set_pair("fairway.shuffle.memory=1MiB").unwrap();
         assert_eq!(c.slots, 3);
+        assert_eq!(c.partitions, 6, "partitions follow the slots until set");
+        c.set_pair("fairway.shuffle.partitions=5").unwrap();
+        c.set_pair("fairway.scheduler.slots=4").unwrap();
+        assert_eq!(c.partitions, 5, "chosen partitions stay");
         assert_eq!(c.shuffle_memory, 1 << 20);
         assert_eq!(c.datafusion.len(), 1);
         let err = c.set_pair("fairway.nope=1").unwrap_err().to_string();

@@ -41,7 +41,7 @@ mod yield_exec;
 pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};
 pub use event_log::EventLog;
-pub use output::{OutputFormat, write_output};
+pub use output::{OutputFormat, rows_as_text, write_output};
 pub use progress::ConsoleProgress;
 pub use session::{QueryOutput, Session};
 pub use stage_metrics::StageMetrics;

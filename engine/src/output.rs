@@ -99,3 +99,38 @@ pub fn write_output(format: OutputFormat, output: &QueryOutput, out: &mut dyn Wr
     }
     Ok(())
 }
+
+/// Every row as one line of text, cells separated by ` | `, NULL as `NULL`
+/// and floating-point cells rounded to 9 significant digits, so results
+/// that differ only in float noise compare equal. Tests and benchmarks use
+/// it to compare fairway's results with a reference.
+pub fn rows_as_text(batches: &[RecordBatch]) -> Result<Vec<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(write_error)?;
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(&formatters)
+                .map(|(field, f)| {
+                    let text = f.value(row).to_string();
+                    match text.parse::<f64>() {
+                        Ok(v) if field.data_type().is_floating() => format!("{v:.8e}"),
+                        _ => text,
+                    }
+                })
+                .collect();
+            rows.push(cells.join(" | "));
+        }
+    }
+    Ok(rows)
+}

@@ -421,15 +421,7 @@ fn end_position(text: &str) -> roxmltree::TextPos {
 mod tests {
     use super::*;
     use crate::pool::SchedulingMode::{Fair, Fifo};
-
-    fn pool(name: &str, mode: SchedulingMode, min_share: i32, weight: i32) -> PoolConfig {
-        PoolConfig {
-            name: name.to_string(),
-            mode,
-            weight,
-            min_share,
-        }
-    }
+    use crate::pool::pool;
 
     fn lenient(text: &str) -> Allocation {
         parse_allocation_str(text, "test.xml", false).expect("lenient parse")

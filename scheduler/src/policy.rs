@@ -567,6 +567,7 @@ impl PoolTree {
 mod tests {
     use super::*;
     use crate::pool::SchedulingMode::{Fair, Fifo};
+    use crate::pool::pool;
 
     fn pool_key(name: &str, running: usize, min_share: i32, weight: i32) -> SortKey<'_> {
         SortKey {
@@ -587,15 +588,6 @@ mod tests {
             min_share: 0,
             priority: job,
             stage: Some(stage),
-        }
-    }
-
-    fn pool(name: &str, mode: SchedulingMode, min_share: i32, weight: i32) -> PoolConfig {
-        PoolConfig {
-            name: name.to_string(),
-            mode,
-            weight,
-            min_share,
         }
     }
 

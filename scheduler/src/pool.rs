@@ -98,6 +98,17 @@ impl PoolConfig {
     }
 }
 
+/// Pool settings in the order Spark's tests write them, for unit tests.
+#[cfg(test)]
+pub(crate) fn pool(name: &str, mode: SchedulingMode, min_share: i32, weight: i32) -> PoolConfig {
+    PoolConfig {
+        name: name.to_string(),
+        mode,
+        weight,
+        min_share,
+    }
+}
+
 impl Default for PoolConfig {
     /// An unnamed pool with Spark's default settings.
     fn default() -> Self {

@@ -2,14 +2,14 @@
 
 mod common;
 
-use common::sleeping;
+use common::{Recorder, sleeping};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fairway_scheduler::{
     JobHandle, JobSpec, PoolStatus, Scheduler, SchedulerConfig, SchedulerError, SchedulerEvent,
-    SchedulerListener, SchedulingMode, StageSpec, parse_allocation_str,
+    SchedulingMode, StageSpec, parse_allocation_str,
 };
 
 /// A one-stage job of `tasks` tasks in `pool`.
@@ -37,32 +37,6 @@ async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<SchedulerEvent>>);
-
-impl SchedulerListener for Recorder {
-    fn on_event(&self, event: &SchedulerEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
-impl Recorder {
-    fn events(&self) -> Vec<SchedulerEvent> {
-        self.0.lock().unwrap().clone()
-    }
-
-    /// `(job, pool)` of every `TaskStart`, in order.
-    fn task_starts(&self) -> Vec<(u64, String)> {
-        self.events()
-            .into_iter()
-            .filter_map(|event| match event {
-                SchedulerEvent::TaskStart { task, pool } => Some((task.id.job, pool)),
-                _ => None,
-            })
-            .collect()
     }
 }
 

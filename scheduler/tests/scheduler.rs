@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::runner;
+use common::{Recorder, runner};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use fairway_scheduler::{
     JobHandle, JobSpec, JobStatus, JobSummary, Scheduler, SchedulerConfig, SchedulerError,
-    SchedulerEvent, SchedulerListener, StageId, StageSpec, TaskContext, TaskError, TaskOutcome,
-    TaskRunner,
+    SchedulerEvent, StageId, StageSpec, TaskContext, TaskError, TaskOutcome, TaskRunner,
 };
 use futures::future::BoxFuture;
 
@@ -586,15 +585,6 @@ async fn retryable_failures_are_retried_up_to_max_attempts() {
     assert_eq!(scheduler.metrics().running_tasks, 0);
 }
 
-#[derive(Default)]
-struct Recorder(Mutex<Vec<SchedulerEvent>>);
-
-impl SchedulerListener for Recorder {
-    fn on_event(&self, event: &SchedulerEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
 #[tokio::test]
 async fn listener_sees_events_in_order_and_empty_stages_complete() {
     let scheduler = scheduler(2);
@@ -619,15 +609,13 @@ async fn listener_sees_events_in_order_and_empty_stages_complete() {
     );
     wait_for("JobEnd", || {
         recorder
-            .0
-            .lock()
-            .unwrap()
+            .events()
             .iter()
             .any(|event| matches!(event, SchedulerEvent::JobEnd { .. }))
     })
     .await;
 
-    let events = recorder.0.lock().unwrap().clone();
+    let events = recorder.events();
     assert_eq!(
         events.first(),
         Some(&SchedulerEvent::JobStart {

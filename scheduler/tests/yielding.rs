@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{runner, sleeping};
+use common::{Recorder, runner, sleeping};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use fairway_scheduler::{
     JobHandle, JobSpec, JobStatus, PoolConfig, PoolStatus, Scheduler, SchedulerConfig,
-    SchedulerError, SchedulerEvent, SchedulerListener, SchedulingMode, StageSpec, TaskContext,
-    TaskId, TaskOutcome, TaskRunner, YieldPoint,
+    SchedulerError, SchedulerEvent, SchedulingMode, StageSpec, TaskContext, TaskId, TaskOutcome,
+    TaskRunner, YieldPoint,
 };
 
 /// What [`batched`] tasks report.
@@ -128,24 +128,26 @@ impl Live {
     }
 }
 
+/// Tasks that never end: they sleep 2 ms and reach a yield point, forever;
+/// `live` counts the task futures that exist.
+fn endless(live: &Arc<AtomicUsize>) -> Arc<dyn TaskRunner> {
+    let counter = Arc::clone(live);
+    runner(move |_| {
+        let guard = Live::new(&counter);
+        async move {
+            let _guard = guard;
+            let point = YieldPoint::current().unwrap();
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                point.yield_now().await;
+            }
+        }
+    })
+}
+
 impl Drop for Live {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<SchedulerEvent>>);
-
-impl SchedulerListener for Recorder {
-    fn on_event(&self, event: &SchedulerEvent) {
-        self.0.lock().unwrap().push(event.clone());
-    }
-}
-
-impl Recorder {
-    fn events(&self) -> Vec<SchedulerEvent> {
-        self.0.lock().unwrap().clone()
     }
 }
 
@@ -388,18 +390,7 @@ async fn cancelling_a_job_aborts_its_suspended_tasks() {
     let recorder = Arc::new(Recorder::default());
     scheduler.set_listener(Some(recorder.clone()));
     let live = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&live);
-    let endless = runner(move |_| {
-        let guard = Live::new(&counter);
-        async move {
-            let _guard = guard;
-            let point = YieldPoint::current().unwrap();
-            loop {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                point.yield_now().await;
-            }
-        }
-    });
+    let endless = endless(&live);
     let a = scheduler.submit(job("long", 2), endless).unwrap();
     wait_for("A on both slots", || scheduler.metrics().running_tasks == 2).await;
     // B holds its slot until told to end.
@@ -568,18 +559,7 @@ async fn dropping_the_scheduler_ends_suspended_tasks() {
     let recorder = Arc::new(Recorder::default());
     scheduler.set_listener(Some(recorder.clone()));
     let live = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&live);
-    let endless = runner(move |_| {
-        let guard = Live::new(&counter);
-        async move {
-            let _guard = guard;
-            let point = YieldPoint::current().unwrap();
-            loop {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                point.yield_now().await;
-            }
-        }
-    });
+    let endless = endless(&live);
     // Detached jobs: their handles do not keep the scheduler.
     drop(scheduler.submit(job("long", 2), endless.clone()).unwrap());
     drop(scheduler.submit(job("short", 1), endless).unwrap());

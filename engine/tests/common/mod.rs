@@ -5,9 +5,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use fairway_engine::arrow::record_batch::RecordBatch;
-use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 use fairway_engine::datafusion::prelude::SessionContext;
-use fairway_engine::{EngineConfig, Session, plain_datafusion_context, tpch};
+use fairway_engine::{EngineConfig, Session, plain_datafusion_context, rows_as_text, tpch};
 
 static GENERATE: Mutex<()> = Mutex::new(());
 
@@ -47,40 +46,6 @@ pub fn session(slots: usize, partitions: usize, shuffle_memory: usize) -> Sessio
     Session::new(config).expect("session")
 }
 
-/// One row as text, floats rounded to 9 significant digits (1e-9 relative).
-fn row_strings(batches: &[RecordBatch]) -> Vec<String> {
-    let options = FormatOptions::default().with_null("NULL");
-    let mut rows = Vec::new();
-    for batch in batches {
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            let cells: Vec<String> = batch
-                .schema()
-                .fields()
-                .iter()
-                .zip(&formatters)
-                .map(|(field, f)| {
-                    let text = f.value(row).to_string();
-                    if field.data_type().is_floating() {
-                        match text.parse::<f64>() {
-                            Ok(v) => format!("{v:.8e}"),
-                            Err(_) => text,
-                        }
-                    } else {
-                        text
-                    }
-                })
-                .collect();
-            rows.push(cells.join(" | "));
-        }
-    }
-    rows
-}
-
 /// Asserts that two results hold the same rows: in the same order when
 /// `ordered`, as multisets otherwise.
 pub fn assert_same_rows(
@@ -89,8 +54,8 @@ pub fn assert_same_rows(
     expected: &[RecordBatch],
     ordered: bool,
 ) {
-    let mut a = row_strings(actual);
-    let mut e = row_strings(expected);
+    let mut a = rows_as_text(actual).unwrap();
+    let mut e = rows_as_text(expected).unwrap();
     if !ordered {
         a.sort();
         e.sort();
