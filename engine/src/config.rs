@@ -44,6 +44,10 @@ pub struct EngineConfig {
     pub default_pool: String,
     /// Where to write the JSON-lines event log (`--event-log`).
     pub event_log: Option<PathBuf>,
+    /// Rewrite chains of joins on a common key into balanced trees
+    /// (`fairway.optimizer.tournament_joins`, default true; also `SET` per
+    /// client).
+    pub tournament_joins: bool,
     /// Draw live progress bars of running stages on stderr (the CLI turns
     /// this on when stderr is a terminal).
     pub progress: bool,
@@ -70,6 +74,7 @@ impl Default for EngineConfig {
             preemption: true,
             default_pool: fairway_scheduler::DEFAULT_POOL.to_string(),
             event_log: None,
+            tournament_joins: true,
             progress: false,
             datafusion: Vec::new(),
             partitions_chosen: false,
@@ -148,6 +153,9 @@ impl EngineConfig {
             }
             "fairway.event_log" => {
                 self.event_log = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
+            "fairway.optimizer.tournament_joins" => {
+                self.tournament_joins = parse_bool(key, value)?;
             }
             k if k.starts_with("datafusion.") => {
                 self.datafusion.push((k.to_string(), value.to_string()))
@@ -279,7 +287,10 @@ impl FairwayOptions {
     ];
 
     /// Settings that may change between statements.
-    pub const RUNTIME_KEYS: [&'static str; 1] = ["fairway.scheduler.pool"];
+    pub const RUNTIME_KEYS: [&'static str; 2] = [
+        "fairway.scheduler.pool",
+        "fairway.optimizer.tournament_joins",
+    ];
 
     fn known(full: &str) -> bool {
         Self::STARTUP_KEYS.contains(&full) || Self::RUNTIME_KEYS.contains(&full)
@@ -312,6 +323,10 @@ impl FairwayOptions {
                 config.allocation_strict.to_string(),
             ),
             ("scheduler.pool", config.default_pool.clone()),
+            (
+                "optimizer.tournament_joins",
+                config.tournament_joins.to_string(),
+            ),
             ("shuffle.partitions", config.partitions.to_string()),
             ("shuffle.memory", config.shuffle_memory.to_string()),
             ("shuffle.dir", config.shuffle_dir.display().to_string()),
@@ -375,11 +390,16 @@ impl ExtensionOptions for FairwayOptions {
                 "'{full}' is fixed when the session starts; pass it as --conf {full}={value}"
             )));
         }
-        let value = value.trim().trim_matches('\'').to_string();
+        let mut value = value.trim().trim_matches('\'').to_string();
         if value.is_empty() {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' cannot be empty"
             )));
+        }
+        if full == "fairway.optimizer.tournament_joins" {
+            value = parse_bool(&full, &value)
+                .map_err(|e| DataFusionError::Configuration(e.to_string()))?
+                .to_string();
         }
         match self.values.iter_mut().find(|(k, _)| k == key) {
             Some(entry) => entry.1 = value,

@@ -1,6 +1,7 @@
 //! The session: DataFusion for planning, the planner for stages, the
 //! scheduler for tasks and the shuffle for data between stages.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,9 +17,13 @@ use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::analyze::AnalyzeExec;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
+use datafusion::sql::sqlparser::ast::ObjectName;
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
-use fairway_planner::{BroadcastJoinSafety, StageGraph, split_into_stages};
+use fairway_planner::{
+    BroadcastJoinSafety, RuleSwitch, StageGraph, StandardUsingJoins, TournamentJoins,
+    split_into_stages,
+};
 use fairway_scheduler::{
     JobSpec, Scheduler, SchedulerConfig, SchedulerListener, SchedulingMode, StageSpec,
     parse_allocation_file,
@@ -121,6 +126,35 @@ fn physical_rules()
     rules
 }
 
+/// DataFusion's analyzer rules with [`StandardUsingJoins`] first, so that
+/// type coercion sees the merged `USING` keys it adds.
+fn analyzer_rules() -> Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    rules.insert(0, Arc::new(StandardUsingJoins));
+    rules
+}
+
+/// DataFusion's logical optimizer rules with [`TournamentJoins`] after
+/// `eliminate_outer_join` (so after `eliminate_cross_join`, which rebuilds
+/// inner joins left-deep). It is on unless the session's
+/// `fairway.optimizer.tournament_joins` is `false`.
+fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Optimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "eliminate_outer_join")
+        .map_or(rules.len(), |i| i + 1);
+    let switch: RuleSwitch = Arc::new(|options: &datafusion::config::ConfigOptions| {
+        options
+            .extensions
+            .get::<FairwayOptions>()
+            .and_then(|o| o.get("optimizer.tournament_joins"))
+            != Some("false")
+    });
+    rules.insert(at, Arc::new(TournamentJoins::with_switch(switch)));
+    rules
+}
+
 impl Session {
     /// Starts a session: a scheduler with `config.slots` slots (and as many
     /// worker threads), a shuffle with `config.shuffle_memory` bytes of
@@ -131,6 +165,8 @@ impl Session {
         let state = SessionStateBuilder::new()
             .with_config(session_config)
             .with_default_features()
+            .with_analyzer_rules(analyzer_rules())
+            .with_optimizer_rules(optimizer_rules())
             .with_physical_optimizer_rules(physical_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -283,10 +319,59 @@ impl Session {
     }
 
     /// Plans one parsed statement: DDL and `SET` take effect here.
-    pub async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
+    pub async fn plan_statement(&self, mut statement: Statement) -> Result<DataFrame> {
+        self.standardize_using(&mut statement).await;
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
         Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// Gives `JOIN ... USING` its SQL-standard meaning (one merged key; see
+    /// [`fairway_planner::standard_using_joins`]) before DataFusion plans
+    /// the statement.
+    async fn standardize_using(&self, statement: &mut Statement) {
+        if !statement.to_string().to_ascii_uppercase().contains("USING") {
+            return;
+        }
+        match statement {
+            Statement::Statement(s) => {
+                let columns = self
+                    .relation_columns(fairway_planner::relation_names(s.as_mut()))
+                    .await;
+                let lookup = |name: &ObjectName| columns.get(&name.to_string()).cloned();
+                fairway_planner::standard_using_joins(s.as_mut(), &lookup);
+            }
+            Statement::CopyTo(copy) => {
+                if let CopyToSource::Query(q) = &mut copy.source {
+                    let columns = self
+                        .relation_columns(fairway_planner::relation_names(q.as_mut()))
+                        .await;
+                    let lookup = |name: &ObjectName| columns.get(&name.to_string()).cloned();
+                    fairway_planner::standard_using_joins(q.as_mut(), &lookup);
+                }
+            }
+            Statement::Explain(explain) => {
+                Box::pin(self.standardize_using(explain.statement.as_mut())).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// Column names of the catalog tables among `names`.
+    async fn relation_columns(&self, names: Vec<ObjectName>) -> HashMap<String, Vec<String>> {
+        let mut columns = HashMap::new();
+        for name in names {
+            if let Ok(provider) = self.ctx.table_provider(name.to_string()).await {
+                let fields = provider
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                columns.insert(name.to_string(), fields);
+            }
+        }
+        columns
     }
 
     /// Runs every statement of `sql` in order and returns the last one's

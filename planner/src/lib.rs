@@ -44,6 +44,9 @@
 
 mod prepare;
 mod split;
+mod tournament;
+mod using;
+mod using_sql;
 
 use std::fmt;
 use std::sync::Arc;
@@ -55,6 +58,11 @@ use fairway_shuffle::MapPartitioning;
 pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};
 pub use prepare::{BroadcastJoinSafety, prepare_plan};
 pub use split::split_into_stages;
+pub use tournament::{
+    Kind as BalancedKind, RuleSwitch, TournamentJoins, balanced_join, join_depth, merged_key,
+};
+pub use using::StandardUsingJoins;
+pub use using_sql::{ColumnsOf, relation_names, standard_using_joins};
 
 /// Kinds of planning failure.
 #[derive(Debug, thiserror::Error)]

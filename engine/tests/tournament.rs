@@ -1,0 +1,509 @@
+//! The tournament join rule and SQL-standard `JOIN ... USING`.
+//!
+//! Results are compared with an independent reference: a small in-test
+//! implementation of the standard join semantics (not plain DataFusion,
+//! whose `FULL JOIN ... USING` chains are wrong, see ARCHITECTURE.md).
+
+use fairway_engine::datafusion::logical_expr::LogicalPlan;
+use fairway_engine::datafusion::prelude::{col, lit};
+use fairway_engine::{EngineConfig, MergeHow, Session, merge_frames, rows_as_text};
+
+fn session() -> Session {
+    Session::new(EngineConfig::with_slots(2).partitions(3)).expect("session")
+}
+
+/// A small deterministic random generator (xorshift64*), so that every
+/// failure names a seed that reproduces it.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum How {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl How {
+    fn sql(self) -> &'static str {
+        match self {
+            How::Inner => "inner join",
+            How::Left => "left join",
+            How::Right => "right join",
+            How::Full => "full join",
+        }
+    }
+}
+
+type Table = Vec<(Option<i64>, i64)>;
+
+/// One output row of the reference: the merged key and one value per input.
+type Row = (Option<i64>, Vec<Option<i64>>);
+
+/// `rel JOIN t USING (k)` with the SQL standard's semantics: NULL keys never
+/// match, and the output key is COALESCE(left key, right key).
+fn reference_join(rel: Vec<Row>, t: &Table, how: How, width: usize) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut right_matched = vec![false; t.len()];
+    for (k, vals) in &rel {
+        let mut matched = false;
+        for (j, (tk, tv)) in t.iter().enumerate() {
+            if k.is_some() && k == tk {
+                matched = true;
+                right_matched[j] = true;
+                let mut v = vals.clone();
+                v.push(Some(*tv));
+                out.push((*k, v));
+            }
+        }
+        if !matched && matches!(how, How::Left | How::Full) {
+            let mut v = vals.clone();
+            v.push(None);
+            out.push((*k, v));
+        }
+    }
+    if matches!(how, How::Right | How::Full) {
+        for (j, (tk, tv)) in t.iter().enumerate() {
+            if !right_matched[j] {
+                let mut v = vec![None; width];
+                v.push(Some(*tv));
+                out.push((*tk, v));
+            }
+        }
+    }
+    out
+}
+
+fn reference_chain(tables: &[Table], hows: &[How]) -> Vec<String> {
+    let mut rel: Vec<Row> = tables[0]
+        .iter()
+        .map(|(k, v)| (*k, vec![Some(*v)]))
+        .collect();
+    for (i, how) in hows.iter().enumerate() {
+        rel = reference_join(rel, &tables[i + 1], *how, i + 1);
+    }
+    let show = |v: &Option<i64>| v.map_or("NULL".to_string(), |x| x.to_string());
+    let mut rows: Vec<String> = rel
+        .iter()
+        .map(|(k, vals)| {
+            std::iter::once(show(k))
+                .chain(vals.iter().map(show))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn random_table(rng: &mut Rng, keys: u64) -> Table {
+    let rows = match rng.below(6) {
+        0 => 0, // empty inputs
+        _ => rng.below(12) as usize,
+    };
+    (0..rows)
+        .map(|_| {
+            let k = if rng.below(8) == 0 {
+                None
+            } else {
+                Some(rng.below(keys) as i64) // duplicates and missing keys
+            };
+            (k, rng.below(1000) as i64)
+        })
+        .collect()
+}
+
+async fn create_table(session: &Session, name: &str, value: &str, rows: &Table) {
+    let sql = if rows.is_empty() {
+        format!("create table {name} (k bigint, {value} bigint)")
+    } else {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(k, v)| format!("({}, {v})", k.map_or("NULL".to_string(), |k| k.to_string())))
+            .collect();
+        format!(
+            "create table {name} (k bigint, {value} bigint) as values {}",
+            values.join(", ")
+        )
+    };
+    session.sql(&sql).await.expect("create table");
+}
+
+async fn sorted_rows(session: &Session, sql: &str) -> Vec<String> {
+    let out = session
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut rows = rows_as_text(&out.batches).unwrap();
+    rows.sort();
+    rows
+}
+
+async fn optimized_plan(session: &Session, sql: &str) -> LogicalPlan {
+    let statement = session.parse_statements(sql).unwrap().remove(0);
+    session
+        .plan_statement(statement)
+        .await
+        .unwrap()
+        .into_optimized_plan()
+        .unwrap()
+}
+
+fn ceil_log2(n: usize) -> usize {
+    n.next_power_of_two().trailing_zeros() as usize
+}
+
+/// Random chains of 2 to 24 inputs joined `USING (k)`, with random overlap,
+/// NULL and duplicate keys, empty inputs and mixed join types, give the
+/// standard answer with the rule on and off; all-FULL chains become trees
+/// of depth ceil(log2 k).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_using_chains_match_the_reference() {
+    let session = session();
+    let off = session.client();
+    off.sql("set fairway.optimizer.tournament_joins = false")
+        .await
+        .unwrap();
+    for case in 0..40u64 {
+        let seed = 0x9e37_79b9_7f4a_7c15 ^ (case + 1);
+        let mut rng = Rng(seed);
+        let inputs = match case {
+            0 => 24,
+            1 => 16,
+            _ => 2 + rng.below(23) as usize,
+        };
+        let keys = 2 + rng.below(20);
+        let style = rng.below(4);
+        let hows: Vec<How> = (1..inputs)
+            .map(|_| match style {
+                0 | 1 => How::Full,
+                2 => How::Inner,
+                _ => [How::Full, How::Inner, How::Left, How::Right][rng.below(4) as usize],
+            })
+            .collect();
+        let tables: Vec<Table> = (0..inputs).map(|_| random_table(&mut rng, keys)).collect();
+        for (i, t) in tables.iter().enumerate() {
+            create_table(&session, &format!("c{case}_t{i}"), &format!("v{i}"), t).await;
+        }
+        let mut sql = format!("select * from c{case}_t0");
+        for (i, how) in hows.iter().enumerate() {
+            sql.push_str(&format!(" {} c{case}_t{} using (k)", how.sql(), i + 1));
+        }
+        let expected = reference_chain(&tables, &hows);
+        let on = sorted_rows(&session, &sql).await;
+        assert_eq!(on, expected, "case {case} (seed {seed:#x}), rule on: {sql}");
+        let plain = sorted_rows(&off, &sql).await;
+        assert_eq!(
+            plain, expected,
+            "case {case} (seed {seed:#x}), rule off: {sql}"
+        );
+
+        // Same schema on and off: names, order, types, nullability.
+        let schema_on = optimized_plan(&session, &sql).await.schema().clone();
+        let schema_off = optimized_plan(&off, &sql).await.schema().clone();
+        assert_eq!(schema_on.as_arrow(), schema_off.as_arrow(), "case {case}");
+        if hows.iter().all(|h| *h == How::Full) {
+            let depth = fairway_planner::join_depth(&optimized_plan(&session, &sql).await);
+            assert_eq!(depth, ceil_log2(inputs), "case {case}: {inputs} inputs");
+            let depth_off = fairway_planner::join_depth(&optimized_plan(&off, &sql).await);
+            assert_eq!(depth_off, inputs - 1, "case {case}: the rule is off");
+        }
+    }
+}
+
+async fn feature_tables(session: &Session, n: usize) {
+    for i in 0..n {
+        // Keys 0..8 shifted per table: some keys in every table, some in few.
+        let values: Vec<String> = (0..6)
+            .map(|j| format!("({}, {}, {})", (i + j) % 9, j % 2, i * 10 + j))
+            .collect();
+        session
+            .sql(&format!(
+                "create table f{i} (k bigint, j bigint, x{i} bigint) as values {}",
+                values.join(", ")
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// The three shapes the rule rewrites, written with ON (and COALESCE for
+/// FULL chains), with one- and two-column keys; answers equal the rule-off
+/// answers, and the depth shrinks to ceil(log2 k).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_chains_are_balanced() {
+    let session = session();
+    let off = session.client();
+    off.sql("set fairway.optimizer.tournament_joins = false")
+        .await
+        .unwrap();
+    feature_tables(&session, 8).await;
+    let inner = "select * from f0 join f1 on f0.k = f1.k join f2 on f1.k = f2.k \
+                 join f3 on f0.k = f3.k join f4 on f3.k = f4.k join f5 on f2.k = f5.k";
+    let inner_where = "select * from f0, f1, f2, f3, f4 \
+                 where f0.k = f1.k and f1.k = f2.k and f2.k = f3.k and f3.k = f4.k";
+    let full = "select coalesce(f0.k, f1.k, f2.k, f3.k, f4.k, f5.k, f6.k, f7.k) as k, \
+                x0, x1, x2, x3, x4, x5, x6, x7 from f0 \
+                full join f1 on f0.k = f1.k \
+                full join f2 on coalesce(f0.k, f1.k) = f2.k \
+                full join f3 on coalesce(f1.k, f0.k, f2.k) = f3.k \
+                full join f4 on coalesce(f0.k, f1.k, f2.k, f3.k) = f4.k \
+                full join f5 on coalesce(f0.k, f1.k, f2.k, f3.k, f4.k) = f5.k \
+                full join f6 on coalesce(f0.k, f1.k, f2.k, f3.k, f4.k, f5.k) = f6.k \
+                full join f7 on coalesce(f0.k, f1.k, f2.k, f3.k, f4.k, f5.k, f6.k) = f7.k";
+    let full_two_keys = "select * from f0 \
+                full join f1 on f0.k = f1.k and f0.j = f1.j \
+                full join f2 on coalesce(f0.j, f1.j) = f2.j and coalesce(f0.k, f1.k) = f2.k \
+                full join f3 on coalesce(f0.k, f1.k, f2.k) = f3.k and coalesce(f0.j, f1.j, f2.j) = f3.j";
+    let left = "select * from f0 left join f1 on f0.k = f1.k left join f2 on f0.k = f2.k \
+                left join f3 on f0.k = f3.k left join f4 on f0.k = f4.k";
+    let left_two_keys = "select * from f0 left join f1 on f0.k = f1.k and f0.j = f1.j \
+                left join f2 on f0.j = f2.j and f0.k = f2.k left join f3 on f0.k = f3.k and f0.j = f3.j";
+    for (sql, inputs, depth_on) in [
+        (inner, 6, 3),
+        (inner_where, 5, 3),
+        (full, 8, 3),
+        (full_two_keys, 4, 2),
+        // base LEFT JOIN (balanced merge of the others): 1 + ceil(log2 k-1).
+        (left, 5, 3),
+        (left_two_keys, 4, 3),
+    ] {
+        let expected = sorted_rows(&off, sql).await;
+        assert!(!expected.is_empty(), "{sql}");
+        assert_eq!(sorted_rows(&session, sql).await, expected, "{sql}");
+        let plan_on = optimized_plan(&session, sql).await;
+        let plan_off = optimized_plan(&off, sql).await;
+        assert_eq!(plan_on.schema().as_arrow(), plan_off.schema().as_arrow());
+        assert_eq!(fairway_planner::join_depth(&plan_off), inputs - 1, "{sql}");
+        assert_eq!(
+            fairway_planner::join_depth(&plan_on),
+            depth_on,
+            "{sql}\n{}",
+            plan_on.display_indent()
+        );
+    }
+}
+
+/// Chains the rule must leave alone: mixed keys, outer joins with a
+/// non-equi condition, a FULL chain keyed on one input's key instead of the
+/// merged key, and LEFT joins keyed on the previous input instead of the
+/// base. (Non-equi conditions of INNER joins are filters that DataFusion
+/// places wherever their columns meet, so they do not stop the rewrite.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_chains_are_left_alone() {
+    let session = session();
+    feature_tables(&session, 5).await;
+    for sql in [
+        "select * from f0 join f1 on f0.k = f1.k join f2 on f1.j = f2.j join f3 on f2.x2 = f3.k",
+        "select * from f0 full join f1 on f0.k = f1.k and f0.x0 < f1.x1 \
+         full join f2 on coalesce(f0.k, f1.k) = f2.k and f1.x1 < f2.x2 \
+         full join f3 on coalesce(f0.k, f1.k, f2.k) = f3.k and f0.x0 < f3.x3",
+        "select * from f0 full join f1 on f0.k = f1.k full join f2 on f0.k = f2.k \
+         full join f3 on f0.k = f3.k full join f4 on f0.k = f4.k",
+        "select * from f0 left join f1 on f0.k = f1.k left join f2 on f1.k = f2.k \
+         left join f3 on f2.k = f3.k left join f4 on f3.k = f4.k",
+    ] {
+        let plan = optimized_plan(&session, sql).await;
+        let inputs = 4 + usize::from(sql.contains("f4"));
+        assert_eq!(
+            fairway_planner::join_depth(&plan),
+            inputs - 1,
+            "{sql}\n{}",
+            plan.display_indent()
+        );
+    }
+}
+
+/// `USING` keeps one merged key: `SELECT *` lists it first, a bare `k`
+/// names it anywhere in the query, and qualified columns keep each
+/// input's own value (PostgreSQL's answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn using_has_the_standard_meaning() {
+    let session = session();
+    session
+        .sql(
+            "create table a (x bigint, k bigint) as values (1, 1), (2, 2), (3, NULL); \
+             create table b (k bigint, y bigint) as values (2, 20), (3, 30); \
+             create table c (k bigint, z bigint) as values (3, 300), (4, 400)",
+        )
+        .await
+        .unwrap();
+    let out = session
+        .sql("select * from a full join b using (k) full join c using (k) order by k, x")
+        .await
+        .unwrap();
+    let names: Vec<&str> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(names, ["k", "x", "y", "z"]);
+    assert_eq!(
+        rows_as_text(&out.batches).unwrap(),
+        [
+            "1 | 1 | NULL | NULL",
+            "2 | 2 | 20 | NULL",
+            "3 | NULL | 30 | 300",
+            "4 | NULL | NULL | 400",
+            "NULL | 3 | NULL | NULL",
+        ]
+    );
+    let grouped = sorted_rows(
+        &session,
+        "select k, count(*) as n, max(b.k) as bk from a full join b using (k) \
+         full join c using (k) where k > 1 group by k having count(*) > 0",
+    )
+    .await;
+    assert_eq!(grouped, ["2 | 1 | 2", "3 | 1 | 3", "4 | 1 | NULL"]);
+    // Qualified references stay the input's own column.
+    let qualified = sorted_rows(
+        &session,
+        "select k, a.k as ak, c.k as ck from a full join c using (k)",
+    )
+    .await;
+    assert_eq!(
+        qualified,
+        [
+            "1 | 1 | NULL",
+            "2 | 2 | NULL",
+            "3 | NULL | 3",
+            "4 | NULL | 4",
+            "NULL | NULL | NULL"
+        ]
+    );
+}
+
+/// `merge_frames` merges DataFrames with Spark's `on=[cols]` semantics as a
+/// balanced tree: one key, then every input's other columns in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataframes_merge_as_a_balanced_tree() {
+    let session = session();
+    feature_tables(&session, 6).await;
+    let ctx = session.context();
+    let mut frames = Vec::new();
+    for i in 0..6 {
+        let df = ctx
+            .table(format!("f{i}").as_str())
+            .await
+            .unwrap()
+            .select(vec![col("k"), col(format!("x{i}").as_str())])
+            .unwrap();
+        frames.push(df);
+    }
+    let merged = merge_frames(frames.clone(), &["k"], MergeHow::Full).unwrap();
+    let plan = merged.clone().into_optimized_plan().unwrap();
+    assert_eq!(fairway_planner::join_depth(&plan), 3);
+    let names: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["k", "x0", "x1", "x2", "x3", "x4", "x5"]);
+    let out = session.execute(merged, "merge").await.unwrap();
+    let mut rows = rows_as_text(&out.batches).unwrap();
+    rows.sort();
+    let sql = "select * from f0 full join f1 using (k) full join f2 using (k) \
+               full join f3 using (k) full join f4 using (k) full join f5 using (k)";
+    let reference: Vec<String> = sorted_rows(&session, sql)
+        .await
+        .into_iter()
+        .map(|row| {
+            // Drop the `j` columns the SQL version also has.
+            let cells: Vec<&str> = row.split(" | ").collect();
+            std::iter::once(cells[0])
+                .chain(cells[1..].chunks(2).map(|c| c[1]))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        })
+        .collect::<Vec<_>>();
+    let mut reference = reference;
+    reference.sort();
+    assert_eq!(rows, reference);
+
+    // Inner and left merges against the reference semantics, on a filter.
+    let filtered: Vec<_> = frames
+        .iter()
+        .map(|f| f.clone().filter(col("k").lt(lit(7))).unwrap())
+        .collect();
+    for (how, join) in [(MergeHow::Inner, "join"), (MergeHow::Left, "left join")] {
+        let out = session
+            .execute(
+                merge_frames(filtered.clone(), &["k"], how).unwrap(),
+                "merge",
+            )
+            .await
+            .unwrap();
+        let mut rows = rows_as_text(&out.batches).unwrap();
+        rows.sort();
+        let mut sql = "select f0.k, x0".to_string();
+        for i in 1..6 {
+            sql.push_str(&format!(", x{i}"));
+        }
+        sql.push_str(" from (select * from f0 where k < 7) f0");
+        for i in 1..6 {
+            sql.push_str(&format!(
+                " {join} (select * from f{i} where k < 7) f{i} on f0.k = f{i}.k"
+            ));
+        }
+        assert_eq!(rows, sorted_rows(&session, &sql).await, "{how:?}");
+    }
+
+    let err = merge_frames(
+        vec![frames[0].clone(), frames[0].clone()],
+        &["k"],
+        MergeHow::Full,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("column 'x0' is in merge inputs 0 and 1"),
+        "{err}"
+    );
+    let err = merge_frames(frames.clone(), &["nope"], MergeHow::Full)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("merge input 0 has no key column 'nope'"),
+        "{err}"
+    );
+}
+
+/// `EXPLAIN` shows the balanced tree, and the setting turns the rule off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_the_tree_and_the_setting_turns_it_off() {
+    let session = session();
+    feature_tables(&session, 4).await;
+    let sql = "explain select * from f0 full join f1 using (k) full join f2 using (k) \
+               full join f3 using (k)";
+    let text = |out: fairway_engine::QueryOutput| rows_as_text(&out.batches).unwrap().join("\n");
+    let on = text(session.sql(sql).await.unwrap());
+    assert!(on.contains("Full Join: f0.k = f1.k"), "{on}");
+    assert!(on.contains("Full Join: f2.k = f3.k"), "{on}");
+    session
+        .sql("set fairway.optimizer.tournament_joins = false")
+        .await
+        .unwrap();
+    let off = text(session.sql(sql).await.unwrap());
+    assert!(!off.contains("Full Join: f2.k = f3.k"), "{off}");
+    let err = session
+        .sql("set fairway.optimizer.tournament_joins = maybe")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected true or false"), "{err}");
+}
