@@ -373,7 +373,7 @@ impl Rewriter<'_> {
                             let mut found = None;
                             for (i, f) in factors[..=j].iter().enumerate() {
                                 let cols = relation_columns(f, self.columns_of)?;
-                                if cols.iter().any(|c| *c == key) {
+                                if cols.contains(&key) {
                                     if found.is_some() {
                                         return None;
                                     }

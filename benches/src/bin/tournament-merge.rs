@@ -109,7 +109,7 @@ fn frame(i: usize, keys: usize, partitions: usize) -> Result<MemTable> {
         let k: Vec<i64> = range
             .filter(|&key| {
                 let h = (key as u64 ^ ((i as u64) << 40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                (h >> 32) % 10 != 0
+                !(h >> 32).is_multiple_of(10)
             })
             .map(|key| key as i64)
             .collect();
