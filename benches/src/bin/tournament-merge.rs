@@ -28,7 +28,8 @@ struct Args {
     iterations: usize,
     #[arg(long, default_value_t = 2)]
     slots: usize,
-    /// Run one measurement (used by the driver): `on` or `off`.
+    /// Run one measurement (used by the driver): the rule setting, `true`
+    /// or `false`.
     #[arg(long, hide = true)]
     child: Option<String>,
 }
@@ -54,7 +55,7 @@ fn main() -> Result<()> {
     for &frames in &args.frames {
         let mut runs: [Vec<(f64, u64, u64)>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..args.iterations {
-            for (i, rule) in ["off", "on"].iter().enumerate() {
+            for (i, rule) in ["false", "true"].iter().enumerate() {
                 let out = Command::new(&exe)
                     .args(["--child", rule, "--frames", &frames.to_string()])
                     .args(["--keys", &args.keys.to_string()])
