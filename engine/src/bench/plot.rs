@@ -91,17 +91,25 @@ impl TpchBenchReport {
             "<text x=\"{LEFT}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{}</text>",
             escape(&self.title())
         );
-        let runs = self
-            .measurements
-            .len()
-            .checked_div(engines.len() * queries.len())
-            .unwrap_or(0);
+        let iterations = self.options.iterations;
+        let what = match self.options.streams {
+            None => format!(
+                "median time per query ({iterations} run{} each, planning included); \
+                 line: fastest to slowest run",
+                plural(iterations)
+            ),
+            Some(streams) => format!(
+                "median response time per query ({iterations} run{} x {streams} \
+                 concurrent stream{}); line: fastest to slowest",
+                plural(iterations),
+                plural(streams)
+            ),
+        };
         let _ = writeln!(
             svg,
-            "<text x=\"{LEFT}\" y=\"40\" fill=\"#555\">Bar: median time per query \
-             ({runs} run{} each, planning included); line: fastest to slowest run. \
-             Log scale, lower is better.</text>",
-            plural(runs)
+            "<text x=\"{LEFT}\" y=\"40\" fill=\"#555\">Bar: {}. Log scale, lower is \
+             better.</text>",
+            escape(&what)
         );
 
         // Legend: one entry per engine with its geometric mean, then the ratio.
