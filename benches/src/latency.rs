@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use fairway_engine::{EngineConfig, SchedulingMode, Session, tpch};
 
-use crate::tpch::median;
+use fairway_engine::bench::median;
 
 /// What to run.
 #[derive(Debug, Clone)]

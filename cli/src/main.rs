@@ -94,6 +94,88 @@ enum Command {
         #[command(subcommand)]
         command: TpchCommand,
     },
+    /// Benchmarks of fairway against plain DataFusion.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// TPC-H on fairway and plain DataFusion, alternating, answers checked.
+    ///
+    /// Generates the data at --sf into --data (or reuses it), then runs the
+    /// queries on each engine in turn in this process: each query
+    /// --iterations times per engine (the power test), or with --streams S,
+    /// S concurrent streams of the queries in the TPC-H specification's
+    /// per-stream order (the throughput test). Both engines get the same
+    /// resources: fairway runs on --slots slots, plain DataFusion on a tokio
+    /// runtime of --slots worker threads, both with --partitions partitions.
+    /// Every answer is compared with the other engine's and, at SF 1, with
+    /// the published TPC-H answers; a difference is reported as a MISMATCH
+    /// line and makes the command exit with status 1 (after the table, the
+    /// JSON and the chart are written). Progress goes to stderr, the table
+    /// with per-query median, min and max, the geometric means and their
+    /// ratio to stdout.
+    Tpch(BenchTpchArgs),
+}
+
+#[derive(Args)]
+struct BenchTpchArgs {
+    /// Scale factor (1 = about 1 GB of raw data, 6 million lineitems).
+    #[arg(long, default_value_t = 1.0)]
+    sf: f64,
+    /// Folder of the data, generated there if missing [default:
+    /// target/tpch/sf<SF>].
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Queries to run, e.g. 1,6,21 [default: all 22].
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    queries: Vec<usize>,
+    /// Runs of each query per engine (power test) or of the whole
+    /// throughput test per engine; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// fairway's slots and DataFusion's worker threads [default: number of
+    /// cores].
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Partitions of both engines [default: 2 x slots].
+    #[arg(long)]
+    partitions: Option<usize>,
+    /// Engines to compare, in the order of the first run.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fairway,datafusion",
+        value_name = "E,..."
+    )]
+    engines: Vec<String>,
+    /// Throughput test: S concurrent query streams (fairway: one client
+    /// per stream on one session; DataFusion: one task per stream on one
+    /// context).
+    #[arg(long, value_name = "S")]
+    streams: Option<usize>,
+    /// How fairway shares slots between the streams: fifo or fair (each
+    /// stream its own pool) [default: fifo].
+    #[arg(long = "scheduler-mode", value_name = "MODE")]
+    scheduler_mode: Option<String>,
+    /// fairway's shuffle memory, e.g. 512MiB; 0 spills everything
+    /// [default: 1GiB].
+    #[arg(long = "shuffle-memory", value_name = "SIZE")]
+    shuffle_memory: Option<String>,
+    /// Any fairway.* or datafusion.* setting of the fairway session,
+    /// KEY=VALUE; repeatable.
+    #[arg(long = "conf", value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+    /// Write every measurement, with the machine, versions and settings,
+    /// as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw per-query times per engine as an SVG chart to FILE.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -377,6 +459,9 @@ async fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {}: {}", output.display(), timeline::totals(&log));
             Ok(())
         }
+        Command::Bench {
+            command: BenchCommand::Tpch(args),
+        } => bench_tpch(args).await,
         Command::Tpch {
             command: TpchCommand::Gen { sf, out },
         } => {
@@ -398,6 +483,101 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `fairway bench tpch`.
+async fn bench_tpch(args: BenchTpchArgs) -> Result<()> {
+    use fairway_engine::bench::{self, BenchEngine, TpchBenchOptions};
+    let mut config = EngineConfig::default();
+    for pair in &args.conf {
+        config.set_pair(pair)?;
+    }
+    if let Some(slots) = args.slots {
+        config.set("fairway.scheduler.slots", &slots.to_string())?;
+    }
+    if let Some(partitions) = args.partitions {
+        config.set("fairway.shuffle.partitions", &partitions.to_string())?;
+    }
+    if let Some(size) = &args.shuffle_memory {
+        config.shuffle_memory =
+            parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
+    }
+    if let Some(mode) = &args.scheduler_mode {
+        config
+            .set("fairway.scheduler.mode", mode)
+            .map_err(|e| anyhow!("option --scheduler-mode: {e}"))?;
+    }
+    let engines = args
+        .engines
+        .iter()
+        .map(|e| e.parse::<BenchEngine>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|m| anyhow!("option --engines: {m}"))?;
+    let mut unique = engines.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != engines.len() {
+        bail!("option --engines: an engine is named twice");
+    }
+    let options = TpchBenchOptions {
+        scale_factor: args.sf,
+        data: args
+            .data
+            .clone()
+            .unwrap_or_else(|| TpchBenchOptions::default_data_dir(args.sf)),
+        queries: if args.queries.is_empty() {
+            (1..=22).collect()
+        } else {
+            args.queries.clone()
+        },
+        iterations: args.iterations,
+        engines,
+        streams: args.streams,
+        fairway: config,
+    };
+    options.validate()?;
+
+    let start = Instant::now();
+    let (sf, dir) = (options.scale_factor, options.data.clone());
+    let summary = tokio::task::spawn_blocking(move || bench::prepare_data(sf, &dir))
+        .await
+        .map_err(|e| anyhow!("data generation stopped: {e}"))??;
+    eprintln!(
+        "TPC-H SF {} {} {} ({:.1} s)",
+        options.scale_factor,
+        if summary.reused {
+            "reused from"
+        } else {
+            "generated in"
+        },
+        options.data.display(),
+        start.elapsed().as_secs_f64()
+    );
+
+    let report = bench::run_tpch(&options, &|line| eprintln!("{line}")).await?;
+    print!("{}", report.table());
+    std::io::stdout().flush()?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json_pretty())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        std::fs::write(path, report.to_svg())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if !report.verified() {
+        for problem in &report.mismatches {
+            eprintln!("MISMATCH: {problem}");
+        }
+        bail!(
+            "{} of {} answers did not match",
+            report.mismatches.len(),
+            report.answers_checked
+        );
+    }
+    Ok(())
 }
 
 fn is_query(statement: &fairway_engine::datafusion::sql::parser::Statement) -> bool {

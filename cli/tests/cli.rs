@@ -398,3 +398,167 @@ fn timeline_renders_an_event_log_as_html() {
         "line 1",
     );
 }
+
+#[test]
+fn bench_tpch_checks_answers_and_writes_json_and_a_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sf0.01");
+    let json = dir.path().join("bench.json");
+    let plot = dir.path().join("bench.svg");
+    let out = fairway(&[
+        "bench",
+        "tpch",
+        "--sf",
+        "0.01",
+        "--data",
+        data.to_str().unwrap(),
+        "--queries",
+        "1,6,13",
+        "--iterations",
+        "1",
+        "--slots",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("TPC-H SF 0.01 generated in"), "{stderr}");
+    assert!(
+        stdout.contains("TPC-H SF 0.01: 2 slots, 4 partitions, median of 1 run"),
+        "{stdout}"
+    );
+    for line in ["Q01", "Q06", "Q13", "geomean"] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    assert!(
+        stdout.contains("answers: 6 checked against each other: all match"),
+        "{stdout}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["test"], "power");
+    assert_eq!(report["settings"]["scale_factor"], 0.01);
+    assert_eq!(report["settings"]["queries"], serde_json::json!([1, 6, 13]));
+    assert_eq!(report["settings"]["slots"], 2);
+    assert_eq!(report["settings"]["partitions"], 4);
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(
+        report["versions"]["datafusion"]
+            .as_str()
+            .unwrap()
+            .starts_with("55.")
+    );
+    assert_eq!(report["verification"]["all_match"], true);
+    let measurements = report["measurements"].as_array().unwrap();
+    assert_eq!(measurements.len(), 6);
+    for engine in ["fairway", "datafusion"] {
+        for query in [1, 6, 13] {
+            let m = measurements
+                .iter()
+                .find(|m| m["engine"] == engine && m["query"] == query)
+                .unwrap_or_else(|| panic!("no measurement of Q{query} on {engine}"));
+            assert!(m["elapsed_s"].as_f64().unwrap() > 0.0);
+        }
+    }
+    // Q1 has 4 groups at any scale factor.
+    assert!(
+        measurements
+            .iter()
+            .all(|m| m["query"] != 1 || m["rows"] == 4)
+    );
+    let ratio = report["summary"]["ratio"].as_f64().unwrap();
+    let geo = &report["summary"]["geometric_mean_s"];
+    let expected = geo["fairway"].as_f64().unwrap() / geo["datafusion"].as_f64().unwrap();
+    assert!((ratio - expected).abs() < 1e-9);
+
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the chart parses as XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let bars = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("bar"))
+        .count();
+    assert_eq!(bars, 6);
+
+    // The throughput test reuses the data: 2 streams of 2 queries per engine.
+    let out = fairway(&[
+        "bench",
+        "tpch",
+        "--sf",
+        "0.01",
+        "--data",
+        data.to_str().unwrap(),
+        "--queries",
+        "3,6",
+        "--iterations",
+        "1",
+        "--slots",
+        "2",
+        "--streams",
+        "2",
+        "--scheduler-mode",
+        "fair",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("TPC-H SF 0.01 reused from"), "{stderr}");
+    assert!(
+        stdout.contains("throughput: 2 concurrent streams"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("fairway: 4 queries per run"), "{stdout}");
+    assert!(stdout.contains("queries/hour"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["test"], "throughput");
+    assert_eq!(report["settings"]["scheduler_mode"], "fair");
+    let measurements = report["measurements"].as_array().unwrap();
+    assert_eq!(measurements.len(), 8);
+    // Stream 1 runs the specification's stream-1 order (21, 3, 18, 5, 11,
+    // 7, 6, ...), stream 2 its stream-2 order (6, 17, 14, ..., 3, ...).
+    let first = |stream: u64| {
+        measurements
+            .iter()
+            .filter(|m| m["engine"] == "fairway" && m["stream"] == stream)
+            .min_by(|a, b| {
+                a["start_s"]
+                    .as_f64()
+                    .unwrap()
+                    .total_cmp(&b["start_s"].as_f64().unwrap())
+            })
+            .unwrap()["query"]
+            .clone()
+    };
+    assert_eq!(first(0), 3);
+    assert_eq!(first(1), 6);
+    assert_eq!(report["summary"]["throughput"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bench_tpch_rejects_bad_options() {
+    assert_clean_error(
+        &fairway(&["bench", "tpch", "--sf", "0.01", "--queries", "1,23"]),
+        "option --queries: there is no TPC-H query 23",
+    );
+    assert_clean_error(
+        &fairway(&[
+            "bench",
+            "tpch",
+            "--sf",
+            "0.01",
+            "--engines",
+            "fairway,spark",
+        ]),
+        "option --engines: unknown engine 'spark'",
+    );
+    assert_clean_error(
+        &fairway(&["bench", "tpch", "--sf", "0.01", "--iterations", "0"]),
+        "option --iterations",
+    );
+}

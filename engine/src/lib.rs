@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 mod config;
 mod error;
 mod event_log;

@@ -442,7 +442,7 @@ const POOL_PALETTE: [&str; 6] = [
 ];
 
 /// Escapes text for HTML and XML content and attribute values.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,0 +1,99 @@
+//! Scheduler dispatch rate: 10,000 no-op tasks across 100 pools.
+//!
+//! 100 jobs, one per pool, each a single stage of 100 tasks that return at
+//! once, are submitted together to a scheduler with 2 slots; the time runs
+//! from the first submission to the end of the last job, so it covers
+//! submission, every dispatch decision (FAIR re-sorts the pools for every
+//! single slot), the task wrapper and the completion bookkeeping. Tasks/s
+//! is the dispatch rate. The same 10,000 tasks in one FAIR pool and under
+//! FIFO show what the pool ordering costs. A fresh scheduler is made (and
+//! dropped) outside the timed region for every run.
+//!
+//! `cargo bench --workspace --bench dispatch` (see benches/README.md).
+
+use std::sync::Arc;
+
+use divan::Bencher;
+use divan::counter::ItemsCount;
+use fairway_scheduler::{
+    JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, TaskContext, TaskError,
+    TaskOutcome, TaskRunner,
+};
+use futures::future::{BoxFuture, FutureExt};
+
+const TASKS: usize = 10_000;
+const SLOTS: usize = 2;
+
+fn main() {
+    divan::main();
+}
+
+struct NoOp;
+
+impl TaskRunner for NoOp {
+    fn run(&self, _task: TaskContext) -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
+        async { Ok(TaskOutcome::default()) }.boxed()
+    }
+}
+
+fn scheduler(mode: SchedulingMode) -> Scheduler {
+    Scheduler::new(SchedulerConfig {
+        slots: SLOTS,
+        mode,
+        ..SchedulerConfig::default()
+    })
+    .expect("scheduler")
+}
+
+/// Submits `TASKS` no-op tasks as one job per pool and waits for all.
+fn run_all(scheduler: &Scheduler, pools: usize) {
+    let runner: Arc<dyn TaskRunner> = Arc::new(NoOp);
+    let handles: Vec<_> = (0..pools)
+        .map(|p| {
+            scheduler
+                .submit(
+                    JobSpec {
+                        description: format!("job {p}"),
+                        stages: vec![StageSpec {
+                            id: 0,
+                            tasks: TASKS / pools,
+                            parents: vec![],
+                        }],
+                        pool: Some(format!("pool{p}")),
+                    },
+                    Arc::clone(&runner),
+                )
+                .expect("submit")
+        })
+        .collect();
+    let mut tasks = 0;
+    for handle in handles {
+        tasks += futures::executor::block_on(handle.wait())
+            .expect("job")
+            .tasks;
+    }
+    assert_eq!(tasks as usize, TASKS);
+}
+
+#[divan::bench(args = [100, 1], sample_count = 20, sample_size = 1)]
+fn fair(bencher: Bencher<'_, '_>, pools: usize) {
+    bencher
+        .counter(ItemsCount::new(TASKS))
+        .with_inputs(|| scheduler(SchedulingMode::Fair))
+        .bench_local_values(|s| {
+            run_all(&s, pools);
+            // Returned, so that its shutdown is dropped outside the timing.
+            s
+        });
+}
+
+#[divan::bench(sample_count = 20, sample_size = 1)]
+fn fifo(bencher: Bencher<'_, '_>) {
+    bencher
+        .counter(ItemsCount::new(TASKS))
+        .with_inputs(|| scheduler(SchedulingMode::Fifo))
+        .bench_local_values(|s| {
+            run_all(&s, 100);
+            s
+        });
+}
