@@ -4,7 +4,7 @@
 use datafusion::common::Column;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
-use fairway_planner::{BalancedKind, balanced_join, merged_key};
+use fairway_planner::{BalancedKind, balanced_join, balanced_left_join};
 
 use crate::error::{EngineError, Result};
 
@@ -76,48 +76,20 @@ pub fn merge_frames(frames: Vec<DataFrame>, on: &[&str], how: MergeHow) -> Resul
         inputs.push((plan, keys));
         others.push(rest);
     }
-    let key_terms: Vec<Vec<Expr>> = (0..on.len())
-        .map(|p| inputs.iter().map(|(_, keys)| keys[p].clone()).collect())
-        .collect();
-    let tree = match how {
+    let (tree, keys) = match how {
         MergeHow::Full => balanced_join(inputs, BalancedKind::Full)?,
         MergeHow::Inner => balanced_join(inputs, BalancedKind::Inner)?,
         MergeHow::Left => {
             let mut inputs = inputs.into_iter();
             let (base, base_keys) = inputs.next().expect("at least one input");
-            let rest: Vec<_> = inputs.collect();
-            if rest.is_empty() {
-                base
-            } else {
-                let right_terms: Vec<Vec<Expr>> = (0..on.len())
-                    .map(|p| rest.iter().map(|(_, keys)| keys[p].clone()).collect())
-                    .collect();
-                let merged = balanced_join(rest, BalancedKind::Full)?;
-                let right_keys = right_terms
-                    .iter()
-                    .map(|terms| merged_key(terms, BalancedKind::Full))
-                    .collect::<Vec<_>>();
-                LogicalPlanBuilder::from(base)
-                    .join_with_expr_keys(
-                        merged,
-                        datafusion::logical_expr::JoinType::Left,
-                        (base_keys, right_keys),
-                        None,
-                    )?
-                    .build()?
-            }
+            let tree = balanced_left_join(base, base_keys.clone(), inputs.collect())?;
+            (tree, base_keys)
         }
     };
-    let mut projection: Vec<Expr> = on
-        .iter()
-        .zip(&key_terms)
-        .map(|(name, terms)| {
-            let key = match how {
-                MergeHow::Full => merged_key(terms, BalancedKind::Full),
-                MergeHow::Inner | MergeHow::Left => terms[0].clone(),
-            };
-            key.alias(*name)
-        })
+    let mut projection: Vec<Expr> = keys
+        .into_iter()
+        .zip(on)
+        .map(|(key, name)| key.alias(*name))
         .collect();
     projection.extend(others.into_iter().flatten());
     let plan = LogicalPlanBuilder::from(tree)

@@ -18,7 +18,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::analyze::AnalyzeExec;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
-use datafusion::sql::sqlparser::ast::ObjectName;
+use datafusion::sql::sqlparser::ast::{ObjectName, VisitMut};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use fairway_planner::{
     BroadcastJoinSafety, RuleSwitch, StageGraph, StandardUsingJoins, TournamentJoins,
@@ -330,24 +330,11 @@ impl Session {
     /// [`fairway_planner::standard_using_joins`]) before DataFusion plans
     /// the statement.
     async fn standardize_using(&self, statement: &mut Statement) {
-        if !statement.to_string().to_ascii_uppercase().contains("USING") {
-            return;
-        }
         match statement {
-            Statement::Statement(s) => {
-                let columns = self
-                    .relation_columns(fairway_planner::relation_names(s.as_mut()))
-                    .await;
-                let lookup = |name: &ObjectName| columns.get(&name.to_string()).cloned();
-                fairway_planner::standard_using_joins(s.as_mut(), &lookup);
-            }
+            Statement::Statement(s) => self.standardize_query(s.as_mut()).await,
             Statement::CopyTo(copy) => {
                 if let CopyToSource::Query(q) = &mut copy.source {
-                    let columns = self
-                        .relation_columns(fairway_planner::relation_names(q.as_mut()))
-                        .await;
-                    let lookup = |name: &ObjectName| columns.get(&name.to_string()).cloned();
-                    fairway_planner::standard_using_joins(q.as_mut(), &lookup);
+                    self.standardize_query(q.as_mut()).await;
                 }
             }
             Statement::Explain(explain) => {
@@ -355,6 +342,15 @@ impl Session {
             }
             _ => {}
         }
+    }
+
+    async fn standardize_query<T: VisitMut + Send>(&self, node: &mut T) {
+        let Some(names) = fairway_planner::using_join_relations(node) else {
+            return;
+        };
+        let columns = self.relation_columns(names).await;
+        let lookup = |name: &ObjectName| columns.get(&name.to_string()).cloned();
+        fairway_planner::standard_using_joins(node, &lookup);
     }
 
     /// Column names of the catalog tables among `names`.

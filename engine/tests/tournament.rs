@@ -12,6 +12,15 @@ fn session() -> Session {
     Session::new(EngineConfig::with_slots(2).partitions(3)).expect("session")
 }
 
+/// A client of `session` with the tournament rule off.
+async fn rule_off_client(session: &Session) -> Session {
+    let off = session.client();
+    off.sql("set fairway.optimizer.tournament_joins = false")
+        .await
+        .unwrap();
+    off
+}
+
 /// A small deterministic random generator (xorshift64*), so that every
 /// failure names a seed that reproduces it.
 struct Rng(u64);
@@ -173,10 +182,7 @@ fn ceil_log2(n: usize) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_using_chains_match_the_reference() {
     let session = session();
-    let off = session.client();
-    off.sql("set fairway.optimizer.tournament_joins = false")
-        .await
-        .unwrap();
+    let off = rule_off_client(&session).await;
     for case in 0..40u64 {
         let seed = 0x9e37_79b9_7f4a_7c15 ^ (case + 1);
         let mut rng = Rng(seed);
@@ -246,10 +252,7 @@ async fn feature_tables(session: &Session, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_chains_are_balanced() {
     let session = session();
-    let off = session.client();
-    off.sql("set fairway.optimizer.tournament_joins = false")
-        .await
-        .unwrap();
+    let off = rule_off_client(&session).await;
     feature_tables(&session, 8).await;
     let inner = "select * from f0 join f1 on f0.k = f1.k join f2 on f1.k = f2.k \
                  join f3 on f0.k = f3.k join f4 on f3.k = f4.k join f5 on f2.k = f5.k";
@@ -506,4 +509,60 @@ async fn explain_shows_the_tree_and_the_setting_turns_it_off() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("expected true or false"), "{err}");
+}
+
+/// Plans built with `LogicalPlanBuilder::join_using` outside SQL get the
+/// merged key too (the `StandardUsingJoins` analyzer rule): the second join
+/// meets `c` on `COALESCE(a.k, b.k)`, so key 3, which only `b` has on the
+/// left, matches `c`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_using_plans_get_the_merged_key() {
+    use fairway_engine::datafusion::common::Column;
+    use fairway_engine::datafusion::dataframe::DataFrame;
+    use fairway_engine::datafusion::logical_expr::{JoinType, LogicalPlanBuilder};
+
+    let session = session();
+    session
+        .sql(
+            "create table a (k bigint, x bigint) as values (1, 10), (2, 20); \
+             create table b (k bigint, y bigint) as values (2, 200), (3, 300); \
+             create table c (k bigint, z bigint) as values (3, 3000), (4, 4000)",
+        )
+        .await
+        .unwrap();
+    let ctx = session.context();
+    let plan = |name: &'static str| async move { ctx.table(name).await.unwrap().into_parts() };
+    let (state, a) = plan("a").await;
+    let plan = LogicalPlanBuilder::from(a)
+        .join_using(
+            plan("b").await.1,
+            JoinType::Full,
+            vec![Column::from_name("k")],
+        )
+        .unwrap()
+        .join_using(
+            plan("c").await.1,
+            JoinType::Full,
+            vec![Column::from_name("k")],
+        )
+        .unwrap()
+        .project(vec![col("a.k"), col("x"), col("y"), col("z")])
+        .unwrap()
+        .build()
+        .unwrap();
+    let out = session
+        .execute(DataFrame::new(state, plan), "join_using")
+        .await
+        .unwrap();
+    let mut rows = rows_as_text(&out.batches).unwrap();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "1 | 10 | NULL | NULL",
+            "2 | 20 | 200 | NULL",
+            "3 | NULL | 300 | 3000",
+            "4 | NULL | NULL | 4000",
+        ]
+    );
 }

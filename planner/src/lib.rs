@@ -59,10 +59,11 @@ pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};
 pub use prepare::{BroadcastJoinSafety, prepare_plan};
 pub use split::split_into_stages;
 pub use tournament::{
-    Kind as BalancedKind, RuleSwitch, TournamentJoins, balanced_join, join_depth, merged_key,
+    Kind as BalancedKind, RuleSwitch, TournamentJoins, balanced_join, balanced_left_join,
+    join_depth,
 };
 pub use using::StandardUsingJoins;
-pub use using_sql::{ColumnsOf, relation_names, standard_using_joins};
+pub use using_sql::{ColumnsOf, standard_using_joins, using_join_relations};
 
 /// Kinds of planning failure.
 #[derive(Debug, thiserror::Error)]

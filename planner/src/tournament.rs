@@ -135,19 +135,39 @@ impl Kind {
 /// same order for every input). The output has every input's columns in
 /// input order. A FULL join of two subtrees is keyed on the `COALESCE` of
 /// each side's keys; an INNER join on the first input's keys of each side.
-pub fn balanced_join(inputs: Vec<(LogicalPlan, Vec<Expr>)>, kind: Kind) -> Result<LogicalPlan> {
-    let leaves = inputs
+/// Returns the tree and its merged key expressions, by key column.
+pub fn balanced_join(
+    inputs: Vec<(LogicalPlan, Vec<Expr>)>,
+    kind: Kind,
+) -> Result<(LogicalPlan, Vec<Expr>)> {
+    let tree = build_balanced(leaves(inputs), kind)?;
+    let keys = tree.terms.iter().map(|t| merged_key(t, kind)).collect();
+    Ok((Arc::unwrap_or_clone(tree.plan), keys))
+}
+
+/// `base LEFT JOIN (balanced FULL merge of others)` on the keys: every row
+/// of `base` with the matching rows of each other input, as a chain of
+/// LEFT joins onto `base`'s key gives.
+pub fn balanced_left_join(
+    base: LogicalPlan,
+    base_keys: Vec<Expr>,
+    others: Vec<(LogicalPlan, Vec<Expr>)>,
+) -> Result<LogicalPlan> {
+    left_join_onto(Arc::new(base), base_keys, leaves(others))
+}
+
+fn leaves(inputs: Vec<(LogicalPlan, Vec<Expr>)>) -> Vec<Leaf> {
+    inputs
         .into_iter()
         .map(|(plan, keys)| Leaf {
             plan: Arc::new(plan),
             keys,
         })
-        .collect();
-    Ok(Arc::unwrap_or_clone(build_balanced(leaves, kind)?.plan))
+        .collect()
 }
 
 /// The merged key of joined inputs whose key expressions are `terms`.
-pub fn merged_key(terms: &[Expr], kind: Kind) -> Expr {
+fn merged_key(terms: &[Expr], kind: Kind) -> Expr {
     match (terms, kind) {
         ([one], _) | ([one, ..], Kind::Inner) => one.clone(),
         (many, Kind::Full) => coalesce(many.to_vec()),
@@ -224,6 +244,14 @@ fn substitute(expr: &Expr, schema: &DFSchemaRef, outputs: &[Expr]) -> Result<Exp
             other => Ok(Transformed::no(other)),
         })
         .map(|t| t.data)
+}
+
+/// The outputs of projection `p` over an input whose outputs are `outputs`.
+fn through_projection(p: &Projection, outputs: &[Expr]) -> Result<Vec<Expr>> {
+    p.expr
+        .iter()
+        .map(|e| substitute(e, p.input.schema(), outputs))
+        .collect()
 }
 
 fn columns_of(plan: &LogicalPlan) -> Vec<Expr> {
@@ -318,11 +346,7 @@ fn flatten(plan: &LogicalPlan, kind: Kind) -> Result<Option<Chain>> {
             let Some(inner) = flatten(&p.input, kind)? else {
                 return Ok(None);
             };
-            let outputs = p
-                .expr
-                .iter()
-                .map(|e| substitute(e, p.input.schema(), &inner.outputs))
-                .collect::<Result<Vec<_>>>()?;
+            let outputs = through_projection(p, &inner.outputs)?;
             Ok(Some(Chain { outputs, ..inner }))
         }
         LogicalPlan::Join(join) if plain_join(join, kind.join_type()) => {
@@ -477,11 +501,7 @@ fn flatten_left(plan: &LogicalPlan) -> Result<Option<LeftChain>> {
             let Some(inner) = flatten_left(&p.input)? else {
                 return Ok(None);
             };
-            let outputs = p
-                .expr
-                .iter()
-                .map(|e| substitute(e, p.input.schema(), &inner.outputs))
-                .collect::<Result<Vec<_>>>()?;
+            let outputs = through_projection(p, &inner.outputs)?;
             Ok(Some(LeftChain { outputs, ..inner }))
         }
         LogicalPlan::Join(join) if plain_join(join, JoinType::Left) => {
@@ -535,15 +555,26 @@ fn rewrite_left_chain(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     if chain.rights.len() < 3 {
         return Ok(None);
     }
-    let merge = build_balanced(chain.rights, Kind::Full)?;
-    let on = chain
-        .base_keys
+    let join = left_join_onto(chain.base, chain.base_keys, chain.rights)?;
+    finish(Arc::new(join), &chain.outputs, plan.schema())
+}
+
+fn left_join_onto(
+    base: Arc<LogicalPlan>,
+    base_keys: Vec<Expr>,
+    rights: Vec<Leaf>,
+) -> Result<LogicalPlan> {
+    if rights.is_empty() {
+        return Ok(Arc::unwrap_or_clone(base));
+    }
+    let merge = build_balanced(rights, Kind::Full)?;
+    let on = base_keys
         .into_iter()
         .zip(&merge.terms)
         .map(|(base, terms)| (base, merged_key(terms, Kind::Full)))
         .collect();
-    let join = Join::try_new(
-        chain.base,
+    Ok(LogicalPlan::Join(Join::try_new(
+        base,
         merge.plan,
         on,
         None,
@@ -551,12 +582,7 @@ fn rewrite_left_chain(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
         JoinConstraint::On,
         NullEquality::NullEqualsNothing,
         false,
-    )?;
-    finish(
-        Arc::new(LogicalPlan::Join(join)),
-        &chain.outputs,
-        plan.schema(),
-    )
+    )?))
 }
 
 /// Puts the original output columns back on top of a rebuilt tree, or gives

@@ -199,6 +199,14 @@ impl Rewriter<'_> {
         if !select.from.iter().any(has_using) {
             return None;
         }
+        let wildcard = select.projection.iter().find_map(|i| match i {
+            SelectItem::Wildcard(opts) => Some(opts),
+            _ => None,
+        });
+        if wildcard.is_some_and(has_options) {
+            return None;
+        }
+        let wildcard = wildcard.is_some();
         // Plan every FROM item first; change nothing unless all can be done.
         let mut plans = Vec::new();
         for twj in &select.from {
@@ -208,10 +216,6 @@ impl Rewriter<'_> {
                 plans.push(None);
             }
         }
-        let wildcard = select
-            .projection
-            .iter()
-            .any(|i| matches!(i, SelectItem::Wildcard(_)));
         // Every relation, in FROM order, with the merged columns it gave.
         let mut relations: Vec<(Vec<Ident>, Vec<Ident>)> = Vec::new();
         for (twj, plan) in select.from.iter().zip(&plans) {
@@ -232,22 +236,13 @@ impl Rewriter<'_> {
                 relations.push((q, merged));
             }
         }
-        if let Some(SelectItem::Wildcard(opts)) = select
-            .projection
-            .iter()
-            .find(|i| matches!(i, SelectItem::Wildcard(_)))
-            && has_options(opts)
-        {
-            return None;
-        }
-
         // Apply: ON conditions, then references.
         let mut merged: Vec<Merged> = Vec::new();
         for (twj, plan) in select.from.iter_mut().zip(plans) {
             let Some(plan) = plan else { continue };
             for (join, on) in twj.joins.iter_mut().zip(plan.conditions) {
-                if let Some(on) = on {
-                    set_constraint(&mut join.join_operator, JoinConstraint::On(on));
+                if let (Some(on), Some(c)) = (on, constraint_mut(&mut join.join_operator)) {
+                    *c = JoinConstraint::On(on);
                 }
             }
             for m in plan.merged {
@@ -452,50 +447,36 @@ fn has_options(opts: &WildcardAdditionalOptions) -> bool {
         || opts.opt_alias.is_some()
 }
 
+/// The constraint of every join operator that has one, by reference or by
+/// mutable reference (one list of variants for both).
+macro_rules! join_constraint {
+    ($op:expr) => {
+        match $op {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c)
+            | JoinOperator::CrossJoin(c)
+            | JoinOperator::Semi(c)
+            | JoinOperator::LeftSemi(c)
+            | JoinOperator::RightSemi(c)
+            | JoinOperator::Anti(c)
+            | JoinOperator::LeftAnti(c)
+            | JoinOperator::RightAnti(c) => Some(c),
+            _ => None,
+        }
+    };
+}
+
 fn constraint(op: &JoinOperator) -> Option<&JoinConstraint> {
-    match op {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c)
-        | JoinOperator::CrossJoin(c)
-        | JoinOperator::Semi(c)
-        | JoinOperator::LeftSemi(c)
-        | JoinOperator::RightSemi(c)
-        | JoinOperator::Anti(c)
-        | JoinOperator::LeftAnti(c)
-        | JoinOperator::RightAnti(c) => Some(c),
-        _ => None,
-    }
+    join_constraint!(op)
 }
 
 fn constraint_mut(op: &mut JoinOperator) -> Option<&mut JoinConstraint> {
-    match op {
-        JoinOperator::Join(c)
-        | JoinOperator::Inner(c)
-        | JoinOperator::Left(c)
-        | JoinOperator::LeftOuter(c)
-        | JoinOperator::Right(c)
-        | JoinOperator::RightOuter(c)
-        | JoinOperator::FullOuter(c)
-        | JoinOperator::CrossJoin(c)
-        | JoinOperator::Semi(c)
-        | JoinOperator::LeftSemi(c)
-        | JoinOperator::RightSemi(c)
-        | JoinOperator::Anti(c)
-        | JoinOperator::LeftAnti(c)
-        | JoinOperator::RightAnti(c) => Some(c),
-        _ => None,
-    }
-}
-
-fn set_constraint(op: &mut JoinOperator, new: JoinConstraint) {
-    if let Some(c) = constraint_mut(op) {
-        *c = new;
-    }
+    join_constraint!(op)
 }
 
 /// Replaces unqualified identifiers named in `merged` by their merged key,
@@ -531,19 +512,29 @@ fn replace_identifiers(expr: &mut Expr, merged: &HashMap<String, Expr>) {
     let _ = expr.visit(&mut Replace { merged, depth: 0 });
 }
 
-/// The names of the relations `statement` reads, as written.
-pub fn relation_names<T: VisitMut>(statement: &mut T) -> Vec<ObjectName> {
-    struct Names(Vec<ObjectName>);
-    impl VisitorMut for Names {
+/// The names of the relations `statement` reads, as written, if it has a
+/// `USING` join (`None` otherwise: [`standard_using_joins`] has nothing to
+/// do, and no catalog lookup is needed).
+pub fn using_join_relations<T: VisitMut>(statement: &mut T) -> Option<Vec<ObjectName>> {
+    #[derive(Default)]
+    struct Scan {
+        names: Vec<ObjectName>,
+        using: bool,
+    }
+    impl VisitorMut for Scan {
         type Break = ();
         fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
-            if !self.0.contains(relation) {
-                self.0.push(relation.clone());
+            if !self.names.contains(relation) {
+                self.names.push(relation.clone());
             }
             ControlFlow::Continue(())
         }
+        fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+            self.using |= select.from.iter().any(has_using);
+            ControlFlow::Continue(())
+        }
     }
-    let mut names = Names(Vec::new());
-    let _ = statement.visit(&mut names);
-    names.0
+    let mut scan = Scan::default();
+    let _ = statement.visit(&mut scan);
+    scan.using.then_some(scan.names)
 }

@@ -466,6 +466,36 @@ impl Verifier {
     }
 }
 
+/// Checks one run's answer (reporting a mismatch at once) and records its
+/// measurement.
+fn record(
+    verifier: &mut Verifier,
+    report: &mut TpchBenchReport,
+    progress: &(dyn Fn(&str) + Sync),
+    run: &str,
+    batches: &[RecordBatch],
+    measurement: Measurement,
+) -> Result<(), BenchError> {
+    if let Some(problem) = verifier.check(measurement.engine, measurement.query, run, batches)? {
+        progress(&format!("MISMATCH: {problem}"));
+    }
+    report.measurements.push(measurement);
+    Ok(())
+}
+
+fn row_count(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+/// A DataFusion query task that panicked or was cancelled.
+fn task_failed(query: usize, e: tokio::task::JoinError) -> BenchError {
+    BenchError::Query {
+        query,
+        engine: BenchEngine::DataFusion,
+        source: EngineError::DataFusion(datafusion::error::DataFusionError::External(Box::new(e))),
+    }
+}
+
 fn first_difference(expected: &[String], got: &[String]) -> String {
     let cut = |s: &str| {
         if s.chars().count() > 120 {
@@ -558,13 +588,7 @@ impl PlainEngine {
         self.handle()
             .spawn(async move { plain_collect(&ctx, sql).await })
             .await
-            .map_err(|e| BenchError::Query {
-                query,
-                engine: BenchEngine::DataFusion,
-                source: EngineError::DataFusion(datafusion::error::DataFusionError::External(
-                    Box::new(e),
-                )),
-            })?
+            .map_err(|e| task_failed(query, e))?
             .map_err(|source| BenchError::Query {
                 query,
                 engine: BenchEngine::DataFusion,
@@ -737,20 +761,17 @@ async fn power(
             for engine in engine_order(&options.engines, iteration) {
                 let start = run_start.elapsed();
                 let (batches, elapsed) = engines.run(engine, None, query).await?;
-                let rows = batches.iter().map(|b| b.num_rows()).sum();
                 let run = format!("run {}", iteration + 1);
-                if let Some(problem) = verifier.check(engine, query, &run, &batches)? {
-                    progress(&format!("MISMATCH: {problem}"));
-                }
-                report.measurements.push(Measurement {
+                let measurement = Measurement {
                     engine,
                     query,
                     iteration,
                     stream: None,
                     start,
                     elapsed,
-                    rows,
-                });
+                    rows: row_count(&batches),
+                };
+                record(verifier, report, progress, &run, &batches, measurement)?;
             }
         }
         progress(&report.query_line(query));
@@ -841,13 +862,7 @@ async fn throughput(
                         .collect();
                     let mut all = Vec::new();
                     for task in tasks {
-                        let stream = task.await.map_err(|e| BenchError::Query {
-                            query: 0,
-                            engine,
-                            source: EngineError::DataFusion(
-                                datafusion::error::DataFusionError::External(Box::new(e)),
-                            ),
-                        })?;
+                        let stream = task.await.map_err(|e| task_failed(0, e))?;
                         all.extend(stream?);
                     }
                     all
@@ -861,18 +876,16 @@ async fn throughput(
             });
             for (stream, query, start, took, batches) in results {
                 let run = format!("run {}, stream {}", iteration + 1, stream + 1);
-                if let Some(problem) = verifier.check(engine, query, &run, &batches)? {
-                    progress(&format!("MISMATCH: {problem}"));
-                }
-                report.measurements.push(Measurement {
+                let measurement = Measurement {
                     engine,
                     query,
                     iteration,
                     stream: Some(stream),
                     start,
                     elapsed: took,
-                    rows: batches.iter().map(|b| b.num_rows()).sum(),
-                });
+                    rows: row_count(&batches),
+                };
+                record(verifier, report, progress, &run, &batches, measurement)?;
             }
             let queries: usize = orders.iter().map(Vec::len).sum();
             progress(&format!(
