@@ -514,7 +514,7 @@ async fn run_statement(
     };
     tokio::select! {
         result = work => Ok(result?),
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("cancelled")),
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("statement cancelled by Ctrl-C")),
     }
 }
 

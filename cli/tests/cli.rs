@@ -398,3 +398,70 @@ fn timeline_renders_an_event_log_as_html() {
         "line 1",
     );
 }
+
+/// Waits for a child to exit, killing it (and failing) after `limit`.
+fn wait_with_deadline(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "fairway did not exit within {limit:?}; stderr: {}",
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_and_the_shell_stays() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fairway"))
+        .args(["sql", "--format", "csv", "--slots", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Runs for minutes unless cancelled.
+    stdin
+        .write_all(
+            b"select k % 7 as g, count(*) from (select value as k from \
+              generate_series(1, 30000000000)) group by 1;\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let interrupted = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    stdin
+        .write_all(b"select 'still here' as s;\n\\q\n")
+        .unwrap();
+    drop(stdin);
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(30));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "the shell exits normally: {stderr}");
+    assert!(
+        stderr.contains("cancelled by Ctrl-C"),
+        "the statement was cancelled: {stderr}"
+    );
+    assert!(stdout.contains("still here"), "the shell went on: {stdout}");
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(10),
+        "cancelled promptly"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -10,6 +10,7 @@ use fairway_scheduler::SchedulingMode;
 use fairway_shuffle::ShuffleCompression;
 
 use crate::error::{EngineError, Result};
+use crate::faults::FaultInjection;
 
 /// Settings fixed when a [`crate::Session`] starts.
 #[derive(Debug, Clone)]
@@ -49,6 +50,13 @@ pub struct EngineConfig {
     pub progress: bool,
     /// `datafusion.*` settings to apply, in order.
     pub datafusion: Vec<(String, String)>,
+    /// Attempts of a task before its job fails (`fairway.task.max_failures`,
+    /// default 4, Spark's `spark.task.maxFailures`); 1 means no retries.
+    pub task_max_failures: u32,
+    /// Test-only: task attempts that fail on purpose
+    /// (`fairway.test.fail_tasks`, `fairway.test.fail_probability`,
+    /// `fairway.test.fail_seed`).
+    pub faults: FaultInjection,
     /// Whether `partitions` was chosen; until then it follows `2 x slots`.
     partitions_chosen: bool,
 }
@@ -72,6 +80,8 @@ impl Default for EngineConfig {
             event_log: None,
             progress: false,
             datafusion: Vec::new(),
+            task_max_failures: 4,
+            faults: FaultInjection::default(),
             partitions_chosen: false,
         }
     }
@@ -140,6 +150,13 @@ impl EngineConfig {
             "fairway.scheduler.preemption" => {
                 self.preemption = parse_bool(key, value)?;
             }
+            "fairway.job.group" => {
+                return Err(EngineError::config(
+                    key,
+                    "a job group is chosen per client: SET fairway.job.group = 'name' \
+                     or Session::with_job_group",
+                ));
+            }
             "fairway.scheduler.pool" => {
                 if value.is_empty() {
                     return Err(EngineError::config(key, "a pool name cannot be empty"));
@@ -148,6 +165,31 @@ impl EngineConfig {
             }
             "fairway.event_log" => {
                 self.event_log = (!value.is_empty()).then(|| PathBuf::from(value));
+            }
+            "fairway.task.max_failures" => {
+                self.task_max_failures = u32::try_from(parse_count(key, value)?)
+                    .map_err(|_| EngineError::config(key, "too large"))?;
+            }
+            "fairway.test.fail_tasks" => {
+                self.faults.tasks = FaultInjection::parse_tasks(value.trim_matches('\''))
+                    .map_err(|m| EngineError::config(key, m))?;
+            }
+            "fairway.test.fail_probability" => {
+                self.faults.probability = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| {
+                        EngineError::config(
+                            key,
+                            format!("expected a probability from 0 to 1, got '{value}'"),
+                        )
+                    })?;
+            }
+            "fairway.test.fail_seed" => {
+                self.faults.seed = value.parse::<u64>().map_err(|_| {
+                    EngineError::config(key, format!("expected an integer, got '{value}'"))
+                })?;
             }
             k if k.starts_with("datafusion.") => {
                 self.datafusion.push((k.to_string(), value.to_string()))
@@ -265,7 +307,7 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 10] = [
+    pub const STARTUP_KEYS: [&'static str; 14] = [
         "fairway.scheduler.slots",
         "fairway.scheduler.mode",
         "fairway.scheduler.preemption",
@@ -276,10 +318,14 @@ impl FairwayOptions {
         "fairway.shuffle.dir",
         "fairway.shuffle.compression",
         "fairway.event_log",
+        "fairway.task.max_failures",
+        "fairway.test.fail_tasks",
+        "fairway.test.fail_probability",
+        "fairway.test.fail_seed",
     ];
 
     /// Settings that may change between statements.
-    pub const RUNTIME_KEYS: [&'static str; 1] = ["fairway.scheduler.pool"];
+    pub const RUNTIME_KEYS: [&'static str; 2] = ["fairway.scheduler.pool", "fairway.job.group"];
 
     fn known(full: &str) -> bool {
         Self::STARTUP_KEYS.contains(&full) || Self::RUNTIME_KEYS.contains(&full)
@@ -312,6 +358,7 @@ impl FairwayOptions {
                 config.allocation_strict.to_string(),
             ),
             ("scheduler.pool", config.default_pool.clone()),
+            ("job.group", String::new()),
             ("shuffle.partitions", config.partitions.to_string()),
             ("shuffle.memory", config.shuffle_memory.to_string()),
             ("shuffle.dir", config.shuffle_dir.display().to_string()),
@@ -327,6 +374,22 @@ impl FairwayOptions {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             ),
+            ("task.max_failures", config.task_max_failures.to_string()),
+            (
+                "test.fail_tasks",
+                config
+                    .faults
+                    .tasks
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            (
+                "test.fail_probability",
+                config.faults.probability.to_string(),
+            ),
+            ("test.fail_seed", config.faults.seed.to_string()),
         ];
         Self {
             values: values
@@ -376,7 +439,8 @@ impl ExtensionOptions for FairwayOptions {
             )));
         }
         let value = value.trim().trim_matches('\'').to_string();
-        if value.is_empty() {
+        // An empty job group means none; every other setting needs a value.
+        if value.is_empty() && full != "fairway.job.group" {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' cannot be empty"
             )));

@@ -35,6 +35,10 @@ pub enum EngineError {
     /// The job failed or was cancelled in the scheduler.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// The statement was cancelled (from its [`crate::QueryHandle`], its
+    /// job group, or Ctrl-C) before its job started or ended.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl EngineError {
@@ -56,7 +60,7 @@ impl EngineError {
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
-            EngineError::Scheduler(SchedulerError::Cancelled { .. })
+            EngineError::Scheduler(SchedulerError::Cancelled { .. }) | EngineError::Cancelled(_)
         )
     }
 }

@@ -1,6 +1,7 @@
 //! One job on the stage engine: how the scheduler's opaque tasks become
 //! executions of stage plans.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -8,11 +9,14 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::TaskContext as DataFusionTaskContext;
 use datafusion::physical_plan::common::collect;
 use fairway_planner::{StageGraph, StageOutput};
-use fairway_scheduler::{JobCanceller, TaskContext, TaskError, TaskOutcome, TaskRunner};
+use fairway_scheduler::{
+    JobCanceller, SchedulerError, TaskContext, TaskError, TaskOutcome, TaskRunner,
+};
 use fairway_shuffle::{JobShuffle, write_map_output};
 use futures::future::BoxFuture;
 
 use crate::error::EngineError;
+use crate::faults::FaultInjection;
 use crate::session::fresh_instance;
 use crate::stage_metrics::{LeafCounters, StageAccumulator, StageMetrics, TaskReport};
 
@@ -25,7 +29,12 @@ pub(crate) struct StageTasks {
     task_ctx: Arc<DataFusionTaskContext>,
     batch_size: usize,
     results: Mutex<Vec<Vec<RecordBatch>>>,
-    first_error: Mutex<Option<EngineError>>,
+    /// The last error of every task that failed, by (stage, partition):
+    /// the job's error is the one of the task that failed it.
+    errors: Mutex<HashMap<(usize, usize), EngineError>>,
+    /// The engine's job number (fault injection draws from it).
+    job: u64,
+    faults: FaultInjection,
     /// Tasks finished per stage, to free a stage's shuffle output as soon as
     /// every stage reading it is done.
     finished: Mutex<Vec<usize>>,
@@ -37,6 +46,7 @@ impl StageTasks {
         graph: StageGraph,
         shuffle: Arc<JobShuffle>,
         task_ctx: &DataFusionTaskContext,
+        faults: FaultInjection,
     ) -> Arc<Self> {
         // Readers find the job's shuffle data through the task context.
         let config = task_ctx
@@ -55,6 +65,7 @@ impl StageTasks {
             task_ctx.runtime_env(),
         ));
         let result_partitions = graph.result_stage().tasks();
+        let shuffle_job = shuffle.job_id();
         let stages = graph.stages().len();
         Arc::new(Self {
             finished: Mutex::new(vec![0; stages]),
@@ -64,12 +75,22 @@ impl StageTasks {
             task_ctx,
             batch_size,
             results: Mutex::new(vec![Vec::new(); result_partitions]),
-            first_error: Mutex::new(None),
+            errors: Mutex::default(),
+            job: shuffle_job,
+            faults,
         })
     }
 
     async fn run_task(self: Arc<Self>, task: TaskContext) -> Result<TaskOutcome, EngineError> {
         let started = Instant::now();
+        if let Some(message) =
+            self.faults
+                .failure(self.job, task.id.stage, task.id.partition, task.id.attempt)
+        {
+            return Err(EngineError::DataFusion(
+                datafusion::error::DataFusionError::Execution(message),
+            ));
+        }
         let stage = &self.graph.stages()[task.id.stage];
         let leaves = Arc::new(LeafCounters::default());
         let plan = fresh_instance(&stage.plan, &leaves)?;
@@ -157,9 +178,22 @@ impl StageTasks {
             .collect()
     }
 
-    /// The error of the first task that failed, with its full detail.
-    pub(crate) fn take_error(&self) -> Option<EngineError> {
-        self.first_error.lock().expect("error lock").take()
+    /// The error that ended the job: the last error of the task that
+    /// failed it, with its full detail; the scheduler's own error when the
+    /// job was cancelled or the scheduler failed.
+    pub(crate) fn job_error(&self, error: SchedulerError) -> EngineError {
+        if let SchedulerError::TaskFailed {
+            stage, partition, ..
+        } = &error
+            && let Some(e) = self
+                .errors
+                .lock()
+                .expect("error lock")
+                .remove(&(*stage, *partition))
+        {
+            return e;
+        }
+        EngineError::Scheduler(error)
     }
 }
 
@@ -191,32 +225,153 @@ impl TaskRunner for StageTaskRunner {
                 }
                 Err(e) => {
                     let message = e.to_string();
+                    let retryable = is_retryable(&e);
                     tasks
-                        .first_error
+                        .errors
                         .lock()
                         .expect("error lock")
-                        .get_or_insert(e);
-                    // Errors from plans (bad data, bad SQL semantics) fail
-                    // the same way again: do not retry them.
-                    Err(TaskError::fatal(message))
+                        .insert((task.id.stage, task.id.partition), e);
+                    if retryable {
+                        Err(TaskError::new(message))
+                    } else {
+                        Err(TaskError::fatal(message))
+                    }
                 }
             }
         })
     }
 }
 
-/// Cancels the job if the caller stops waiting (its future is dropped), and
-/// removes the job's shuffle data in every case.
+/// Whether another attempt of a task that failed with `error` may succeed.
+///
+/// Fatal (the job fails at once): errors of the plan itself (SQL, planning,
+/// schema, configuration, not implemented, internal errors), which a new
+/// attempt of the same plan meets again; deterministic errors of the data
+/// (a cast, parse, division by zero or overflow), which the same input
+/// gives again; and a closed shuffle, which means the job already ended
+/// (cancelled or failed). Everything else (I/O, object store, parquet and
+/// IPC decoding, resources exhausted, a failure in a spawned operator task,
+/// an injected failure) is retried, as Spark retries any task failure.
+fn is_retryable(error: &EngineError) -> bool {
+    match error {
+        EngineError::DataFusion(e) => datafusion_retryable(e),
+        EngineError::Io { .. } => true,
+        EngineError::Config { .. }
+        | EngineError::Cancelled(_)
+        | EngineError::Table { .. }
+        | EngineError::Planner(_)
+        | EngineError::Scheduler(_) => false,
+    }
+}
+
+fn datafusion_retryable(error: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as D;
+    match error {
+        D::SQL(..)
+        | D::Plan(_)
+        | D::SchemaError(..)
+        | D::Configuration(_)
+        | D::NotImplemented(_)
+        | D::Internal(_) => false,
+        D::Context(_, inner) => datafusion_retryable(inner),
+        D::Shared(inner) => datafusion_retryable(inner),
+        D::Diagnostic(_, inner) => datafusion_retryable(inner),
+        D::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::CastError(_)
+            | ArrowError::ParseError(_)
+            | ArrowError::DivideByZero
+            | ArrowError::ArithmeticOverflow(_) => false,
+            ArrowError::ExternalError(inner) => external_retryable(inner.as_ref()),
+            _ => true,
+        },
+        D::External(inner) => external_retryable(inner.as_ref()),
+        _ => true,
+    }
+}
+
+fn external_retryable(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(e) = error.downcast_ref::<datafusion::error::DataFusionError>() {
+        return datafusion_retryable(e);
+    }
+    if let Some(e) = error.downcast_ref::<fairway_shuffle::ShuffleError>() {
+        return !matches!(e, fairway_shuffle::ShuffleError::Closed { .. });
+    }
+    true
+}
+
+/// A job that runs now, as [`crate::Session::active_jobs`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveJob {
+    /// The scheduler's job id (as in the event log).
+    pub id: u64,
+    /// The job group (`fairway.job.group`), if any.
+    pub group: Option<String>,
+    /// The pool the job runs in.
+    pub pool: String,
+    /// The statement.
+    pub description: String,
+}
+
+/// The jobs of a session that run now, with what cancels them.
+#[derive(Default)]
+pub(crate) struct ActiveJobs {
+    jobs: Mutex<std::collections::BTreeMap<u64, (ActiveJob, JobCanceller)>>,
+}
+
+impl ActiveJobs {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, (ActiveJob, JobCanceller)>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn list(&self) -> Vec<ActiveJob> {
+        self.lock().values().map(|(job, _)| job.clone()).collect()
+    }
+
+    /// Cancels every active job of `group`; returns how many.
+    pub(crate) fn cancel_group(&self, group: &str) -> usize {
+        let cancellers: Vec<JobCanceller> = self
+            .lock()
+            .values()
+            .filter(|(job, _)| job.group.as_deref() == Some(group))
+            .map(|(_, canceller)| canceller.clone())
+            .collect();
+        // Outside the lock: cancelling ends jobs, whose guards deregister.
+        for canceller in &cancellers {
+            canceller.cancel();
+        }
+        cancellers.len()
+    }
+}
+
+/// Registers a job as active; cancels the job if the caller stops waiting
+/// (its future is dropped); removes the job's shuffle data and its entry
+/// in the active jobs in every case.
 pub(crate) struct JobGuard {
     canceller: Option<JobCanceller>,
     shuffle: Arc<JobShuffle>,
+    active: Arc<ActiveJobs>,
+    id: u64,
 }
 
 impl JobGuard {
-    pub(crate) fn new(canceller: JobCanceller, shuffle: Arc<JobShuffle>) -> Self {
+    pub(crate) fn new(
+        job: ActiveJob,
+        canceller: JobCanceller,
+        shuffle: Arc<JobShuffle>,
+        active: Arc<ActiveJobs>,
+    ) -> Self {
+        let id = job.id;
+        active.lock().insert(id, (job, canceller.clone()));
         Self {
             canceller: Some(canceller),
             shuffle,
+            active,
+            id,
         }
     }
 
@@ -228,6 +383,7 @@ impl JobGuard {
 
 impl Drop for JobGuard {
     fn drop(&mut self) {
+        self.active.lock().remove(&self.id);
         if let Some(canceller) = self.canceller.take() {
             canceller.cancel();
         }

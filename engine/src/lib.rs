@@ -28,6 +28,7 @@
 mod config;
 mod error;
 mod event_log;
+mod faults;
 mod job;
 mod output;
 mod progress;
@@ -41,9 +42,11 @@ mod yield_exec;
 pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};
 pub use event_log::EventLog;
+pub use faults::{FaultInjection, TaskPattern};
+pub use job::ActiveJob;
 pub use output::{OutputFormat, rows_as_text, write_output};
 pub use progress::ConsoleProgress;
-pub use session::{QueryOutput, Session};
+pub use session::{QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
 

@@ -28,7 +28,7 @@ use fairway_shuffle::{ShuffleConfig, ShuffleService};
 use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
 use crate::event_log::EventLog;
-use crate::job::{JobGuard, StageTaskRunner, StageTasks};
+use crate::job::{ActiveJob, ActiveJobs, JobGuard, StageTaskRunner, StageTasks};
 use crate::progress::{ConsoleProgress, Listeners};
 use crate::stage_metrics::{LeafCounters, StageMetrics};
 use crate::yield_exec::YieldExec;
@@ -72,6 +72,7 @@ struct Shared {
     next_job: AtomicU64,
     event_log: Option<Arc<EventLog>>,
     warnings: Vec<String>,
+    active: Arc<ActiveJobs>,
 }
 
 /// DataFusion settings under which every plan can be cut into stages and
@@ -161,6 +162,7 @@ impl Session {
                 && config.scheduler_mode == SchedulingMode::Fair,
             pools,
             preemption: config.preemption,
+            max_task_attempts: config.task_max_failures,
             ..SchedulerConfig::default()
         })?;
         let event_log = match &config.event_log {
@@ -191,6 +193,7 @@ impl Session {
                 next_job: AtomicU64::new(1),
                 event_log,
                 warnings,
+                active: Arc::default(),
             }),
         })
     }
@@ -222,6 +225,57 @@ impl Session {
             .set("fairway.scheduler.pool", pool)
             .map_err(|e| EngineError::config("fairway.scheduler.pool", e.to_string()))?;
         Ok(client)
+    }
+
+    /// A client whose jobs belong to job group `group` (like Spark's
+    /// `sc.setJobGroup`), so that [`Session::cancel_group`] cancels them
+    /// together; same as `SET fairway.job.group = 'group'` in that client.
+    pub fn with_job_group(&self, group: &str) -> Result<Session> {
+        let client = self.client();
+        client
+            .ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .set("fairway.job.group", group)
+            .map_err(|e| EngineError::config("fairway.job.group", e.to_string()))?;
+        Ok(client)
+    }
+
+    /// The job group of this client's next job, if any.
+    pub fn job_group(&self) -> Option<String> {
+        group_of(self.ctx.state().config())
+    }
+
+    /// Cancels every running job of `group`, from any client of this
+    /// session, and returns how many it cancelled. As in Spark, only jobs
+    /// that run now are cancelled: a statement still being planned, or one
+    /// that starts later, runs. A cancelled job frees its slots at once,
+    /// its shuffle data is removed, and its statement fails with an error
+    /// for which [`EngineError::is_cancelled`] is true.
+    pub fn cancel_group(&self, group: &str) -> usize {
+        self.shared.active.cancel_group(group)
+    }
+
+    /// The jobs that run now, from every client of this session, in the
+    /// order they started.
+    pub fn active_jobs(&self) -> Vec<ActiveJob> {
+        self.shared.active.list()
+    }
+
+    /// Starts `sql` in the background (on the current tokio runtime, or the
+    /// scheduler's when called outside one) and returns a handle to wait
+    /// for it or cancel it.
+    pub fn submit_sql(&self, sql: &str) -> QueryHandle {
+        let session = self.clone();
+        let sql = sql.to_string();
+        let work = async move { session.sql(&sql).await };
+        let join = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn(work),
+            Err(_) => self.shared.scheduler.runtime().spawn(work),
+        };
+        QueryHandle { join }
     }
 
     /// The pool this client's next job goes to.
@@ -412,17 +466,34 @@ impl Session {
                 })
                 .collect(),
         };
-        let tasks = StageTasks::new(graph, Arc::clone(&shuffle), &task_ctx);
+        let tasks = StageTasks::new(
+            graph,
+            Arc::clone(&shuffle),
+            &task_ctx,
+            self.shared.config.faults.clone(),
+        );
+        let pool = spec.pool.clone().unwrap_or_default();
         let handle = self
             .shared
             .scheduler
             .submit(spec, Arc::new(StageTaskRunner(Arc::clone(&tasks))))?;
-        let guard = JobGuard::new(handle.canceller(), Arc::clone(&shuffle));
+        let active = ActiveJob {
+            id: handle.id(),
+            group: group_of(task_ctx.session_config()),
+            pool,
+            description: description.to_string(),
+        };
+        let guard = JobGuard::new(
+            active,
+            handle.canceller(),
+            Arc::clone(&shuffle),
+            Arc::clone(&self.shared.active),
+        );
         let outcome = handle.wait().await;
         guard.finish();
         match outcome {
             Ok(_) => Ok((tasks.take_results(), tasks)),
-            Err(e) => Err(tasks.take_error().unwrap_or(EngineError::Scheduler(e))),
+            Err(e) => Err(tasks.job_error(e)),
         }
     }
 }
@@ -442,6 +513,53 @@ fn analyze_report(graph: &StageGraph, metrics: &[StageMetrics]) -> String {
         }
     }
     text
+}
+
+/// The job group named by `fairway.job.group` in a session config.
+fn group_of(config: &SessionConfig) -> Option<String> {
+    config
+        .options()
+        .extensions
+        .get::<FairwayOptions>()
+        .and_then(|o| o.get("job.group"))
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+}
+
+/// A statement started with [`Session::submit_sql`].
+#[derive(Debug)]
+pub struct QueryHandle {
+    join: tokio::task::JoinHandle<Result<QueryOutput>>,
+}
+
+impl QueryHandle {
+    /// Cancels the statement: its job (if it runs) ends at once, its slots
+    /// are free for other jobs and its shuffle data is removed;
+    /// [`wait`](Self::wait) then returns an error for which
+    /// [`EngineError::is_cancelled`] is true. Does nothing once it ended.
+    pub fn cancel(&self) {
+        self.join.abort();
+    }
+
+    /// Whether the statement has ended (succeeded, failed or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Waits for the statement's output.
+    pub async fn wait(self) -> Result<QueryOutput> {
+        match self.join.await {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Err(EngineError::Cancelled(
+                "the statement was cancelled from its handle".to_string(),
+            )),
+            Err(_) => Err(EngineError::Scheduler(
+                fairway_scheduler::SchedulerError::Internal(
+                    "the statement's task stopped with an internal error".to_string(),
+                ),
+            )),
+        }
+    }
 }
 
 /// The pool named by `fairway.scheduler.pool` in a session config.

@@ -738,10 +738,12 @@ impl Core {
                 }
             }
             Err(error) if error.is_retryable() && attempt + 1 < self.max_task_attempts => {
+                self.counters.task_failed();
                 log::info!("task {task_id} failed, will retry: {error}");
                 stage_state.pending.insert(partition, attempt + 1);
             }
             Err(error) => {
+                self.counters.task_failed();
                 log::warn!("task {task_id} failed, failing the job: {error}");
                 let failure = SchedulerError::TaskFailed {
                     job,
