@@ -74,7 +74,7 @@ impl From<DataFusionError> for EngineError {
 /// DataFusion's message without Rust debug noise (a parser error prints as
 /// `SQL error: ParserError("...")` otherwise). The DataFusion error is not
 /// exposed as a `source`, so callers that print the chain print it once.
-fn describe_datafusion(e: &DataFusionError) -> String {
+pub(crate) fn describe_datafusion(e: &DataFusionError) -> String {
     use datafusion::sql::sqlparser::parser::ParserError;
     match e {
         DataFusionError::SQL(inner, _) => match inner.as_ref() {
@@ -88,7 +88,15 @@ fn describe_datafusion(e: &DataFusionError) -> String {
         DataFusionError::Context(context, inner) => {
             format!("{context}: {}", describe_datafusion(inner))
         }
-        other => other.to_string().trim_end().to_string(),
+        // One line: DataFusion puts causes on lines of their own.
+        other => other
+            .to_string()
+            .replace("\ncaused by\n", ": ")
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 

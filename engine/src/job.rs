@@ -92,6 +92,32 @@ impl StageTasks {
             ));
         }
         let stage = &self.graph.stages()[task.id.stage];
+        match Arc::clone(&self).run_plan(task, started).await {
+            Ok(outcome) => Ok(outcome),
+            Err(EngineError::DataFusion(e)) => match input_files(&stage.plan, task.id.partition) {
+                Some(files) => Err(EngineError::DataFusion(
+                    datafusion::error::DataFusionError::Context(
+                        format!(
+                            "stage {} task {} (reading {files})",
+                            stage.id, task.id.partition
+                        ),
+                        Box::new(e),
+                    ),
+                )),
+                None => Err(EngineError::DataFusion(e)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs partition `task.id.partition` of its stage's plan and writes
+    /// or keeps the output.
+    async fn run_plan(
+        self: Arc<Self>,
+        task: TaskContext,
+        started: Instant,
+    ) -> Result<TaskOutcome, EngineError> {
+        let stage = &self.graph.stages()[task.id.stage];
         let leaves = Arc::new(LeafCounters::default());
         let plan = fresh_instance(&stage.plan, &leaves)?;
         let stream = plan.execute(task.id.partition, Arc::clone(&self.task_ctx))?;
@@ -197,6 +223,68 @@ impl StageTasks {
     }
 }
 
+/// The files that partition `partition` of `plan` scans, for error
+/// messages: `a.parquet`, or `a.csv, b.csv and 3 more files`. `None` when
+/// the partition reads no file. Partition `p` of an operator reads
+/// partition `p` of its children (stages hold no exchange), except a union,
+/// whose partitions are its children's, one child after another.
+fn input_files(
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    partition: usize,
+) -> Option<String> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlanProperties;
+    use datafusion::physical_plan::union::UnionExec;
+
+    fn collect(
+        plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        partition: usize,
+        files: &mut Vec<String>,
+    ) {
+        if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+            if let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>()
+                && let Some(group) = config.file_groups.get(partition)
+            {
+                for file in group.iter() {
+                    let path = format!("/{}", file.object_meta.location);
+                    if !files.contains(&path) {
+                        files.push(path);
+                    }
+                }
+            }
+            return;
+        }
+        if plan.downcast_ref::<UnionExec>().is_some() {
+            let mut offset = 0;
+            for child in plan.children() {
+                let count = child.output_partitioning().partition_count();
+                if partition < offset + count {
+                    collect(child, partition - offset, files);
+                    return;
+                }
+                offset += count;
+            }
+            return;
+        }
+        for child in plan.children() {
+            collect(child, partition, files);
+        }
+    }
+
+    let mut files = Vec::new();
+    collect(plan, partition, &mut files);
+    match files.len() {
+        0 => None,
+        1..=3 => Some(files.join(", ")),
+        n => Some(format!(
+            "{} and {} more files",
+            files[..3].join(", "),
+            n - 3
+        )),
+    }
+}
+
 /// Bytes DataFusion's own operators (sorts, aggregations, joins) spilled
 /// while running this task's copy of the plan.
 fn operator_spilled_bytes(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
@@ -248,9 +336,10 @@ impl TaskRunner for StageTaskRunner {
 /// schema, configuration, not implemented, internal errors), which a new
 /// attempt of the same plan meets again; deterministic errors of the data
 /// (a cast, parse, division by zero or overflow), which the same input
-/// gives again; and a closed shuffle, which means the job already ended
-/// (cancelled or failed). Everything else (I/O, object store, parquet and
-/// IPC decoding, resources exhausted, a failure in a spawned operator task,
+/// gives again, and so does a file that does not decode (corrupt parquet,
+/// a CSV row with the wrong number of fields); and a closed shuffle, which means the job already ended
+/// (cancelled or failed). Everything else (I/O, object store, resources
+/// exhausted, a failure in a spawned operator task,
 /// an injected failure) is retried, as Spark retries any task failure.
 fn is_retryable(error: &EngineError) -> bool {
     match error {
@@ -277,11 +366,20 @@ fn datafusion_retryable(error: &datafusion::error::DataFusionError) -> bool {
         D::Context(_, inner) => datafusion_retryable(inner),
         D::Shared(inner) => datafusion_retryable(inner),
         D::Diagnostic(_, inner) => datafusion_retryable(inner),
+        D::ParquetError(e) => match e.as_ref() {
+            parquet::errors::ParquetError::External(inner) => external_retryable(inner.as_ref()),
+            _ => false,
+        },
         D::ArrowError(e, _) => match e.as_ref() {
             ArrowError::CastError(_)
             | ArrowError::ParseError(_)
             | ArrowError::DivideByZero
-            | ArrowError::ArithmeticOverflow(_) => false,
+            | ArrowError::ArithmeticOverflow(_)
+            | ArrowError::CsvError(_)
+            | ArrowError::JsonError(_)
+            | ArrowError::ParquetError(_)
+            | ArrowError::InvalidArgumentError(_)
+            | ArrowError::SchemaError(_) => false,
             ArrowError::ExternalError(inner) => external_retryable(inner.as_ref()),
             _ => true,
         },
