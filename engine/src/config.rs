@@ -50,6 +50,13 @@ pub struct EngineConfig {
     pub progress: bool,
     /// `datafusion.*` settings to apply, in order.
     pub datafusion: Vec<(String, String)>,
+    /// Bound on the memory of all running queries (`--memory-limit`,
+    /// `fairway.memory.limit`); `None` (the default) is unbounded. The
+    /// shuffle keeps at most a quarter of it in memory (less if
+    /// `shuffle_memory` is smaller); DataFusion's operators share the rest
+    /// in a fair spill pool, and sorts, aggregations and sort-merge joins
+    /// spill to files beyond it. See [`EngineConfig::memory_budgets`].
+    pub memory_limit: Option<usize>,
     /// Attempts of a task before its job fails (`fairway.task.max_failures`,
     /// default 4, Spark's `spark.task.maxFailures`); 1 means no retries.
     pub task_max_failures: u32,
@@ -80,6 +87,7 @@ impl Default for EngineConfig {
             event_log: None,
             progress: false,
             datafusion: Vec::new(),
+            memory_limit: None,
             task_max_failures: 4,
             faults: FaultInjection::default(),
             partitions_chosen: false,
@@ -166,6 +174,12 @@ impl EngineConfig {
             "fairway.event_log" => {
                 self.event_log = (!value.is_empty()).then(|| PathBuf::from(value));
             }
+            "fairway.memory.limit" => {
+                self.memory_limit = match value.trim_matches('\'') {
+                    "" | "none" | "unlimited" => None,
+                    size => Some(parse_size(size).map_err(|m| EngineError::config(key, m))?),
+                };
+            }
             "fairway.task.max_failures" => {
                 self.task_max_failures = u32::try_from(parse_count(key, value)?)
                     .map_err(|_| EngineError::config(key, "too large"))?;
@@ -218,7 +232,33 @@ impl EngineConfig {
         self.set(key.trim(), value)
     }
 
+    /// Bytes for the shuffle's in-memory map outputs and for DataFusion's
+    /// memory pool (`None`: unbounded). Without a memory limit, the shuffle
+    /// keeps `shuffle_memory` and the pool is unbounded. With a limit `L`,
+    /// the shuffle keeps `min(shuffle_memory, L / 4)` and the pool gets the
+    /// rest, so that the two together stay within `L`.
+    pub fn memory_budgets(&self) -> (usize, Option<usize>) {
+        match self.memory_limit {
+            None => (self.shuffle_memory, None),
+            Some(limit) => {
+                let shuffle = self.shuffle_memory.min(limit / 4);
+                (shuffle, Some(limit - shuffle))
+            }
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(limit) = self.memory_limit
+            && limit < 16 << 20
+        {
+            return Err(EngineError::config(
+                "fairway.memory.limit",
+                format!(
+                    "{} is too small to run queries (at least 16MiB)",
+                    format_size(limit as u64)
+                ),
+            ));
+        }
         if self.slots == 0 {
             return Err(EngineError::config(
                 "fairway.scheduler.slots",
@@ -307,7 +347,7 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 14] = [
+    pub const STARTUP_KEYS: [&'static str; 15] = [
         "fairway.scheduler.slots",
         "fairway.scheduler.mode",
         "fairway.scheduler.preemption",
@@ -318,6 +358,7 @@ impl FairwayOptions {
         "fairway.shuffle.dir",
         "fairway.shuffle.compression",
         "fairway.event_log",
+        "fairway.memory.limit",
         "fairway.task.max_failures",
         "fairway.test.fail_tasks",
         "fairway.test.fail_probability",
@@ -373,6 +414,13 @@ impl FairwayOptions {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
+            ),
+            (
+                "memory.limit",
+                config
+                    .memory_limit
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "unlimited".to_string()),
             ),
             ("task.max_failures", config.task_max_failures.to_string()),
             (

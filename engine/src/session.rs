@@ -109,6 +109,34 @@ fn stage_engine_config(config: &EngineConfig) -> Result<SessionConfig> {
     Ok(session)
 }
 
+/// DataFusion's runtime: with a memory limit, a fair spill pool of
+/// `pool_memory` bytes (spillable operators each get an equal share of
+/// what non-spillable ones leave; errors name the largest consumers) and
+/// spill files under the shuffle folder; otherwise DataFusion's defaults
+/// (unbounded pool, spill files in the OS temporary folder).
+fn runtime_env(
+    config: &EngineConfig,
+    pool_memory: Option<usize>,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+
+    let mut builder = RuntimeEnvBuilder::new();
+    if let Some(bytes) = pool_memory {
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(bytes),
+            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+        );
+        builder = builder
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+                DiskManagerMode::Directories(vec![config.shuffle_dir.clone()]),
+            ));
+    }
+    Ok(builder.build_arc()?)
+}
+
 /// DataFusion's physical optimizer rules with [`BroadcastJoinSafety`] right
 /// after `JoinSelection`, before distribution requirements are enforced.
 fn physical_rules()
@@ -129,8 +157,11 @@ impl Session {
     pub fn new(config: EngineConfig) -> Result<Self> {
         config.validate()?;
         let session_config = stage_engine_config(&config)?;
+        let (shuffle_memory, pool_memory) = config.memory_budgets();
+        let runtime = runtime_env(&config, pool_memory)?;
         let state = SessionStateBuilder::new()
             .with_config(session_config)
+            .with_runtime_env(runtime)
             .with_default_features()
             .with_physical_optimizer_rules(physical_rules())
             .build();
@@ -180,7 +211,7 @@ impl Session {
             scheduler.set_listener(Some(Arc::new(Listeners(listeners))));
         }
         let shuffle = ShuffleService::new(ShuffleConfig {
-            memory_limit: config.shuffle_memory,
+            memory_limit: shuffle_memory,
             dir: config.shuffle_dir.clone(),
             compression: config.shuffle_compression,
         });
@@ -307,6 +338,12 @@ impl Session {
 
     pub fn shuffle(&self) -> &ShuffleService {
         &self.shared.shuffle
+    }
+
+    /// Bytes reserved now in DataFusion's memory pool (by operators of
+    /// running tasks); 0 when nothing runs.
+    pub fn memory_reserved(&self) -> usize {
+        self.ctx.runtime_env().memory_pool.reserved()
     }
 
     /// Registers a parquet or CSV file, folder or glob as a table.

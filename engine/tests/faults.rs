@@ -219,3 +219,53 @@ async fn cancelling_a_group_cancels_all_its_jobs_only() {
     assert!(session.active_jobs().is_empty());
     assert!(no_job_folders(&session), "shuffle data removed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_limit_makes_operators_spill_and_results_stay_right() {
+    // 20 MiB: the shuffle keeps 5 MiB, DataFusion's pool 15 MiB, far less
+    // than the aggregation's 800,000 groups and the sort need.
+    let session = Session::new(config(
+        2,
+        2,
+        &[
+            ("fairway.memory.limit", "20MiB"),
+            ("fairway.shuffle.memory", "1GiB"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        session.config().memory_budgets(),
+        (5 << 20, Some(15 << 20)),
+        "the shuffle keeps a quarter of the limit"
+    );
+    assert_eq!(session.shuffle().memory().limit(), 5 << 20);
+    let sql = "select k, count(*) as c, sum(v) as s from \
+               (select value % 800000 as k, value as v from generate_series(1, 4000000)) \
+               group by k order by s desc, k limit 5";
+    let ours = session.sql(sql).await.unwrap();
+    let plain = fairway_engine::plain_datafusion_context(2);
+    let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+    assert_same_rows("spilling aggregation", &ours.batches, &expected, true);
+
+    let report = session
+        .sql(&format!("explain analyze {sql}"))
+        .await
+        .unwrap();
+    let text = fairway_engine::rows_as_text(&report.batches)
+        .unwrap()
+        .join("\n");
+    let spilled = text
+        .lines()
+        .filter(|l| l.contains("metrics:") && !l.contains("spilled=0 B"))
+        .count();
+    assert!(spilled > 0, "some stage spilled under the limit: {text}");
+    assert_eq!(session.memory_reserved(), 0, "every reservation was freed");
+    assert_eq!(session.shuffle().stats().memory_used, 0);
+
+    // Too small a limit is refused when the session starts.
+    let err = Session::new(config(1, 1, &[("fairway.memory.limit", "1MiB")]))
+        .err()
+        .expect("too small")
+        .to_string();
+    assert!(err.contains("fairway.memory.limit"), "{err}");
+}
