@@ -46,7 +46,7 @@ pub use faults::{FaultInjection, TaskPattern};
 pub use job::ActiveJob;
 pub use output::{OutputFormat, rows_as_text, write_output};
 pub use progress::ConsoleProgress;
-pub use session::{QueryHandle, QueryOutput, Session};
+pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
 

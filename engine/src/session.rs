@@ -578,6 +578,12 @@ impl QueryHandle {
         self.join.abort();
     }
 
+    /// A handle that cancels the statement from elsewhere while this one
+    /// waits.
+    pub fn canceller(&self) -> QueryCanceller {
+        QueryCanceller(self.join.abort_handle())
+    }
+
     /// Whether the statement has ended (succeeded, failed or cancelled).
     pub fn is_finished(&self) -> bool {
         self.join.is_finished()
@@ -596,6 +602,18 @@ impl QueryHandle {
                 ),
             )),
         }
+    }
+}
+
+/// Cancels one statement started with [`Session::submit_sql`]; cheap to
+/// clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct QueryCanceller(tokio::task::AbortHandle);
+
+impl QueryCanceller {
+    /// Same as [`QueryHandle::cancel`].
+    pub fn cancel(&self) {
+        self.0.abort();
     }
 }
 
