@@ -188,6 +188,14 @@ impl EngineConfig {
                 self.faults.tasks = FaultInjection::parse_tasks(value.trim_matches('\''))
                     .map_err(|m| EngineError::config(key, m))?;
             }
+            "fairway.test.lose_map_outputs" => {
+                self.faults.lose_outputs = FaultInjection::parse_tasks(value.trim_matches('\''))
+                    .map_err(|m| EngineError::config(key, m))?;
+            }
+            "fairway.test.corrupt_map_outputs" => {
+                self.faults.corrupt_outputs = FaultInjection::parse_tasks(value.trim_matches('\''))
+                    .map_err(|m| EngineError::config(key, m))?;
+            }
             "fairway.test.fail_probability" => {
                 self.faults.probability = value
                     .parse::<f64>()
@@ -275,6 +283,14 @@ impl EngineConfig {
     }
 }
 
+fn patterns(patterns: &[crate::faults::TaskPattern]) -> String {
+    patterns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
@@ -347,7 +363,7 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 15] = [
+    pub const STARTUP_KEYS: [&'static str; 17] = [
         "fairway.scheduler.slots",
         "fairway.scheduler.mode",
         "fairway.scheduler.preemption",
@@ -363,6 +379,8 @@ impl FairwayOptions {
         "fairway.test.fail_tasks",
         "fairway.test.fail_probability",
         "fairway.test.fail_seed",
+        "fairway.test.lose_map_outputs",
+        "fairway.test.corrupt_map_outputs",
     ];
 
     /// Settings that may change between statements.
@@ -423,21 +441,20 @@ impl FairwayOptions {
                     .unwrap_or_else(|| "unlimited".to_string()),
             ),
             ("task.max_failures", config.task_max_failures.to_string()),
-            (
-                "test.fail_tasks",
-                config
-                    .faults
-                    .tasks
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(";"),
-            ),
+            ("test.fail_tasks", patterns(&config.faults.tasks)),
             (
                 "test.fail_probability",
                 config.faults.probability.to_string(),
             ),
             ("test.fail_seed", config.faults.seed.to_string()),
+            (
+                "test.lose_map_outputs",
+                patterns(&config.faults.lose_outputs),
+            ),
+            (
+                "test.corrupt_map_outputs",
+                patterns(&config.faults.corrupt_outputs),
+            ),
         ];
         Self {
             values: values

@@ -85,6 +85,7 @@ pub(crate) fn describe_datafusion(e: &DataFusionError) -> String {
                 "SQL syntax error: statement nested too deeply".to_string()
             }
         },
+        DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::Context(context, inner) => {
             format!("{context}: {}", describe_datafusion(inner))
         }

@@ -55,6 +55,21 @@ pub struct FaultInjection {
     pub probability: f64,
     /// Seed of the probabilistic failures.
     pub seed: u64,
+    /// Map tasks whose output is deleted right after it was written
+    /// (`fairway.test.lose_map_outputs`): its data file, or the in-memory
+    /// output.
+    pub lose_outputs: Vec<TaskPattern>,
+    /// Map tasks whose spilled data file gets garbage in the middle right
+    /// after it was written (`fairway.test.corrupt_map_outputs`; outputs
+    /// kept in memory are left alone).
+    pub corrupt_outputs: Vec<TaskPattern>,
+}
+
+/// What happens to a map task's output once written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFault {
+    Lose,
+    Corrupt,
 }
 
 impl FaultInjection {
@@ -93,7 +108,31 @@ impl FaultInjection {
     }
 
     pub fn is_active(&self) -> bool {
-        !self.tasks.is_empty() || self.probability > 0.0
+        !self.tasks.is_empty()
+            || self.probability > 0.0
+            || !self.lose_outputs.is_empty()
+            || !self.corrupt_outputs.is_empty()
+    }
+
+    /// What to do to the output a map task attempt just wrote.
+    pub fn output_fault(
+        &self,
+        stage: usize,
+        partition: usize,
+        attempt: u32,
+    ) -> Option<OutputFault> {
+        let hit = |patterns: &[TaskPattern]| {
+            patterns
+                .iter()
+                .any(|p| p.matches(stage, partition, attempt))
+        };
+        if hit(&self.lose_outputs) {
+            Some(OutputFault::Lose)
+        } else if hit(&self.corrupt_outputs) {
+            Some(OutputFault::Corrupt)
+        } else {
+            None
+        }
     }
 
     /// Whether this attempt of `job` must fail, and why (the error text).

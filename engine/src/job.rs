@@ -12,11 +12,11 @@ use fairway_planner::{StageGraph, StageOutput};
 use fairway_scheduler::{
     JobCanceller, SchedulerError, TaskContext, TaskError, TaskOutcome, TaskRunner,
 };
-use fairway_shuffle::{JobShuffle, write_map_output};
+use fairway_shuffle::{JobShuffle, MapOutput, ShuffleError, write_map_output};
 use futures::future::BoxFuture;
 
 use crate::error::EngineError;
-use crate::faults::FaultInjection;
+use crate::faults::{FaultInjection, OutputFault};
 use crate::session::fresh_instance;
 use crate::stage_metrics::{LeafCounters, StageAccumulator, StageMetrics, TaskReport};
 
@@ -35,9 +35,10 @@ pub(crate) struct StageTasks {
     /// The engine's job number (fault injection draws from it).
     job: u64,
     faults: FaultInjection,
-    /// Tasks finished per stage, to free a stage's shuffle output as soon as
-    /// every stage reading it is done.
-    finished: Mutex<Vec<usize>>,
+    /// Partitions per stage whose task succeeded and whose output is not
+    /// lost, to free a stage's shuffle output as soon as every stage
+    /// reading it is done.
+    done: Mutex<Vec<Vec<bool>>>,
     metrics: Mutex<Vec<StageAccumulator>>,
 }
 
@@ -68,7 +69,13 @@ impl StageTasks {
         let shuffle_job = shuffle.job_id();
         let stages = graph.stages().len();
         Arc::new(Self {
-            finished: Mutex::new(vec![0; stages]),
+            done: Mutex::new(
+                graph
+                    .stages()
+                    .iter()
+                    .map(|s| vec![false; s.tasks()])
+                    .collect(),
+            ),
             metrics: Mutex::new((0..stages).map(|_| StageAccumulator::default()).collect()),
             graph,
             shuffle,
@@ -134,6 +141,12 @@ impl StageTasks {
                 )
                 .await
                 .map_err(datafusion::error::DataFusionError::from)?;
+                if let Some(fault) =
+                    self.faults
+                        .output_fault(stage.id, task.id.partition, task.id.attempt)
+                {
+                    self.damage_output(stage.id, task.id.partition, fault);
+                }
                 let outcome = TaskOutcome {
                     rows: stats.rows,
                     bytes: stats.bytes,
@@ -177,11 +190,11 @@ impl StageTasks {
 
     /// Records a finished task; once its stage is complete, drops the
     /// shuffle output of every input stage whose readers are all complete.
-    fn task_finished(&self, stage: usize) {
-        let mut finished = self.finished.lock().expect("finished lock");
-        finished[stage] += 1;
-        let complete = |s: usize, finished: &[usize]| finished[s] >= self.graph.stages()[s].tasks();
-        if !complete(stage, &finished) {
+    fn task_finished(&self, stage: usize, partition: usize) {
+        let mut done = self.done.lock().expect("done lock");
+        done[stage][partition] = true;
+        let complete = |s: usize, done: &[Vec<bool>]| done[s].iter().all(|&d| d);
+        if !complete(stage, &done) {
             return;
         }
         for &input in &self.graph.stages()[stage].inputs {
@@ -189,10 +202,62 @@ impl StageTasks {
                 .graph
                 .consumers(input)
                 .into_iter()
-                .all(|c| complete(c, &finished));
+                .all(|c| complete(c, &done));
             if readers_done {
                 self.shuffle.remove_stage(input);
             }
+        }
+    }
+
+    /// A task could not read map output `map` of `stage`: finds every lost
+    /// output of that stage (the file of one is rarely lost alone),
+    /// unregisters them so that nothing reads them until they are written
+    /// again, and returns their partitions.
+    fn lost_outputs(&self, stage: usize, map: usize) -> Vec<usize> {
+        let mut lost = self
+            .shuffle
+            .lost_outputs(stage, self.graph.stages()[stage].tasks());
+        if !lost.contains(&map) {
+            lost.push(map);
+            lost.sort_unstable();
+        }
+        self.shuffle.forget(stage, &lost);
+        let mut done = self.done.lock().expect("done lock");
+        for &partition in &lost {
+            done[stage][partition] = false;
+        }
+        log::info!("shuffle outputs of stage {stage} partitions {lost:?} are lost");
+        lost
+    }
+
+    /// Test-only ([`FaultInjection`]): deletes or damages the output a map
+    /// task just wrote.
+    fn damage_output(&self, stage: usize, partition: usize, fault: OutputFault) {
+        let Ok(output) = self.shuffle.get(stage, partition) else {
+            return;
+        };
+        match (output.as_ref(), fault) {
+            (MapOutput::File { data, .. }, OutputFault::Lose) => {
+                let _ = std::fs::remove_file(data);
+            }
+            (MapOutput::Memory { .. }, OutputFault::Lose) => {
+                self.shuffle.forget(stage, &[partition]);
+            }
+            (MapOutput::File { data, offsets, .. }, OutputFault::Corrupt) => {
+                if let Ok(mut bytes) = std::fs::read(data) {
+                    // Garbage over the middle of every bucket's stream.
+                    for window in offsets.windows(2) {
+                        let (start, end) = (window[0] as usize, window[1] as usize);
+                        let from = start + (end - start) / 3;
+                        let to = (start + 2 * (end - start) / 3).min(bytes.len());
+                        for (i, byte) in bytes[from.min(to)..to].iter_mut().enumerate() {
+                            *byte = (i as u8).wrapping_mul(31).wrapping_add(7);
+                        }
+                    }
+                    let _ = std::fs::write(data, bytes);
+                }
+            }
+            (MapOutput::Memory { .. }, OutputFault::Corrupt) => {}
         }
     }
 
@@ -308,11 +373,20 @@ impl TaskRunner for StageTaskRunner {
         Box::pin(async move {
             match Arc::clone(&tasks).run_task(task).await {
                 Ok(outcome) => {
-                    tasks.task_finished(task.id.stage);
+                    tasks.task_finished(task.id.stage, task.id.partition);
                     Ok(outcome)
                 }
                 Err(e) => {
                     let message = e.to_string();
+                    if let Some((stage, map)) = lost_map_output(&e) {
+                        let lost = tasks.lost_outputs(stage, map);
+                        tasks
+                            .errors
+                            .lock()
+                            .expect("error lock")
+                            .insert((task.id.stage, task.id.partition), e);
+                        return Err(TaskError::fetch_failed(message, stage, lost));
+                    }
                     let retryable = is_retryable(&e);
                     tasks
                         .errors
@@ -328,6 +402,29 @@ impl TaskRunner for StageTaskRunner {
             }
         })
     }
+}
+
+/// The stage and map partition of a shuffle output that a task could not
+/// read (missing, gone, truncated or corrupt), wherever DataFusion wrapped
+/// the shuffle's error.
+fn lost_map_output(error: &EngineError) -> Option<(usize, usize)> {
+    let EngineError::DataFusion(e) = error else {
+        return None;
+    };
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(shuffle) = err.downcast_ref::<ShuffleError>() {
+            return shuffle.lost_map_output();
+        }
+        if let Some(datafusion::error::DataFusionError::Shared(inner)) =
+            err.downcast_ref::<datafusion::error::DataFusionError>()
+        {
+            current = Some(inner.as_ref());
+            continue;
+        }
+        current = err.source();
+    }
+    None
 }
 
 /// Whether another attempt of a task that failed with `error` may succeed.

@@ -269,3 +269,96 @@ async fn a_memory_limit_makes_operators_spill_and_results_stay_right() {
         .to_string();
     assert!(err.contains("fairway.memory.limit"), "{err}");
 }
+
+/// Runs TPC-H queries on a session with `settings` and checks them against
+/// DataFusion; returns the scheduler's (tasks succeeded, attempts failed).
+async fn tpch_with(settings: &[(&str, &str)], shuffle_memory: &str) -> (u64, u64) {
+    let dir = bundled_tpch();
+    let plain = plain_tpch(&dir, 4).await;
+    let mut all = vec![("fairway.shuffle.memory", shuffle_memory)];
+    all.extend_from_slice(settings);
+    let session = Session::new(config(2, 4, &all)).unwrap();
+    register_tpch(&session, &dir).await;
+    for q in [3, 5, 18] {
+        let sql = tpch::query(q).unwrap();
+        let ours = session
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("Q{q} with {settings:?}: {e}"));
+        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_same_rows(&format!("Q{q}"), &ours.batches, &expected, is_ordered(sql));
+    }
+    let m = session.scheduler().metrics();
+    assert_eq!(m.running_tasks, 0);
+    assert_eq!(session.shuffle().stats().memory_used, 0);
+    assert!(no_job_folders(&session), "shuffle data removed");
+    (m.tasks_completed, m.tasks_failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_or_corrupt_shuffle_outputs_are_recomputed_from_lineage() {
+    let (baseline, failed) = tpch_with(&[], "0").await;
+    assert_eq!(failed, 0);
+    // Files deleted: two map outputs of stage 0 and one of stage 1 (of
+    // every query), found by the readers of the next stage.
+    let (tasks, failed) = tpch_with(
+        &[(
+            "fairway.test.lose_map_outputs",
+            "stage=0,partition=1,attempt=0;stage=1,partition=0,attempt=0;stage=0,partition=3,attempt=0",
+        )],
+        "0",
+    )
+    .await;
+    assert!(failed >= 3, "readers failed on lost outputs: {failed}");
+    assert!(
+        tasks >= baseline + 3,
+        "lost map tasks ran again: {tasks} tasks against {baseline}"
+    );
+    // Files with garbage in them: found while decoding.
+    let (tasks, failed) = tpch_with(
+        &[(
+            "fairway.test.corrupt_map_outputs",
+            "stage=0,partition=2,attempt=0;stage=2,partition=1,attempt=0",
+        )],
+        "0",
+    )
+    .await;
+    assert!(failed >= 2, "readers failed on corrupt outputs: {failed}");
+    assert!(tasks >= baseline + 2, "{tasks} tasks against {baseline}");
+    // Outputs kept in memory and lost.
+    let (tasks, failed) = tpch_with(
+        &[("fairway.test.lose_map_outputs", "stage=0,attempt=0")],
+        "1GiB",
+    )
+    .await;
+    assert!(failed >= 1 && tasks > baseline, "{tasks} / {failed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_lost_at_every_attempt_fail_the_job_with_a_clear_error() {
+    let session = Session::new(config(
+        2,
+        4,
+        &[
+            ("fairway.shuffle.memory", "0"),
+            ("fairway.test.lose_map_outputs", "stage=0"),
+            ("fairway.task.max_failures", "3"),
+        ],
+    ))
+    .unwrap();
+    session
+        .sql("create table t (k int, v int) as values (1, 10), (2, 20), (3, 30)")
+        .await
+        .unwrap();
+    let err = session
+        .sql("select k, sum(v) from t group by k")
+        .await
+        .expect_err("stage 0's outputs are always lost")
+        .to_string();
+    assert!(
+        err.contains("shuffle output") && err.contains("stage 0") && !err.contains("External"),
+        "{err}"
+    );
+    assert_eq!(session.scheduler().metrics().running_tasks, 0);
+    assert!(no_job_folders(&session));
+}

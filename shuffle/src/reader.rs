@@ -232,16 +232,31 @@ impl BucketIter {
                 if start == end {
                     return Ok(None);
                 }
-                let mut file = File::open(data).map_err(|e| ShuffleError::io(data, e))?;
+                let lost = |reason: String| ShuffleError::LostMapOutput {
+                    stage: self.stage,
+                    map,
+                    reason,
+                };
+                let mut file = File::open(data)
+                    .map_err(|e| lost(format!("cannot open {}: {e}", data.display())))?;
+                let expected = offsets.last().copied().unwrap_or(0);
+                let length = file
+                    .metadata()
+                    .map_err(|e| lost(format!("cannot read {}: {e}", data.display())))?
+                    .len();
+                if length < expected {
+                    return Err(lost(format!(
+                        "{} has {length} bytes, its index says {expected}",
+                        data.display()
+                    ))
+                    .into());
+                }
                 file.seek(SeekFrom::Start(start))
-                    .map_err(|e| ShuffleError::io(data, e))?;
+                    .map_err(|e| lost(format!("cannot read {}: {e}", data.display())))?;
                 let region = BufReader::with_capacity(256 * 1024, file.take(end - start));
-                let reader =
-                    StreamReader::try_new(region, None).map_err(|source| ShuffleError::Arrow {
-                        stage: self.stage,
-                        map,
-                        source,
-                    })?;
+                let reader = StreamReader::try_new(region, None).map_err(|source| {
+                    lost(format!("{} does not decode: {source}", data.display()))
+                })?;
                 Ok(Some(Current::File {
                     map,
                     reader: Box::new(reader),
@@ -277,10 +292,10 @@ impl Iterator for BucketIter {
                         let map = *map;
                         self.current = None;
                         self.sources = Vec::new().into_iter();
-                        return Some(Err(ShuffleError::Arrow {
+                        return Some(Err(ShuffleError::LostMapOutput {
                             stage: self.stage,
                             map,
-                            source,
+                            reason: format!("its file does not decode: {source}"),
                         }
                         .into()));
                     }
