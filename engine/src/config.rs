@@ -564,4 +564,28 @@ mod tests {
         assert!(c.set_pair("spark.sql.x=1").is_err());
         assert!(c.set_pair("novalue").is_err());
     }
+
+    #[test]
+    fn fault_and_memory_settings_are_checked() {
+        let mut c = EngineConfig::with_slots(2);
+        assert_eq!(c.task_max_failures, 4, "Spark's default");
+        assert_eq!(c.memory_budgets(), (1 << 30, None));
+        c.set_pair("fairway.memory.limit=512MiB").unwrap();
+        assert_eq!(c.memory_budgets(), (128 << 20, Some(384 << 20)));
+        c.set_pair("fairway.shuffle.memory=64MiB").unwrap();
+        assert_eq!(c.memory_budgets(), (64 << 20, Some(448 << 20)));
+        c.set_pair("fairway.memory.limit=unlimited").unwrap();
+        assert_eq!(c.memory_limit, None);
+        assert!(c.set_pair("fairway.memory.limit=lots").is_err());
+        c.set_pair("fairway.task.max_failures=2").unwrap();
+        assert_eq!(c.task_max_failures, 2);
+        assert!(c.set_pair("fairway.task.max_failures=0").is_err());
+        c.set_pair("fairway.test.fail_tasks=stage=1,attempt=0")
+            .unwrap();
+        assert!(c.faults.failure(1, 1, 5, 0).is_some());
+        assert!(c.set_pair("fairway.test.fail_probability=1.5").is_err());
+        assert!(c.set_pair("fairway.test.lose_map_outputs=stage=x").is_err());
+        let err = c.set_pair("fairway.job.group=etl").unwrap_err().to_string();
+        assert!(err.contains("SET fairway.job.group"), "{err}");
+    }
 }
