@@ -1,6 +1,6 @@
 //! Under load: 50 concurrent jobs of mixed sizes in 5 FAIR pools, with
-//! random cancellations (from handles and by job group) and injected task
-//! failures. Every job that completes must give DataFusion's answer, and
+//! random cancellations (from handles and by job group), injected task
+//! failures and lost shuffle outputs. Every job that completes must give DataFusion's answer, and
 //! nothing may leak: slots, shuffle memory and files, DataFusion memory.
 
 mod common;
@@ -71,6 +71,13 @@ async fn fifty_jobs_in_five_pools_with_cancellations_and_failures() {
         ("fairway.test.fail_probability", "0.03"),
         ("fairway.test.fail_seed", "2024"),
         ("fairway.task.max_failures", "4"),
+        // Every job loses a map output of its first stage once: readers
+        // fail to fetch it and it is recomputed, while other jobs run and
+        // are cancelled.
+        (
+            "fairway.test.lose_map_outputs",
+            "stage=0,partition=1,attempt=0",
+        ),
     ] {
         config.set(key, value).unwrap();
     }
