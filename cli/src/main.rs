@@ -600,6 +600,10 @@ fn summary_line(sql: &str, output: &QueryOutput) -> String {
 /// The interactive shell: statements end with ';' and may span lines.
 async fn repl(session: &Session, format: OutputFormat) -> Result<()> {
     use rustyline::error::ReadlineError;
+    // Install the SIGINT handler now (polling `ctrl_c` once does): from
+    // here on Ctrl-C never kills the shell, it cancels the running
+    // statement, if any.
+    let _ = futures::FutureExt::now_or_never(tokio::signal::ctrl_c());
     let mut editor = rustyline::DefaultEditor::new()?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".fairway_history"));
     if let Some(h) = &history {
