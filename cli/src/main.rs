@@ -224,6 +224,16 @@ struct EngineArgs {
     /// Arrow IPC files, e.g. 512MiB, 2GiB, 0 [default: 1GiB].
     #[arg(long = "shuffle-memory", value_name = "SIZE")]
     shuffle_memory: Option<String>,
+    /// Bound on the memory of all running queries, e.g. 512MiB: the
+    /// shuffle keeps at most a quarter of it in memory, DataFusion's sorts,
+    /// aggregations and joins share the rest and spill to files beyond it
+    /// [default: unbounded].
+    #[arg(long = "memory-limit", value_name = "SIZE")]
+    memory_limit: Option<String>,
+    /// Print the peak resident memory of the process (VmHWM) on stderr
+    /// at the end.
+    #[arg(long)]
+    stats: bool,
     /// How free slots are shared between jobs: fifo (earlier job first) or
     /// fair (weighted pools, Spark's FAIR scheduler) [default: fifo].
     #[arg(long = "scheduler-mode", value_name = "MODE")]
@@ -247,7 +257,10 @@ struct EngineArgs {
     /// fairway.scheduler.allocation.strict (false: warn and use Spark's
     /// defaults for bad values), fairway.shuffle.partitions,
     /// fairway.shuffle.memory, fairway.shuffle.dir, fairway.shuffle.compression
-    /// (lz4, zstd, none), fairway.event_log.
+    /// (lz4, zstd, none), fairway.event_log, fairway.memory.limit,
+    /// fairway.task.max_failures (attempts per task, default 4),
+    /// fairway.job.group (SET only); test-only: fairway.test.fail_tasks,
+    /// fairway.test.fail_probability, fairway.test.fail_seed.
     #[arg(long = "conf", value_name = "KEY=VALUE")]
     conf: Vec<String>,
 }
@@ -271,6 +284,11 @@ impl EngineArgs {
         if let Some(size) = &self.shuffle_memory {
             config.shuffle_memory =
                 parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
+        }
+        if let Some(size) = &self.memory_limit {
+            config
+                .set("fairway.memory.limit", size)
+                .map_err(|e| anyhow!("option --memory-limit: {e}"))?;
         }
         if let Some(mode) = &self.scheduler_mode {
             config
@@ -347,6 +365,16 @@ fn main() {
         eprintln!("fairway: internal error: {message}{location}");
     }));
     let cli = Cli::parse();
+    let stats = match &cli.command {
+        Command::Sql { engine, .. }
+        | Command::Run { engine, .. }
+        | Command::Explain { engine, .. }
+            if engine.stats =>
+        {
+            Some(engine.memory_limit.clone())
+        }
+        _ => None,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("fairway-driver")
@@ -360,9 +388,31 @@ fn main() {
         }
     };
     let result = runtime.block_on(run(cli));
+    if let Some(limit) = stats {
+        eprintln!("{}", peak_memory_line(limit.as_deref()));
+    }
     if let Err(e) = result {
         eprintln!("error: {}", describe(&e));
         std::process::exit(1);
+    }
+}
+
+/// `peak RSS: 301.2 MiB (memory limit 512MiB)`, from the kernel's
+/// high-water mark of this process's resident memory (`VmHWM`).
+fn peak_memory_line(limit: Option<&str>) -> String {
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| fairway_engine::format_size(kib * 1024))
+        .unwrap_or_else(|| "unknown (no /proc/self/status)".to_string());
+    match limit {
+        Some(limit) => format!("peak RSS: {peak} (memory limit {limit})"),
+        None => format!("peak RSS: {peak} (no memory limit)"),
     }
 }
 
@@ -694,7 +744,7 @@ async fn run_statement(
     };
     tokio::select! {
         result = work => Ok(result?),
-        _ = tokio::signal::ctrl_c() => Err(anyhow!("cancelled")),
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("statement cancelled by Ctrl-C")),
     }
 }
 
@@ -730,6 +780,10 @@ fn summary_line(sql: &str, output: &QueryOutput) -> String {
 /// The interactive shell: statements end with ';' and may span lines.
 async fn repl(session: &Session, format: OutputFormat) -> Result<()> {
     use rustyline::error::ReadlineError;
+    // Install the SIGINT handler now (polling `ctrl_c` once does): from
+    // here on Ctrl-C never kills the shell, it cancels the running
+    // statement, if any.
+    let _ = futures::FutureExt::now_or_never(tokio::signal::ctrl_c());
     let mut editor = rustyline::DefaultEditor::new()?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".fairway_history"));
     if let Some(h) = &history {

@@ -562,3 +562,206 @@ fn bench_tpch_rejects_bad_options() {
         "option --iterations",
     );
 }
+
+/// Waits for a child to exit, killing it (and failing) after `limit`.
+fn wait_with_deadline(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "fairway did not exit within {limit:?}; stderr: {}",
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_the_running_statement_and_the_shell_stays() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fairway"))
+        .args(["sql", "--format", "csv", "--slots", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Runs for minutes unless cancelled.
+    stdin
+        .write_all(
+            b"select k % 7 as g, count(*) from (select value as k from \
+              generate_series(1, 30000000000)) group by 1;\n",
+        )
+        .unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let interrupted = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    stdin
+        .write_all(b"select 'still here' as s;\n\\q\n")
+        .unwrap();
+    drop(stdin);
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(30));
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "the shell exits normally: {stderr}");
+    assert!(
+        stderr.contains("cancelled by Ctrl-C"),
+        "the statement was cancelled: {stderr}"
+    );
+    assert!(stdout.contains("still here"), "the shell went on: {stdout}");
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(10),
+        "cancelled promptly"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Runs fairway with `args` and checks for a clean failure: non-zero exit,
+/// an `error:` line naming `source`, and no panic anywhere.
+fn assert_names_source(args: &[&str], source: &str) -> String {
+    let out = fairway(args);
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{args:?} must fail; stdout: {}",
+        text(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains(source),
+        "{args:?}: the error names {source}: {stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn bad_input_corpus_gives_clear_errors() {
+    let bad = "testdata/bad";
+    // Table files that cannot be read: at registration or while reading.
+    for (file, query) in [
+        ("truncated.parquet", "select * from t"),
+        ("corrupt.parquet", "select * from t"),
+        ("ragged.csv", "select * from t"),
+        ("ragged_late.csv", "select sum(a) from t"),
+        ("mixed_schema", "select * from t"),
+        ("no_such_file.parquet", "select * from t"),
+    ] {
+        let table = format!("t={bad}/{file}");
+        for slots in ["1", "2"] {
+            assert_names_source(
+                &["sql", "--slots", slots, "--table", &table, "-c", query],
+                file,
+            );
+        }
+    }
+    // --tables DIR stops at the first table that cannot be registered.
+    assert_names_source(&["sql", "--tables", bad, "-c", "select 1"], "mixed_schema");
+    let stderr = assert_names_source(
+        &[
+            "sql",
+            "--table",
+            &format!("t={bad}/corrupt.parquet"),
+            "-c",
+            "select * from t",
+        ],
+        "stage 0 task 0 (reading",
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    // A row found wrong while reading names its line too.
+    let stderr = assert_names_source(
+        &[
+            "sql",
+            "--table",
+            &format!("t={bad}/ragged_late.csv"),
+            "-c",
+            "select sum(a) from t",
+        ],
+        "line 1051",
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    // SQL files.
+    assert_names_source(
+        &[
+            "sql",
+            "--tables",
+            "testdata/tpch-sf0.01",
+            "-f",
+            &format!("{bad}/syntax_error.sql"),
+        ],
+        "syntax_error.sql",
+    );
+    assert_names_source(
+        &[
+            "sql",
+            "--tables",
+            "testdata/tpch-sf0.01",
+            "-f",
+            &format!("{bad}/unknown_column.sql"),
+        ],
+        "no_such_column",
+    );
+    assert_names_source(
+        &["sql", "-f", &format!("{bad}/no_such_script.sql")],
+        "no_such_script.sql",
+    );
+    assert_names_source(
+        &["run", &format!("{bad}/syntax_error.sql")],
+        "syntax_error.sql",
+    );
+    // Allocation files.
+    for file in ["malformed_allocation.xml", "bad_weight_allocation.xml"] {
+        let path = format!("{bad}/{file}");
+        assert_names_source(
+            &[
+                "sql",
+                "--scheduler-mode",
+                "fair",
+                "--allocation-file",
+                &path,
+                "-c",
+                "select 1",
+            ],
+            file,
+        );
+    }
+    assert_names_source(
+        &["sql", "--table", "t=testdata/bad", "-c", "select * from t"],
+        "testdata/bad",
+    );
+}
+
+#[test]
+fn an_unreadable_folder_is_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("t.csv"), "a\n1\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&locked).is_ok() {
+        // Root reads whatever the mode says: nothing to test.
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        eprintln!("skipped: this user can read a folder with mode 000 (root?)");
+        return;
+    }
+    let table = format!("t={}", locked.display());
+    assert_names_source(
+        &["sql", "--table", &table, "-c", "select * from t"],
+        "locked",
+    );
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

@@ -10,6 +10,7 @@ use fairway_scheduler::SchedulingMode;
 use fairway_shuffle::ShuffleCompression;
 
 use crate::error::{EngineError, Result};
+use crate::faults::FaultInjection;
 
 /// Settings fixed when a [`crate::Session`] starts.
 #[derive(Debug, Clone)]
@@ -53,6 +54,20 @@ pub struct EngineConfig {
     pub progress: bool,
     /// `datafusion.*` settings to apply, in order.
     pub datafusion: Vec<(String, String)>,
+    /// Bound on the memory of all running queries (`--memory-limit`,
+    /// `fairway.memory.limit`); `None` (the default) is unbounded. The
+    /// shuffle keeps at most a quarter of it in memory (less if
+    /// `shuffle_memory` is smaller); DataFusion's operators share the rest
+    /// in a fair spill pool, and sorts, aggregations and sort-merge joins
+    /// spill to files beyond it. See [`EngineConfig::memory_budgets`].
+    pub memory_limit: Option<usize>,
+    /// Attempts of a task before its job fails (`fairway.task.max_failures`,
+    /// default 4, Spark's `spark.task.maxFailures`); 1 means no retries.
+    pub task_max_failures: u32,
+    /// Test-only: task attempts that fail on purpose
+    /// (`fairway.test.fail_tasks`, `fairway.test.fail_probability`,
+    /// `fairway.test.fail_seed`).
+    pub faults: FaultInjection,
     /// Whether `partitions` was chosen; until then it follows `2 x slots`.
     partitions_chosen: bool,
 }
@@ -77,6 +92,9 @@ impl Default for EngineConfig {
             tournament_joins: true,
             progress: false,
             datafusion: Vec::new(),
+            memory_limit: None,
+            task_max_failures: 4,
+            faults: FaultInjection::default(),
             partitions_chosen: false,
         }
     }
@@ -145,6 +163,13 @@ impl EngineConfig {
             "fairway.scheduler.preemption" => {
                 self.preemption = parse_bool(key, value)?;
             }
+            "fairway.job.group" => {
+                return Err(EngineError::config(
+                    key,
+                    "a job group is chosen per client: SET fairway.job.group = 'name' \
+                     or Session::with_job_group",
+                ));
+            }
             "fairway.scheduler.pool" => {
                 if value.is_empty() {
                     return Err(EngineError::config(key, "a pool name cannot be empty"));
@@ -156,6 +181,45 @@ impl EngineConfig {
             }
             "fairway.optimizer.tournament_joins" => {
                 self.tournament_joins = parse_bool(key, value)?;
+            }
+            "fairway.memory.limit" => {
+                self.memory_limit = match value.trim_matches('\'') {
+                    "" | "none" | "unlimited" => None,
+                    size => Some(parse_size(size).map_err(|m| EngineError::config(key, m))?),
+                };
+            }
+            "fairway.task.max_failures" => {
+                self.task_max_failures = u32::try_from(parse_count(key, value)?)
+                    .map_err(|_| EngineError::config(key, "too large"))?;
+            }
+            "fairway.test.fail_tasks" => {
+                self.faults.tasks = FaultInjection::parse_tasks(value.trim_matches('\''))
+                    .map_err(|m| EngineError::config(key, m))?;
+            }
+            "fairway.test.lose_map_outputs" => {
+                self.faults.lose_outputs = FaultInjection::parse_tasks(value.trim_matches('\''))
+                    .map_err(|m| EngineError::config(key, m))?;
+            }
+            "fairway.test.corrupt_map_outputs" => {
+                self.faults.corrupt_outputs = FaultInjection::parse_tasks(value.trim_matches('\''))
+                    .map_err(|m| EngineError::config(key, m))?;
+            }
+            "fairway.test.fail_probability" => {
+                self.faults.probability = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..=1.0).contains(p))
+                    .ok_or_else(|| {
+                        EngineError::config(
+                            key,
+                            format!("expected a probability from 0 to 1, got '{value}'"),
+                        )
+                    })?;
+            }
+            "fairway.test.fail_seed" => {
+                self.faults.seed = value.parse::<u64>().map_err(|_| {
+                    EngineError::config(key, format!("expected an integer, got '{value}'"))
+                })?;
             }
             k if k.starts_with("datafusion.") => {
                 self.datafusion.push((k.to_string(), value.to_string()))
@@ -184,7 +248,33 @@ impl EngineConfig {
         self.set(key.trim(), value)
     }
 
+    /// Bytes for the shuffle's in-memory map outputs and for DataFusion's
+    /// memory pool (`None`: unbounded). Without a memory limit, the shuffle
+    /// keeps `shuffle_memory` and the pool is unbounded. With a limit `L`,
+    /// the shuffle keeps `min(shuffle_memory, L / 4)` and the pool gets the
+    /// rest, so that the two together stay within `L`.
+    pub fn memory_budgets(&self) -> (usize, Option<usize>) {
+        match self.memory_limit {
+            None => (self.shuffle_memory, None),
+            Some(limit) => {
+                let shuffle = self.shuffle_memory.min(limit / 4);
+                (shuffle, Some(limit - shuffle))
+            }
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(limit) = self.memory_limit
+            && limit < 16 << 20
+        {
+            return Err(EngineError::config(
+                "fairway.memory.limit",
+                format!(
+                    "{} is too small to run queries (at least 16MiB)",
+                    format_size(limit as u64)
+                ),
+            ));
+        }
         if self.slots == 0 {
             return Err(EngineError::config(
                 "fairway.scheduler.slots",
@@ -199,6 +289,14 @@ impl EngineConfig {
         }
         Ok(())
     }
+}
+
+fn patterns(patterns: &[crate::faults::TaskPattern]) -> String {
+    patterns
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -273,7 +371,7 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 10] = [
+    pub const STARTUP_KEYS: [&'static str; 17] = [
         "fairway.scheduler.slots",
         "fairway.scheduler.mode",
         "fairway.scheduler.preemption",
@@ -284,12 +382,20 @@ impl FairwayOptions {
         "fairway.shuffle.dir",
         "fairway.shuffle.compression",
         "fairway.event_log",
+        "fairway.memory.limit",
+        "fairway.task.max_failures",
+        "fairway.test.fail_tasks",
+        "fairway.test.fail_probability",
+        "fairway.test.fail_seed",
+        "fairway.test.lose_map_outputs",
+        "fairway.test.corrupt_map_outputs",
     ];
 
     /// Settings that may change between statements.
-    pub const RUNTIME_KEYS: [&'static str; 2] = [
+    pub const RUNTIME_KEYS: [&'static str; 3] = [
         "fairway.scheduler.pool",
         "fairway.optimizer.tournament_joins",
+        "fairway.job.group",
     ];
 
     fn known(full: &str) -> bool {
@@ -327,6 +433,7 @@ impl FairwayOptions {
                 "optimizer.tournament_joins",
                 config.tournament_joins.to_string(),
             ),
+            ("job.group", String::new()),
             ("shuffle.partitions", config.partitions.to_string()),
             ("shuffle.memory", config.shuffle_memory.to_string()),
             ("shuffle.dir", config.shuffle_dir.display().to_string()),
@@ -341,6 +448,28 @@ impl FairwayOptions {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
+            ),
+            (
+                "memory.limit",
+                config
+                    .memory_limit
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "unlimited".to_string()),
+            ),
+            ("task.max_failures", config.task_max_failures.to_string()),
+            ("test.fail_tasks", patterns(&config.faults.tasks)),
+            (
+                "test.fail_probability",
+                config.faults.probability.to_string(),
+            ),
+            ("test.fail_seed", config.faults.seed.to_string()),
+            (
+                "test.lose_map_outputs",
+                patterns(&config.faults.lose_outputs),
+            ),
+            (
+                "test.corrupt_map_outputs",
+                patterns(&config.faults.corrupt_outputs),
             ),
         ];
         Self {
@@ -391,7 +520,8 @@ impl ExtensionOptions for FairwayOptions {
             )));
         }
         let mut value = value.trim().trim_matches('\'').to_string();
-        if value.is_empty() {
+        // An empty job group means none; every other setting needs a value.
+        if value.is_empty() && full != "fairway.job.group" {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' cannot be empty"
             )));
@@ -454,5 +584,29 @@ mod tests {
         assert!(c.set_pair("fairway.scheduler.slots=0").is_err());
         assert!(c.set_pair("spark.sql.x=1").is_err());
         assert!(c.set_pair("novalue").is_err());
+    }
+
+    #[test]
+    fn fault_and_memory_settings_are_checked() {
+        let mut c = EngineConfig::with_slots(2);
+        assert_eq!(c.task_max_failures, 4, "Spark's default");
+        assert_eq!(c.memory_budgets(), (1 << 30, None));
+        c.set_pair("fairway.memory.limit=512MiB").unwrap();
+        assert_eq!(c.memory_budgets(), (128 << 20, Some(384 << 20)));
+        c.set_pair("fairway.shuffle.memory=64MiB").unwrap();
+        assert_eq!(c.memory_budgets(), (64 << 20, Some(448 << 20)));
+        c.set_pair("fairway.memory.limit=unlimited").unwrap();
+        assert_eq!(c.memory_limit, None);
+        assert!(c.set_pair("fairway.memory.limit=lots").is_err());
+        c.set_pair("fairway.task.max_failures=2").unwrap();
+        assert_eq!(c.task_max_failures, 2);
+        assert!(c.set_pair("fairway.task.max_failures=0").is_err());
+        c.set_pair("fairway.test.fail_tasks=stage=1,attempt=0")
+            .unwrap();
+        assert!(c.faults.failure(1, 1, 5, 0).is_some());
+        assert!(c.set_pair("fairway.test.fail_probability=1.5").is_err());
+        assert!(c.set_pair("fairway.test.lose_map_outputs=stage=x").is_err());
+        let err = c.set_pair("fairway.job.group=etl").unwrap_err().to_string();
+        assert!(err.contains("SET fairway.job.group"), "{err}");
     }
 }

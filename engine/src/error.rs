@@ -35,6 +35,10 @@ pub enum EngineError {
     /// The job failed or was cancelled in the scheduler.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// The statement was cancelled (from its [`crate::QueryHandle`], its
+    /// job group, or Ctrl-C) before its job started or ended.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl EngineError {
@@ -56,7 +60,7 @@ impl EngineError {
     pub fn is_cancelled(&self) -> bool {
         matches!(
             self,
-            EngineError::Scheduler(SchedulerError::Cancelled { .. })
+            EngineError::Scheduler(SchedulerError::Cancelled { .. }) | EngineError::Cancelled(_)
         )
     }
 }
@@ -70,7 +74,7 @@ impl From<DataFusionError> for EngineError {
 /// DataFusion's message without Rust debug noise (a parser error prints as
 /// `SQL error: ParserError("...")` otherwise). The DataFusion error is not
 /// exposed as a `source`, so callers that print the chain print it once.
-fn describe_datafusion(e: &DataFusionError) -> String {
+pub(crate) fn describe_datafusion(e: &DataFusionError) -> String {
     use datafusion::sql::sqlparser::parser::ParserError;
     match e {
         DataFusionError::SQL(inner, _) => match inner.as_ref() {
@@ -81,10 +85,19 @@ fn describe_datafusion(e: &DataFusionError) -> String {
                 "SQL syntax error: statement nested too deeply".to_string()
             }
         },
+        DataFusionError::External(inner) => inner.to_string(),
         DataFusionError::Context(context, inner) => {
             format!("{context}: {}", describe_datafusion(inner))
         }
-        other => other.to_string().trim_end().to_string(),
+        // One line: DataFusion puts causes on lines of their own.
+        other => other
+            .to_string()
+            .replace("\ncaused by\n", ": ")
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
     }
 }
 

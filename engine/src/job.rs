@@ -1,6 +1,7 @@
 //! One job on the stage engine: how the scheduler's opaque tasks become
 //! executions of stage plans.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -8,11 +9,14 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::TaskContext as DataFusionTaskContext;
 use datafusion::physical_plan::common::collect;
 use fairway_planner::{StageGraph, StageOutput};
-use fairway_scheduler::{JobCanceller, TaskContext, TaskError, TaskOutcome, TaskRunner};
-use fairway_shuffle::{JobShuffle, write_map_output};
+use fairway_scheduler::{
+    JobCanceller, SchedulerError, TaskContext, TaskError, TaskOutcome, TaskRunner,
+};
+use fairway_shuffle::{JobShuffle, MapOutput, ShuffleError, write_map_output};
 use futures::future::BoxFuture;
 
 use crate::error::EngineError;
+use crate::faults::{FaultInjection, OutputFault};
 use crate::session::fresh_instance;
 use crate::stage_metrics::{LeafCounters, StageAccumulator, StageMetrics, TaskReport};
 
@@ -25,10 +29,16 @@ pub(crate) struct StageTasks {
     task_ctx: Arc<DataFusionTaskContext>,
     batch_size: usize,
     results: Mutex<Vec<Vec<RecordBatch>>>,
-    first_error: Mutex<Option<EngineError>>,
-    /// Tasks finished per stage, to free a stage's shuffle output as soon as
-    /// every stage reading it is done.
-    finished: Mutex<Vec<usize>>,
+    /// The last error of every task that failed, by (stage, partition):
+    /// the job's error is the one of the task that failed it.
+    errors: Mutex<HashMap<(usize, usize), EngineError>>,
+    /// The engine's job number (fault injection draws from it).
+    job: u64,
+    faults: FaultInjection,
+    /// Partitions per stage whose task succeeded and whose output is not
+    /// lost, to free a stage's shuffle output as soon as every stage
+    /// reading it is done.
+    done: Mutex<Vec<Vec<bool>>>,
     metrics: Mutex<Vec<StageAccumulator>>,
 }
 
@@ -37,6 +47,7 @@ impl StageTasks {
         graph: StageGraph,
         shuffle: Arc<JobShuffle>,
         task_ctx: &DataFusionTaskContext,
+        faults: FaultInjection,
     ) -> Arc<Self> {
         // Readers find the job's shuffle data through the task context.
         let config = task_ctx
@@ -55,21 +66,64 @@ impl StageTasks {
             task_ctx.runtime_env(),
         ));
         let result_partitions = graph.result_stage().tasks();
+        let shuffle_job = shuffle.job_id();
         let stages = graph.stages().len();
         Arc::new(Self {
-            finished: Mutex::new(vec![0; stages]),
+            done: Mutex::new(
+                graph
+                    .stages()
+                    .iter()
+                    .map(|s| vec![false; s.tasks()])
+                    .collect(),
+            ),
             metrics: Mutex::new((0..stages).map(|_| StageAccumulator::default()).collect()),
             graph,
             shuffle,
             task_ctx,
             batch_size,
             results: Mutex::new(vec![Vec::new(); result_partitions]),
-            first_error: Mutex::new(None),
+            errors: Mutex::default(),
+            job: shuffle_job,
+            faults,
         })
     }
 
     async fn run_task(self: Arc<Self>, task: TaskContext) -> Result<TaskOutcome, EngineError> {
         let started = Instant::now();
+        if let Some(message) =
+            self.faults
+                .failure(self.job, task.id.stage, task.id.partition, task.id.attempt)
+        {
+            return Err(EngineError::DataFusion(
+                datafusion::error::DataFusionError::Execution(message),
+            ));
+        }
+        let stage = &self.graph.stages()[task.id.stage];
+        match Arc::clone(&self).run_plan(task, started).await {
+            Ok(outcome) => Ok(outcome),
+            Err(EngineError::DataFusion(e)) => match input_files(&stage.plan, task.id.partition) {
+                Some(files) => Err(EngineError::DataFusion(
+                    datafusion::error::DataFusionError::Context(
+                        format!(
+                            "stage {} task {} (reading {files})",
+                            stage.id, task.id.partition
+                        ),
+                        Box::new(e),
+                    ),
+                )),
+                None => Err(EngineError::DataFusion(e)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs partition `task.id.partition` of its stage's plan and writes
+    /// or keeps the output.
+    async fn run_plan(
+        self: Arc<Self>,
+        task: TaskContext,
+        started: Instant,
+    ) -> Result<TaskOutcome, EngineError> {
         let stage = &self.graph.stages()[task.id.stage];
         let leaves = Arc::new(LeafCounters::default());
         let plan = fresh_instance(&stage.plan, &leaves)?;
@@ -87,6 +141,12 @@ impl StageTasks {
                 )
                 .await
                 .map_err(datafusion::error::DataFusionError::from)?;
+                if let Some(fault) =
+                    self.faults
+                        .output_fault(stage.id, task.id.partition, task.id.attempt)
+                {
+                    self.damage_output(stage.id, task.id.partition, fault);
+                }
                 let outcome = TaskOutcome {
                     rows: stats.rows,
                     bytes: stats.bytes,
@@ -130,11 +190,11 @@ impl StageTasks {
 
     /// Records a finished task; once its stage is complete, drops the
     /// shuffle output of every input stage whose readers are all complete.
-    fn task_finished(&self, stage: usize) {
-        let mut finished = self.finished.lock().expect("finished lock");
-        finished[stage] += 1;
-        let complete = |s: usize, finished: &[usize]| finished[s] >= self.graph.stages()[s].tasks();
-        if !complete(stage, &finished) {
+    fn task_finished(&self, stage: usize, partition: usize) {
+        let mut done = self.done.lock().expect("done lock");
+        done[stage][partition] = true;
+        let complete = |s: usize, done: &[Vec<bool>]| done[s].iter().all(|&d| d);
+        if !complete(stage, &done) {
             return;
         }
         for &input in &self.graph.stages()[stage].inputs {
@@ -142,10 +202,62 @@ impl StageTasks {
                 .graph
                 .consumers(input)
                 .into_iter()
-                .all(|c| complete(c, &finished));
+                .all(|c| complete(c, &done));
             if readers_done {
                 self.shuffle.remove_stage(input);
             }
+        }
+    }
+
+    /// A task could not read map output `map` of `stage`: finds every lost
+    /// output of that stage (the file of one is rarely lost alone),
+    /// unregisters them so that nothing reads them until they are written
+    /// again, and returns their partitions.
+    fn lost_outputs(&self, stage: usize, map: usize) -> Vec<usize> {
+        let mut lost = self
+            .shuffle
+            .lost_outputs(stage, self.graph.stages()[stage].tasks());
+        if !lost.contains(&map) {
+            lost.push(map);
+            lost.sort_unstable();
+        }
+        self.shuffle.forget(stage, &lost);
+        let mut done = self.done.lock().expect("done lock");
+        for &partition in &lost {
+            done[stage][partition] = false;
+        }
+        log::info!("shuffle outputs of stage {stage} partitions {lost:?} are lost");
+        lost
+    }
+
+    /// Test-only ([`FaultInjection`]): deletes or damages the output a map
+    /// task just wrote.
+    fn damage_output(&self, stage: usize, partition: usize, fault: OutputFault) {
+        let Ok(output) = self.shuffle.get(stage, partition) else {
+            return;
+        };
+        match (output.as_ref(), fault) {
+            (MapOutput::File { data, .. }, OutputFault::Lose) => {
+                let _ = std::fs::remove_file(data);
+            }
+            (MapOutput::Memory { .. }, OutputFault::Lose) => {
+                self.shuffle.forget(stage, &[partition]);
+            }
+            (MapOutput::File { data, offsets, .. }, OutputFault::Corrupt) => {
+                if let Ok(mut bytes) = std::fs::read(data) {
+                    // Garbage over the middle of every bucket's stream.
+                    for window in offsets.windows(2) {
+                        let (start, end) = (window[0] as usize, window[1] as usize);
+                        let from = start + (end - start) / 3;
+                        let to = (start + 2 * (end - start) / 3).min(bytes.len());
+                        for (i, byte) in bytes[from.min(to)..to].iter_mut().enumerate() {
+                            *byte = (i as u8).wrapping_mul(31).wrapping_add(7);
+                        }
+                    }
+                    let _ = std::fs::write(data, bytes);
+                }
+            }
+            (MapOutput::Memory { .. }, OutputFault::Corrupt) => {}
         }
     }
 
@@ -157,9 +269,84 @@ impl StageTasks {
             .collect()
     }
 
-    /// The error of the first task that failed, with its full detail.
-    pub(crate) fn take_error(&self) -> Option<EngineError> {
-        self.first_error.lock().expect("error lock").take()
+    /// The error that ended the job: the last error of the task that
+    /// failed it, with its full detail; the scheduler's own error when the
+    /// job was cancelled or the scheduler failed.
+    pub(crate) fn job_error(&self, error: SchedulerError) -> EngineError {
+        if let SchedulerError::TaskFailed {
+            stage, partition, ..
+        } = &error
+            && let Some(e) = self
+                .errors
+                .lock()
+                .expect("error lock")
+                .remove(&(*stage, *partition))
+        {
+            return e;
+        }
+        EngineError::Scheduler(error)
+    }
+}
+
+/// The files that partition `partition` of `plan` scans, for error
+/// messages: `a.parquet`, or `a.csv, b.csv and 3 more files`. `None` when
+/// the partition reads no file. Partition `p` of an operator reads
+/// partition `p` of its children (stages hold no exchange), except a union,
+/// whose partitions are its children's, one child after another.
+fn input_files(
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    partition: usize,
+) -> Option<String> {
+    use datafusion::datasource::physical_plan::FileScanConfig;
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::physical_plan::ExecutionPlanProperties;
+    use datafusion::physical_plan::union::UnionExec;
+
+    fn collect(
+        plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        partition: usize,
+        files: &mut Vec<String>,
+    ) {
+        if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+            if let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>()
+                && let Some(group) = config.file_groups.get(partition)
+            {
+                for file in group.iter() {
+                    let path = format!("/{}", file.object_meta.location);
+                    if !files.contains(&path) {
+                        files.push(path);
+                    }
+                }
+            }
+            return;
+        }
+        if plan.downcast_ref::<UnionExec>().is_some() {
+            let mut offset = 0;
+            for child in plan.children() {
+                let count = child.output_partitioning().partition_count();
+                if partition < offset + count {
+                    collect(child, partition - offset, files);
+                    return;
+                }
+                offset += count;
+            }
+            return;
+        }
+        for child in plan.children() {
+            collect(child, partition, files);
+        }
+    }
+
+    let mut files = Vec::new();
+    collect(plan, partition, &mut files);
+    match files.len() {
+        0 => None,
+        1..=3 => Some(files.join(", ")),
+        n => Some(format!(
+            "{} and {} more files",
+            files[..3].join(", "),
+            n - 3
+        )),
     }
 }
 
@@ -186,37 +373,200 @@ impl TaskRunner for StageTaskRunner {
         Box::pin(async move {
             match Arc::clone(&tasks).run_task(task).await {
                 Ok(outcome) => {
-                    tasks.task_finished(task.id.stage);
+                    tasks.task_finished(task.id.stage, task.id.partition);
                     Ok(outcome)
                 }
                 Err(e) => {
                     let message = e.to_string();
+                    if let Some((stage, map)) = lost_map_output(&e) {
+                        let lost = tasks.lost_outputs(stage, map);
+                        tasks
+                            .errors
+                            .lock()
+                            .expect("error lock")
+                            .insert((task.id.stage, task.id.partition), e);
+                        return Err(TaskError::fetch_failed(message, stage, lost));
+                    }
+                    let retryable = is_retryable(&e);
                     tasks
-                        .first_error
+                        .errors
                         .lock()
                         .expect("error lock")
-                        .get_or_insert(e);
-                    // Errors from plans (bad data, bad SQL semantics) fail
-                    // the same way again: do not retry them.
-                    Err(TaskError::fatal(message))
+                        .insert((task.id.stage, task.id.partition), e);
+                    if retryable {
+                        Err(TaskError::new(message))
+                    } else {
+                        Err(TaskError::fatal(message))
+                    }
                 }
             }
         })
     }
 }
 
-/// Cancels the job if the caller stops waiting (its future is dropped), and
-/// removes the job's shuffle data in every case.
+/// The stage and map partition of a shuffle output that a task could not
+/// read (missing, gone, truncated or corrupt), wherever DataFusion wrapped
+/// the shuffle's error.
+fn lost_map_output(error: &EngineError) -> Option<(usize, usize)> {
+    let EngineError::DataFusion(e) = error else {
+        return None;
+    };
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = current {
+        if let Some(shuffle) = err.downcast_ref::<ShuffleError>() {
+            return shuffle.lost_map_output();
+        }
+        if let Some(datafusion::error::DataFusionError::Shared(inner)) =
+            err.downcast_ref::<datafusion::error::DataFusionError>()
+        {
+            current = Some(inner.as_ref());
+            continue;
+        }
+        current = err.source();
+    }
+    None
+}
+
+/// Whether another attempt of a task that failed with `error` may succeed.
+///
+/// Fatal (the job fails at once): errors of the plan itself (SQL, planning,
+/// schema, configuration, not implemented, internal errors), which a new
+/// attempt of the same plan meets again; deterministic errors of the data
+/// (a cast, parse, division by zero or overflow), which the same input
+/// gives again, and so does a file that does not decode (corrupt parquet,
+/// a CSV row with the wrong number of fields); and a closed shuffle, which means the job already ended
+/// (cancelled or failed). Everything else (I/O, object store, resources
+/// exhausted, a failure in a spawned operator task,
+/// an injected failure) is retried, as Spark retries any task failure.
+fn is_retryable(error: &EngineError) -> bool {
+    match error {
+        EngineError::DataFusion(e) => datafusion_retryable(e),
+        EngineError::Io { .. } => true,
+        EngineError::Config { .. }
+        | EngineError::Cancelled(_)
+        | EngineError::Table { .. }
+        | EngineError::Planner(_)
+        | EngineError::Scheduler(_) => false,
+    }
+}
+
+fn datafusion_retryable(error: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as D;
+    match error {
+        D::SQL(..)
+        | D::Plan(_)
+        | D::SchemaError(..)
+        | D::Configuration(_)
+        | D::NotImplemented(_)
+        | D::Internal(_) => false,
+        D::Context(_, inner) => datafusion_retryable(inner),
+        D::Shared(inner) => datafusion_retryable(inner),
+        D::Diagnostic(_, inner) => datafusion_retryable(inner),
+        D::ParquetError(e) => match e.as_ref() {
+            parquet::errors::ParquetError::External(inner) => external_retryable(inner.as_ref()),
+            _ => false,
+        },
+        D::ArrowError(e, _) => match e.as_ref() {
+            ArrowError::CastError(_)
+            | ArrowError::ParseError(_)
+            | ArrowError::DivideByZero
+            | ArrowError::ArithmeticOverflow(_)
+            | ArrowError::CsvError(_)
+            | ArrowError::JsonError(_)
+            | ArrowError::ParquetError(_)
+            | ArrowError::InvalidArgumentError(_)
+            | ArrowError::SchemaError(_) => false,
+            ArrowError::ExternalError(inner) => external_retryable(inner.as_ref()),
+            _ => true,
+        },
+        D::External(inner) => external_retryable(inner.as_ref()),
+        _ => true,
+    }
+}
+
+fn external_retryable(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(e) = error.downcast_ref::<datafusion::error::DataFusionError>() {
+        return datafusion_retryable(e);
+    }
+    if let Some(e) = error.downcast_ref::<fairway_shuffle::ShuffleError>() {
+        return !matches!(e, fairway_shuffle::ShuffleError::Closed { .. });
+    }
+    true
+}
+
+/// A job that runs now, as [`crate::Session::active_jobs`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveJob {
+    /// The scheduler's job id (as in the event log).
+    pub id: u64,
+    /// The job group (`fairway.job.group`), if any.
+    pub group: Option<String>,
+    /// The pool the job runs in.
+    pub pool: String,
+    /// The statement.
+    pub description: String,
+}
+
+/// The jobs of a session that run now, with what cancels them.
+#[derive(Default)]
+pub(crate) struct ActiveJobs {
+    jobs: Mutex<std::collections::BTreeMap<u64, (ActiveJob, JobCanceller)>>,
+}
+
+impl ActiveJobs {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, (ActiveJob, JobCanceller)>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn list(&self) -> Vec<ActiveJob> {
+        self.lock().values().map(|(job, _)| job.clone()).collect()
+    }
+
+    /// Cancels every active job of `group`; returns how many.
+    pub(crate) fn cancel_group(&self, group: &str) -> usize {
+        let cancellers: Vec<JobCanceller> = self
+            .lock()
+            .values()
+            .filter(|(job, _)| job.group.as_deref() == Some(group))
+            .map(|(_, canceller)| canceller.clone())
+            .collect();
+        // Outside the lock: cancelling ends jobs, whose guards deregister.
+        for canceller in &cancellers {
+            canceller.cancel();
+        }
+        cancellers.len()
+    }
+}
+
+/// Registers a job as active; cancels the job if the caller stops waiting
+/// (its future is dropped); removes the job's shuffle data and its entry
+/// in the active jobs in every case.
 pub(crate) struct JobGuard {
     canceller: Option<JobCanceller>,
     shuffle: Arc<JobShuffle>,
+    active: Arc<ActiveJobs>,
+    id: u64,
 }
 
 impl JobGuard {
-    pub(crate) fn new(canceller: JobCanceller, shuffle: Arc<JobShuffle>) -> Self {
+    pub(crate) fn new(
+        job: ActiveJob,
+        canceller: JobCanceller,
+        shuffle: Arc<JobShuffle>,
+        active: Arc<ActiveJobs>,
+    ) -> Self {
+        let id = job.id;
+        active.lock().insert(id, (job, canceller.clone()));
         Self {
             canceller: Some(canceller),
             shuffle,
+            active,
+            id,
         }
     }
 
@@ -228,6 +578,7 @@ impl JobGuard {
 
 impl Drop for JobGuard {
     fn drop(&mut self) {
+        self.active.lock().remove(&self.id);
         if let Some(canceller) = self.canceller.take() {
             canceller.cancel();
         }

@@ -33,7 +33,7 @@ use fairway_shuffle::{ShuffleConfig, ShuffleService};
 use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
 use crate::event_log::EventLog;
-use crate::job::{JobGuard, StageTaskRunner, StageTasks};
+use crate::job::{ActiveJob, ActiveJobs, JobGuard, StageTaskRunner, StageTasks};
 use crate::progress::{ConsoleProgress, Listeners};
 use crate::stage_metrics::{LeafCounters, StageMetrics};
 use crate::yield_exec::YieldExec;
@@ -77,6 +77,7 @@ struct Shared {
     next_job: AtomicU64,
     event_log: Option<Arc<EventLog>>,
     warnings: Vec<String>,
+    active: Arc<ActiveJobs>,
 }
 
 /// DataFusion settings under which every plan can be cut into stages and
@@ -111,6 +112,34 @@ fn stage_engine_config(config: &EngineConfig) -> Result<SessionConfig> {
         }
     }
     Ok(session)
+}
+
+/// DataFusion's runtime: with a memory limit, a fair spill pool of
+/// `pool_memory` bytes (spillable operators each get an equal share of
+/// what non-spillable ones leave; errors name the largest consumers) and
+/// spill files under the shuffle folder; otherwise DataFusion's defaults
+/// (unbounded pool, spill files in the OS temporary folder).
+fn runtime_env(
+    config: &EngineConfig,
+    pool_memory: Option<usize>,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+
+    let mut builder = RuntimeEnvBuilder::new();
+    if let Some(bytes) = pool_memory {
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(bytes),
+            std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+        );
+        builder = builder
+            .with_memory_pool(Arc::new(pool))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+                DiskManagerMode::Directories(vec![config.shuffle_dir.clone()]),
+            ));
+    }
+    Ok(builder.build_arc()?)
 }
 
 /// DataFusion's physical optimizer rules with [`BroadcastJoinSafety`] right
@@ -162,8 +191,11 @@ impl Session {
     pub fn new(config: EngineConfig) -> Result<Self> {
         config.validate()?;
         let session_config = stage_engine_config(&config)?;
+        let (shuffle_memory, pool_memory) = config.memory_budgets();
+        let runtime = runtime_env(&config, pool_memory)?;
         let state = SessionStateBuilder::new()
             .with_config(session_config)
+            .with_runtime_env(runtime)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(optimizer_rules())
@@ -197,6 +229,7 @@ impl Session {
                 && config.scheduler_mode == SchedulingMode::Fair,
             pools,
             preemption: config.preemption,
+            max_task_attempts: config.task_max_failures,
             ..SchedulerConfig::default()
         })?;
         let event_log = match &config.event_log {
@@ -214,7 +247,7 @@ impl Session {
             scheduler.set_listener(Some(Arc::new(Listeners(listeners))));
         }
         let shuffle = ShuffleService::new(ShuffleConfig {
-            memory_limit: config.shuffle_memory,
+            memory_limit: shuffle_memory,
             dir: config.shuffle_dir.clone(),
             compression: config.shuffle_compression,
         });
@@ -227,6 +260,7 @@ impl Session {
                 next_job: AtomicU64::new(1),
                 event_log,
                 warnings,
+                active: Arc::default(),
             }),
         })
     }
@@ -260,6 +294,57 @@ impl Session {
         Ok(client)
     }
 
+    /// A client whose jobs belong to job group `group` (like Spark's
+    /// `sc.setJobGroup`), so that [`Session::cancel_group`] cancels them
+    /// together; same as `SET fairway.job.group = 'group'` in that client.
+    pub fn with_job_group(&self, group: &str) -> Result<Session> {
+        let client = self.client();
+        client
+            .ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .set("fairway.job.group", group)
+            .map_err(|e| EngineError::config("fairway.job.group", e.to_string()))?;
+        Ok(client)
+    }
+
+    /// The job group of this client's next job, if any.
+    pub fn job_group(&self) -> Option<String> {
+        group_of(self.ctx.state().config())
+    }
+
+    /// Cancels every running job of `group`, from any client of this
+    /// session, and returns how many it cancelled. As in Spark, only jobs
+    /// that run now are cancelled: a statement still being planned, or one
+    /// that starts later, runs. A cancelled job frees its slots at once,
+    /// its shuffle data is removed, and its statement fails with an error
+    /// for which [`EngineError::is_cancelled`] is true.
+    pub fn cancel_group(&self, group: &str) -> usize {
+        self.shared.active.cancel_group(group)
+    }
+
+    /// The jobs that run now, from every client of this session, in the
+    /// order they started.
+    pub fn active_jobs(&self) -> Vec<ActiveJob> {
+        self.shared.active.list()
+    }
+
+    /// Starts `sql` in the background (on the current tokio runtime, or the
+    /// scheduler's when called outside one) and returns a handle to wait
+    /// for it or cancel it.
+    pub fn submit_sql(&self, sql: &str) -> QueryHandle {
+        let session = self.clone();
+        let sql = sql.to_string();
+        let work = async move { session.sql(&sql).await };
+        let join = match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn(work),
+            Err(_) => self.shared.scheduler.runtime().spawn(work),
+        };
+        QueryHandle { join }
+    }
+
     /// The pool this client's next job goes to.
     pub fn pool(&self) -> String {
         pool_of(self.ctx.state().config())
@@ -289,6 +374,12 @@ impl Session {
 
     pub fn shuffle(&self) -> &ShuffleService {
         &self.shared.shuffle
+    }
+
+    /// Bytes reserved now in DataFusion's memory pool (by operators of
+    /// running tasks); 0 when nothing runs.
+    pub fn memory_reserved(&self) -> usize {
+        self.ctx.runtime_env().memory_pool.reserved()
     }
 
     /// Registers a parquet or CSV file, folder or glob as a table.
@@ -493,17 +584,34 @@ impl Session {
                 })
                 .collect(),
         };
-        let tasks = StageTasks::new(graph, Arc::clone(&shuffle), &task_ctx);
+        let tasks = StageTasks::new(
+            graph,
+            Arc::clone(&shuffle),
+            &task_ctx,
+            self.shared.config.faults.clone(),
+        );
+        let pool = spec.pool.clone().unwrap_or_default();
         let handle = self
             .shared
             .scheduler
             .submit(spec, Arc::new(StageTaskRunner(Arc::clone(&tasks))))?;
-        let guard = JobGuard::new(handle.canceller(), Arc::clone(&shuffle));
+        let active = ActiveJob {
+            id: handle.id(),
+            group: group_of(task_ctx.session_config()),
+            pool,
+            description: description.to_string(),
+        };
+        let guard = JobGuard::new(
+            active,
+            handle.canceller(),
+            Arc::clone(&shuffle),
+            Arc::clone(&self.shared.active),
+        );
         let outcome = handle.wait().await;
         guard.finish();
         match outcome {
             Ok(_) => Ok((tasks.take_results(), tasks)),
-            Err(e) => Err(tasks.take_error().unwrap_or(EngineError::Scheduler(e))),
+            Err(e) => Err(tasks.job_error(e)),
         }
     }
 }
@@ -523,6 +631,71 @@ fn analyze_report(graph: &StageGraph, metrics: &[StageMetrics]) -> String {
         }
     }
     text
+}
+
+/// The job group named by `fairway.job.group` in a session config.
+fn group_of(config: &SessionConfig) -> Option<String> {
+    config
+        .options()
+        .extensions
+        .get::<FairwayOptions>()
+        .and_then(|o| o.get("job.group"))
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+}
+
+/// A statement started with [`Session::submit_sql`].
+#[derive(Debug)]
+pub struct QueryHandle {
+    join: tokio::task::JoinHandle<Result<QueryOutput>>,
+}
+
+impl QueryHandle {
+    /// Cancels the statement: its job (if it runs) ends at once, its slots
+    /// are free for other jobs and its shuffle data is removed;
+    /// [`wait`](Self::wait) then returns an error for which
+    /// [`EngineError::is_cancelled`] is true. Does nothing once it ended.
+    pub fn cancel(&self) {
+        self.join.abort();
+    }
+
+    /// A handle that cancels the statement from elsewhere while this one
+    /// waits.
+    pub fn canceller(&self) -> QueryCanceller {
+        QueryCanceller(self.join.abort_handle())
+    }
+
+    /// Whether the statement has ended (succeeded, failed or cancelled).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+
+    /// Waits for the statement's output.
+    pub async fn wait(self) -> Result<QueryOutput> {
+        match self.join.await {
+            Ok(result) => result,
+            Err(e) if e.is_cancelled() => Err(EngineError::Cancelled(
+                "the statement was cancelled from its handle".to_string(),
+            )),
+            Err(_) => Err(EngineError::Scheduler(
+                fairway_scheduler::SchedulerError::Internal(
+                    "the statement's task stopped with an internal error".to_string(),
+                ),
+            )),
+        }
+    }
+}
+
+/// Cancels one statement started with [`Session::submit_sql`]; cheap to
+/// clone, usable from any thread.
+#[derive(Debug, Clone)]
+pub struct QueryCanceller(tokio::task::AbortHandle);
+
+impl QueryCanceller {
+    /// Same as [`QueryHandle::cancel`].
+    pub fn cancel(&self) {
+        self.0.abort();
+    }
 }
 
 /// The pool named by `fairway.scheduler.pool` in a session config.

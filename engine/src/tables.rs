@@ -109,7 +109,7 @@ pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Res
             ctx.register_csv(name, &location, options).await
         }
     };
-    result.map_err(|e| table_error(name, path, e.to_string()))
+    result.map_err(|e| table_error(name, path, crate::error::describe_datafusion(&e)))
 }
 
 /// Registers every parquet or CSV file and every folder holding such files

@@ -85,3 +85,24 @@ async fn tpch_sf1_matches_published_answers() {
         tpch::check_sf1_answer(q, &out.batches).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// Q18 and Q21 at SF 1 under a 512 MiB memory limit (the shuffle keeps 128
+/// MiB, DataFusion's operators share 384 MiB and spill beyond it) still
+/// give the published answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpch_sf1_q18_q21_under_a_512_mib_memory_limit() {
+    let dir = tpch_data(1.0);
+    let mut config = fairway_engine::EngineConfig::with_slots(2).partitions(4);
+    config.shuffle_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    config.set("fairway.memory.limit", "512MiB").unwrap();
+    let session = fairway_engine::Session::new(config).unwrap();
+    register_tpch(&session, &dir).await;
+    for q in [18, 21] {
+        let out = session
+            .sql(tpch::query(q).unwrap())
+            .await
+            .unwrap_or_else(|e| panic!("Q{q}: {e}"));
+        tpch::check_sf1_answer(q, &out.batches).unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(session.memory_reserved(), 0);
+}

@@ -89,6 +89,8 @@ pub struct TaskOutcome {
 pub struct TaskError {
     message: String,
     retryable: bool,
+    /// Outputs of a parent stage that the task could not read.
+    lost: Option<(StageId, Vec<usize>)>,
 }
 
 impl TaskError {
@@ -98,6 +100,25 @@ impl TaskError {
         Self {
             message: message.into(),
             retryable: true,
+            lost: None,
+        }
+    }
+
+    /// The task could not read the outputs of `partitions` of its parent
+    /// stage `stage` (Spark's `FetchFailed`): they are lost. The scheduler
+    /// runs those tasks of the parent stage again (from the parent's own
+    /// inputs: lineage), holds back the failed task's stage until they
+    /// succeeded, then runs the failed task again. Counts as one of the
+    /// failed task's attempts.
+    pub fn fetch_failed(
+        message: impl Into<String>,
+        stage: StageId,
+        partitions: Vec<usize>,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+            lost: Some((stage, partitions)),
         }
     }
 
@@ -106,7 +127,16 @@ impl TaskError {
         Self {
             message: message.into(),
             retryable: false,
+            lost: None,
         }
+    }
+
+    /// For a [`fetch_failed`](Self::fetch_failed) error: the parent stage
+    /// and its partitions whose outputs are lost.
+    pub fn lost_outputs(&self) -> Option<(StageId, &[usize])> {
+        self.lost
+            .as_ref()
+            .map(|(stage, partitions)| (*stage, partitions.as_slice()))
     }
 
     /// The message given when the error was made.
@@ -159,7 +189,8 @@ where
 pub struct JobSummary {
     /// The job.
     pub job: JobId,
-    /// Number of tasks that succeeded (the sum of the stages' `tasks`).
+    /// Number of tasks that succeeded: the sum of the stages' `tasks`, plus
+    /// the tasks run again to recompute lost outputs.
     pub tasks: u64,
     /// Time from submission to the end of the last task.
     pub elapsed: Duration,

@@ -132,6 +132,7 @@ pub struct SchedulerConfig {
     /// threads. At least 1.
     pub slots: usize,
     /// Attempts per task before its job fails (1 = no retries). At least 1.
+    /// Fetch failures ([`TaskError::fetch_failed`]) count too.
     pub max_task_attempts: u32,
     /// Name of the worker threads.
     pub thread_name: String,
@@ -258,6 +259,19 @@ impl Default for SchedulerConfig {
 ///   their slots freed, its pending tasks dropped. A task that panics fails
 ///   the same way (not retried), with message `task panicked: ...`; the
 ///   scheduler goes on.
+/// * **Lost outputs (lineage).** A task that fails with
+///   [`TaskError::fetch_failed`] could not read outputs of a parent stage
+///   (Spark's `FetchFailed`). Those partitions of the parent are marked
+///   not done and pending again (next attempt numbers); a parent that had
+///   completed is reopened ([`SchedulerEvent::StageSubmitted`] again, with
+///   the number of tasks to recompute) and every stage reading it that has
+///   not completed is held back: its running tasks go on, its pending ones
+///   (the failed task among them, with its next attempt) wait until the
+///   parent completes again. If the parent's own inputs are gone too, its
+///   re-run tasks report that in turn, so recomputation walks up the
+///   lineage as far as needed. A fetch failure counts as one attempt of the
+///   failed task (Spark counts stage attempts instead), which bounds the
+///   loop.
 /// * **Cancel.** [`JobHandle::cancel`] ends the job with
 ///   [`SchedulerError::Cancelled`], aborts its running tasks (their slots are
 ///   free at once) and drops its pending ones. Other jobs are not affected.

@@ -16,6 +16,9 @@ pub struct SchedulerMetrics {
     pub peak_busy_threads: usize,
     /// Tasks that succeeded, over all jobs (failed attempts not counted).
     pub tasks_completed: u64,
+    /// Task attempts that returned an error (retried or not; aborted
+    /// attempts of cancelled or failed jobs are not counted).
+    pub tasks_failed: u64,
     /// Jobs submitted and not yet ended.
     pub jobs_active: usize,
     /// Times a task gave its slot up at a [`YieldPoint`](crate::YieldPoint)
@@ -34,6 +37,7 @@ pub(crate) struct Counters {
     busy_threads: AtomicUsize,
     peak_busy_threads: AtomicUsize,
     tasks_completed: AtomicU64,
+    tasks_failed: AtomicU64,
     jobs_active: AtomicUsize,
     yields: AtomicU64,
     suspended_tasks: AtomicUsize,
@@ -65,6 +69,7 @@ impl Counters {
             busy_threads: self.busy_threads.load(Ordering::SeqCst),
             peak_busy_threads: self.peak_busy_threads.load(Ordering::SeqCst),
             tasks_completed: self.tasks_completed.load(Ordering::SeqCst),
+            tasks_failed: self.tasks_failed.load(Ordering::SeqCst),
             jobs_active: self.jobs_active.load(Ordering::SeqCst),
             yields: self.yields.load(Ordering::SeqCst),
             suspended_tasks: self.suspended_tasks.load(Ordering::SeqCst),
@@ -107,6 +112,10 @@ impl Counters {
 
     pub(crate) fn task_succeeded(&self) {
         self.tasks_completed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn task_failed(&self) {
+        self.tasks_failed.fetch_add(1, Ordering::SeqCst);
     }
 
     pub(crate) fn job_started(&self) {

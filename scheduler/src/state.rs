@@ -109,13 +109,30 @@ struct StageState {
     /// Partitions of suspended tasks waiting for a slot, in the order they
     /// yielded. Served before `pending`.
     resumable: VecDeque<usize>,
+    /// Partitions whose output is there: succeeded and not lost since.
+    done: Vec<bool>,
     succeeded: usize,
+    /// The attempt number of each partition's next attempt.
+    next_attempt: Vec<u32>,
+    /// For each partition, the task start sequence when its output was
+    /// last registered: a reader started before that saw an older output,
+    /// so its report that the output is lost is stale.
+    output_sequence: Vec<u64>,
+    /// Every partition is done; children may read the stage's outputs.
+    completed: bool,
 }
 
 impl StageState {
-    /// Tasks waiting for a slot: the task set is schedulable.
+    /// Tasks waiting for a slot: the task set is schedulable. Pending tasks
+    /// of a stage that waits for lost parent outputs to be recomputed do
+    /// not count (suspended ones may go on: they hold their inputs).
     fn waiting(&self) -> usize {
-        self.pending.len() + self.resumable.len()
+        let pending = if self.parents_left == 0 {
+            self.pending.len()
+        } else {
+            0
+        };
+        pending + self.resumable.len()
     }
 }
 
@@ -278,12 +295,16 @@ impl Core {
             .map(|(id, plan)| {
                 let stage = StageState {
                     parents_left: plan.parents.len(),
-                    plan,
                     sequence: sequences[&id],
                     submitted: false,
                     pending: BTreeMap::new(),
                     resumable: VecDeque::new(),
+                    done: vec![false; plan.tasks],
                     succeeded: 0,
+                    next_attempt: vec![0; plan.tasks],
+                    output_sequence: vec![0; plan.tasks],
+                    completed: false,
+                    plan,
                 };
                 (id, stage)
             })
@@ -402,12 +423,21 @@ impl Core {
             .events
             .push(|| SchedulerEvent::StageCompleted { job, stage });
         job_state.stages_left -= 1;
-        let children = job_state.stages[&stage].plan.children.clone();
+        let stage_state = job_state.stages.get_mut(&stage).expect("stage of the job");
+        stage_state.completed = true;
+        let children = stage_state.plan.children.clone();
         let mut ready = Vec::new();
         for child in children {
             let child_state = job_state.stages.get_mut(&child).expect("child stage");
+            // A child that completed while this stage was recomputed no
+            // longer waits for it.
+            if child_state.completed {
+                continue;
+            }
             child_state.parents_left -= 1;
-            if child_state.parents_left == 0 {
+            // A child held back while lost outputs were recomputed is
+            // already submitted: its pending tasks may run again.
+            if child_state.parents_left == 0 && !child_state.submitted {
                 ready.push(child);
             }
         }
@@ -422,6 +452,51 @@ impl Core {
         } else if !ready.is_empty() {
             self.submit_stages(state, job, ready);
         }
+    }
+
+    /// Runs again the tasks of `stage` whose outputs were lost (lineage:
+    /// from the stage's own inputs), and holds back every stage that reads
+    /// `stage` and has not completed until they succeeded. Partitions that
+    /// are already being recomputed are left alone. Tasks of waiting stages
+    /// that run now go on (a suspended one too); pending ones wait.
+    fn recompute(&self, state: &mut State, job: JobId, stage: StageId, lost: &[usize]) {
+        let Some(job_state) = state.jobs.get_mut(&job) else {
+            return;
+        };
+        let stage_state = job_state.stages.get_mut(&stage).expect("stage of the job");
+        let mut again = 0;
+        for &partition in lost {
+            if stage_state.done[partition] {
+                stage_state.done[partition] = false;
+                stage_state.succeeded -= 1;
+                let attempt = stage_state.next_attempt[partition];
+                stage_state.pending.insert(partition, attempt);
+                again += 1;
+            }
+        }
+        if again == 0 || !stage_state.completed {
+            // Nothing new, or the stage is being recomputed already (its
+            // readers wait for it and its task set is in the tree).
+            return;
+        }
+        stage_state.completed = false;
+        job_state.stages_left += 1;
+        let sequence = stage_state.sequence;
+        let children = stage_state.plan.children.clone();
+        for child in children {
+            let child_state = job_state.stages.get_mut(&child).expect("child stage");
+            if !child_state.completed {
+                child_state.parents_left += 1;
+            }
+        }
+        state
+            .pools
+            .add_task_set(job_state.pool_node, job, stage, sequence);
+        state.events.push(|| SchedulerEvent::StageSubmitted {
+            job,
+            stage,
+            tasks: again,
+        });
     }
 
     /// Removes a job: aborts its running and suspended tasks, frees the
@@ -509,6 +584,7 @@ impl Core {
                 continue;
             }
             let (partition, attempt) = stage_state.pending.pop_first().expect("pending task");
+            stage_state.next_attempt[partition] = attempt + 1;
             let context = TaskContext {
                 id: TaskId {
                     job,
@@ -707,6 +783,18 @@ impl Core {
             .remove(&(stage, partition))
             .expect("running task");
         let context = task.context;
+        // Lost outputs must be of a parent stage, and of its partitions.
+        let lost_valid = result
+            .as_ref()
+            .err()
+            .and_then(TaskError::lost_outputs)
+            .is_none_or(|(parent, lost)| {
+                job_state.stages[&stage].plan.parents.contains(&parent)
+                    && job_state
+                        .stages
+                        .get(&parent)
+                        .is_some_and(|p| lost.iter().all(|&l| l < p.plan.tasks))
+            });
         let stage_state = job_state.stages.get_mut(&stage).expect("stage of the job");
         if task.suspended.is_some() {
             // It dropped its yield future while waiting and ran on: it holds
@@ -730,18 +818,60 @@ impl Core {
 
         match result {
             Ok(_) => {
-                stage_state.succeeded += 1;
+                if !stage_state.done[partition] {
+                    stage_state.done[partition] = true;
+                    stage_state.succeeded += 1;
+                }
+                stage_state.output_sequence[partition] = state.next_task_sequence;
                 job_state.tasks_succeeded += 1;
                 self.counters.task_succeeded();
-                if stage_state.succeeded == stage_state.plan.tasks {
+                if stage_state.succeeded == stage_state.plan.tasks && !stage_state.completed {
                     self.complete_stage(state, job, stage);
                 }
             }
+            Err(error)
+                if error.lost_outputs().is_some() && attempt + 1 < self.max_task_attempts =>
+            {
+                self.counters.task_failed();
+                let (parent, lost) = error.lost_outputs().expect("lost outputs");
+                if !lost_valid {
+                    let failure = SchedulerError::TaskFailed {
+                        job,
+                        stage,
+                        partition,
+                        attempt,
+                        message: format!(
+                            "{} (and the lost outputs, stage {parent} partitions {lost:?}, \
+                             are not of a parent stage)",
+                            error.message()
+                        ),
+                    };
+                    self.end_job(state, job, JobStatus::Failed, Err(failure));
+                    return;
+                }
+                log::info!(
+                    "task {task_id} lost outputs of stage {parent} partitions {lost:?}, \
+                     recomputing them: {error}"
+                );
+                stage_state.pending.insert(partition, attempt + 1);
+                // Outputs registered again since this reader started were
+                // recomputed already (another reader reported them first):
+                // the retried reader will find them.
+                let registered = &job_state.stages[&parent].output_sequence;
+                let lost: Vec<usize> = lost
+                    .iter()
+                    .copied()
+                    .filter(|&p| registered[p] <= task.sequence)
+                    .collect();
+                self.recompute(state, job, parent, &lost);
+            }
             Err(error) if error.is_retryable() && attempt + 1 < self.max_task_attempts => {
+                self.counters.task_failed();
                 log::info!("task {task_id} failed, will retry: {error}");
                 stage_state.pending.insert(partition, attempt + 1);
             }
             Err(error) => {
+                self.counters.task_failed();
                 log::warn!("task {task_id} failed, failing the job: {error}");
                 let failure = SchedulerError::TaskFailed {
                     job,

@@ -734,3 +734,178 @@ fn waiting_from_inside_the_worker_runtime_and_dropping_there_is_safe() {
     .unwrap();
     assert_eq!(result.unwrap().tasks, 2);
 }
+
+/// Tasks of a chain of stages over a shared "store" of outputs: a task of
+/// stage `s > 0` reads every output of stage `s - 1` and reports the
+/// missing ones as lost; `lose` runs when a task starts and may delete
+/// outputs. Records every attempt as (stage, partition, attempt).
+fn lineage_runner(
+    store: Arc<Mutex<HashSet<(StageId, usize)>>>,
+    parent_tasks: Vec<usize>,
+    runs: Arc<Mutex<Vec<(StageId, usize, u32)>>>,
+    lose: impl Fn(&TaskContext, &mut HashSet<(StageId, usize)>) + Send + Sync + 'static,
+) -> Arc<dyn TaskRunner> {
+    runner(move |context| {
+        let id = context.id;
+        runs.lock()
+            .unwrap()
+            .push((id.stage, id.partition, id.attempt));
+        let mut outputs = store.lock().unwrap();
+        lose(&context, &mut outputs);
+        let result = if id.stage == 0 {
+            Ok(())
+        } else {
+            let missing: Vec<usize> = (0..parent_tasks[id.stage - 1])
+                .filter(|&p| !outputs.contains(&(id.stage - 1, p)))
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                Err(TaskError::fetch_failed(
+                    format!("lost outputs of stage {}: {missing:?}", id.stage - 1),
+                    id.stage - 1,
+                    missing,
+                ))
+            }
+        };
+        if result.is_ok() {
+            outputs.insert((id.stage, id.partition));
+        }
+        drop(outputs);
+        async move { result.map(|()| TaskOutcome::default()) }
+    })
+}
+
+#[tokio::test]
+async fn lost_outputs_are_recomputed_from_lineage_then_the_reader_retried() {
+    let scheduler = Scheduler::new(SchedulerConfig {
+        slots: 2,
+        max_task_attempts: 4,
+        ..SchedulerConfig::default()
+    })
+    .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    scheduler.set_listener(Some(recorder.clone()));
+    let spec = job("lineage", &[(0, 3, &[]), (1, 2, &[0]), (2, 1, &[1])]);
+
+    // Stage 1 partition 0's first attempt finds map output 1 of stage 0
+    // gone.
+    let store = Arc::default();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let lose_once = |context: &TaskContext, outputs: &mut HashSet<(StageId, usize)>| {
+        if (context.id.stage, context.id.partition, context.id.attempt) == (1, 0, 0) {
+            outputs.remove(&(0, 1));
+        }
+    };
+    let summary = scheduler
+        .submit(
+            spec.clone(),
+            lineage_runner(store, vec![3, 2], Arc::clone(&runs), lose_once),
+        )
+        .unwrap()
+        .finish()
+        .await
+        .expect("the job recovers");
+    let runs = runs.lock().unwrap().clone();
+    let position = |run: (StageId, usize, u32)| {
+        runs.iter()
+            .position(|r| *r == run)
+            .unwrap_or_else(|| panic!("{run:?} ran: {runs:?}"))
+    };
+    // Stage 0 partition 1 ran again (attempt 1) after the failure, and
+    // stage 1 partition 0 ran again after that.
+    assert!(position((1, 0, 0)) < position((0, 1, 1)), "{runs:?}");
+    assert!(position((0, 1, 1)) < position((1, 0, 1)), "{runs:?}");
+    assert!(position((1, 0, 1)) < position((2, 0, 0)), "{runs:?}");
+    assert_eq!(
+        runs.iter().filter(|r| r.0 == 0).count(),
+        4,
+        "one map task recomputed: {runs:?}"
+    );
+    assert_eq!(summary.tasks, 7, "6 tasks and 1 recomputed");
+    let events = recorder.events();
+    let submitted_again = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                SchedulerEvent::StageSubmitted {
+                    stage: 0,
+                    tasks: 1,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(submitted_again, 1, "stage 0 resubmitted with one task");
+
+    // A cascade: the last stage finds stage 1's outputs gone, and stage 1's
+    // inputs are gone too (freed early, say): stage 0 runs again, then
+    // stage 1, then the last stage.
+    let store = Arc::default();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let lose_all = |context: &TaskContext, outputs: &mut HashSet<(StageId, usize)>| {
+        if (context.id.stage, context.id.attempt) == (2, 0) {
+            outputs.clear();
+        }
+    };
+    scheduler
+        .submit(
+            spec.clone(),
+            lineage_runner(store, vec![3, 2], Arc::clone(&runs), lose_all),
+        )
+        .unwrap()
+        .finish()
+        .await
+        .expect("the job recovers through two stages");
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.iter().filter(|r| r.0 == 0).count(), 6, "{runs:?}");
+    assert_eq!(runs.iter().filter(|r| r.0 == 2).count(), 2, "{runs:?}");
+    assert_eq!(*runs.last().unwrap(), (2, 0, 1), "{runs:?}");
+
+    // Outputs lost at every attempt: the reader's attempts run out.
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let lose_always = |context: &TaskContext, outputs: &mut HashSet<(StageId, usize)>| {
+        if context.id.stage == 1 {
+            outputs.remove(&(0, 2));
+        }
+    };
+    let error = scheduler
+        .submit(
+            job("always lost", &[(0, 3, &[]), (1, 1, &[0])]),
+            lineage_runner(Arc::default(), vec![3], Arc::clone(&runs), lose_always),
+        )
+        .unwrap()
+        .finish()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            SchedulerError::TaskFailed { stage: 1, attempt: 3, message, .. }
+                if message.contains("lost outputs of stage 0: [2]")
+        ),
+        "{error:?}"
+    );
+
+    // Lost outputs of a stage that is not a parent fail the job.
+    let not_parent = runner(|context: TaskContext| async move {
+        if context.id.stage == 1 {
+            Err(TaskError::fetch_failed("lost", 7, vec![0]))
+        } else {
+            ok()
+        }
+    });
+    let error = scheduler
+        .submit(job("bad lineage", &[(0, 1, &[]), (1, 1, &[0])]), not_parent)
+        .unwrap()
+        .finish()
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("not of a parent stage"),
+        "{error}"
+    );
+    let m = scheduler.metrics();
+    assert_eq!((m.running_tasks, m.jobs_active), (0, 0), "{m:?}");
+}

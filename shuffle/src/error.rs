@@ -24,6 +24,14 @@ pub enum ShuffleError {
     /// A reduce task asked for a map output that was never written (or was lost).
     #[error("missing shuffle output: stage {stage}, map partition {map}")]
     MissingMapOutput { stage: usize, map: usize },
+    /// A map output is registered but cannot be read back: its file is
+    /// gone, shorter than its index says, or does not decode.
+    #[error("shuffle output of stage {stage}, map partition {map} is lost: {reason}")]
+    LostMapOutput {
+        stage: usize,
+        map: usize,
+        reason: String,
+    },
     /// The reader was executed without a [`crate::JobShuffle`] in its task context.
     #[error("shuffle reader for stage {stage} has no job shuffle in its task context")]
     NoJobShuffle { stage: usize },
@@ -36,6 +44,16 @@ pub enum ShuffleError {
 }
 
 impl ShuffleError {
+    /// The stage and map partition whose output is missing or lost, for
+    /// errors that mean "run that map task again".
+    pub fn lost_map_output(&self) -> Option<(usize, usize)> {
+        match self {
+            ShuffleError::MissingMapOutput { stage, map }
+            | ShuffleError::LostMapOutput { stage, map, .. } => Some((*stage, *map)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ShuffleError::Io {
             path: path.into(),

@@ -232,16 +232,31 @@ impl BucketIter {
                 if start == end {
                     return Ok(None);
                 }
-                let mut file = File::open(data).map_err(|e| ShuffleError::io(data, e))?;
+                let lost = |reason: String| ShuffleError::LostMapOutput {
+                    stage: self.stage,
+                    map,
+                    reason,
+                };
+                let mut file = File::open(data)
+                    .map_err(|e| lost(format!("cannot open {}: {e}", data.display())))?;
+                let expected = offsets.last().copied().unwrap_or(0);
+                let length = file
+                    .metadata()
+                    .map_err(|e| lost(format!("cannot read {}: {e}", data.display())))?
+                    .len();
+                if length < expected {
+                    return Err(lost(format!(
+                        "{} has {length} bytes, its index says {expected}",
+                        data.display()
+                    ))
+                    .into());
+                }
                 file.seek(SeekFrom::Start(start))
-                    .map_err(|e| ShuffleError::io(data, e))?;
+                    .map_err(|e| lost(format!("cannot read {}: {e}", data.display())))?;
                 let region = BufReader::with_capacity(256 * 1024, file.take(end - start));
-                let reader =
-                    StreamReader::try_new(region, None).map_err(|source| ShuffleError::Arrow {
-                        stage: self.stage,
-                        map,
-                        source,
-                    })?;
+                let reader = StreamReader::try_new(region, None).map_err(|source| {
+                    lost(format!("{} does not decode: {source}", data.display()))
+                })?;
                 Ok(Some(Current::File {
                     map,
                     reader: Box::new(reader),
@@ -277,10 +292,10 @@ impl Iterator for BucketIter {
                         let map = *map;
                         self.current = None;
                         self.sources = Vec::new().into_iter();
-                        return Some(Err(ShuffleError::Arrow {
+                        return Some(Err(ShuffleError::LostMapOutput {
                             stage: self.stage,
                             map,
-                            source,
+                            reason: format!("its file does not decode: {source}"),
                         }
                         .into()));
                     }
@@ -469,5 +484,82 @@ mod tests {
         );
         let err = reader.execute(0, ctx).err().expect("missing output");
         assert!(err.to_string().contains("stage 4"), "{err}");
+    }
+
+    /// Writes one map output of 100 rows to a file (no memory budget).
+    async fn spilled_output(dir: &std::path::Path) -> (ShuffleService, Arc<JobShuffle>, SchemaRef) {
+        let service = ShuffleService::new(ShuffleConfig {
+            memory_limit: 0,
+            dir: dir.to_path_buf(),
+            ..ShuffleConfig::default()
+        });
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        let job = service.create_job(3);
+        let input = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            futures::stream::iter(vec![Ok(batch(&schema, 0, 100))]),
+        ));
+        write_map_output(&job, 0, 0, 0, input, &MapPartitioning::Single, 64)
+            .await
+            .unwrap();
+        (service, job, schema)
+    }
+
+    async fn read_all(job: &Arc<JobShuffle>, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+        let reader = ShuffleReaderExec::new(0, Arc::clone(schema), ReadMode::All { maps: 1 }, None);
+        let ctx = Arc::new(
+            TaskContext::default()
+                .with_session_config(SessionConfig::new().with_extension(Arc::clone(job))),
+        );
+        collect(reader.execute(0, ctx)?).await
+    }
+
+    fn lost_in(error: &DataFusionError) -> Option<(usize, usize)> {
+        match error {
+            DataFusionError::External(e) => e.downcast_ref::<ShuffleError>()?.lost_map_output(),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn deleted_truncated_and_corrupt_files_are_lost_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = |job: &Arc<JobShuffle>| match job.get(0, 0).unwrap().as_ref() {
+            MapOutput::File { data, .. } => data.clone(),
+            MapOutput::Memory { .. } => panic!("spilled"),
+        };
+
+        let (_service, job, schema) = spilled_output(dir.path()).await;
+        assert!(job.lost_outputs(0, 2) == vec![1], "map 1 was never written");
+        std::fs::remove_file(data(&job)).unwrap();
+        assert_eq!(job.lost_outputs(0, 1), vec![0]);
+        let err = read_all(&job, &schema).await.unwrap_err();
+        assert_eq!(lost_in(&err), Some((0, 0)), "{err}");
+        job.forget(0, &[0]);
+        let err = read_all(&job, &schema).await.unwrap_err();
+        assert_eq!(lost_in(&err), Some((0, 0)), "forgotten: missing: {err}");
+
+        let (_service, job, schema) = spilled_output(dir.path()).await;
+        let path = data(&job);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert_eq!(job.lost_outputs(0, 1), vec![0], "shorter than its index");
+        let err = read_all(&job, &schema).await.unwrap_err();
+        assert!(err.to_string().contains("its index says"), "{err}");
+
+        let (_service, job, schema) = spilled_output(dir.path()).await;
+        let path = data(&job);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        for byte in &mut bytes[len / 3..2 * len / 3] {
+            *byte ^= 0x5a;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(job.lost_outputs(0, 1).is_empty(), "found only when read");
+        let err = read_all(&job, &schema).await.unwrap_err();
+        assert_eq!(lost_in(&err), Some((0, 0)), "{err}");
     }
 }

@@ -289,6 +289,38 @@ impl JobShuffle {
             .ok_or(ShuffleError::MissingMapOutput { stage, map })
     }
 
+    /// The map partitions among `0..maps` of `stage` whose output cannot be
+    /// read: not registered, or spilled to a data file that is gone or
+    /// shorter than its index says. (A file whose bytes were changed is
+    /// found only when it is read.)
+    pub fn lost_outputs(&self, stage: usize, maps: usize) -> Vec<usize> {
+        let outputs = self.outputs.lock().expect("shuffle lock");
+        (0..maps)
+            .filter(|&map| match outputs.get(&(stage, map)).map(Arc::as_ref) {
+                None => true,
+                Some(MapOutput::Memory { .. }) => false,
+                Some(MapOutput::File { data, offsets, .. }) => {
+                    let expected = offsets.last().copied().unwrap_or(0);
+                    std::fs::metadata(data).map_or(true, |m| m.len() < expected)
+                }
+            })
+            .collect()
+    }
+
+    /// Unregisters (and deletes) the outputs of these map partitions of
+    /// `stage`, so that nothing reads them before they are written again.
+    pub fn forget(&self, stage: usize, maps: &[usize]) {
+        let removed: Vec<_> = {
+            let mut outputs = self.outputs.lock().expect("shuffle lock");
+            maps.iter()
+                .filter_map(|&map| outputs.remove(&(stage, map)))
+                .collect()
+        };
+        for output in removed {
+            remove_files(&output);
+        }
+    }
+
     /// Drops every output of `stage` (its consumers have finished).
     pub fn remove_stage(&self, stage: usize) {
         let removed: Vec<_> = {
