@@ -909,3 +909,59 @@ async fn lost_outputs_are_recomputed_from_lineage_then_the_reader_retried() {
     let m = scheduler.metrics();
     assert_eq!((m.running_tasks, m.jobs_active), (0, 0), "{m:?}");
 }
+
+#[tokio::test]
+async fn a_stale_report_of_a_lost_output_recomputes_nothing() {
+    let scheduler = Scheduler::new(SchedulerConfig {
+        slots: 3,
+        max_task_attempts: 4,
+        ..SchedulerConfig::default()
+    })
+    .unwrap();
+    // Both readers of stage 0 started before map output 1 was lost. Reader
+    // 0 reports the loss at once; reader 1 reports it only after the
+    // recomputed output is there again, so its report is stale: map task 1
+    // must run twice in all, not three times, and reader 1 is retried.
+    let recomputed = Arc::new(tokio::sync::Notify::new());
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let task = {
+        let runs = Arc::clone(&runs);
+        runner(move |context: TaskContext| {
+            let id = context.id;
+            runs.lock()
+                .unwrap()
+                .push((id.stage, id.partition, id.attempt));
+            let recomputed = Arc::clone(&recomputed);
+            async move {
+                match (id.stage, id.partition, id.attempt) {
+                    (0, 1, 1) => {
+                        recomputed.notify_one();
+                        ok()
+                    }
+                    (1, 0, 0) => Err(TaskError::fetch_failed("lost", 0, vec![1])),
+                    (1, 1, 0) => {
+                        recomputed.notified().await;
+                        // Let the scheduler register the recomputed output.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err(TaskError::fetch_failed("lost", 0, vec![1]))
+                    }
+                    _ => ok(),
+                }
+            }
+        })
+    };
+    let summary = scheduler
+        .submit(job("stale", &[(0, 2, &[]), (1, 2, &[0])]), task)
+        .unwrap()
+        .finish()
+        .await
+        .expect("the job recovers");
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(
+        runs.iter().filter(|r| (r.0, r.1) == (0, 1)).count(),
+        2,
+        "map task 1 recomputed once: {runs:?}"
+    );
+    assert!(runs.contains(&(1, 1, 1)), "reader 1 retried: {runs:?}");
+    assert_eq!(summary.tasks, 5, "4 tasks and 1 recomputed: {runs:?}");
+}
