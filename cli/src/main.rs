@@ -249,6 +249,20 @@ struct EngineArgs {
     /// Write every job, stage and task event as a JSON line to FILE.
     #[arg(long = "event-log", value_name = "FILE")]
     event_log: Option<PathBuf>,
+    /// Run the statements on Apache DataFusion Ballista instead of
+    /// fairway's stage engine: df://HOST:PORT for a running
+    /// ballista-scheduler, or standalone to start Ballista's scheduler and
+    /// one executor (--slots slots) in this process. Tables, settings,
+    /// tournament joins and SQL-standard USING apply there too; pools apply
+    /// per statement (see --cluster-slots).
+    #[arg(long, value_name = "df://HOST:PORT|standalone")]
+    cluster: Option<String>,
+    /// With --cluster: statements that may run on the cluster at once,
+    /// shared by the pools in --scheduler-mode fair (a pool gets at most
+    /// max(minShare, its weighted share), all of them when alone)
+    /// [default: --slots].
+    #[arg(long = "cluster-slots", value_name = "N")]
+    cluster_slots: Option<usize>,
     /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable. Known
     /// fairway keys: fairway.scheduler.slots, fairway.scheduler.mode,
     /// fairway.scheduler.preemption (false: never take a slot from a running
@@ -259,7 +273,8 @@ struct EngineArgs {
     /// fairway.shuffle.memory, fairway.shuffle.dir, fairway.shuffle.compression
     /// (lz4, zstd, none), fairway.event_log, fairway.memory.limit,
     /// fairway.task.max_failures (attempts per task, default 4),
-    /// fairway.job.group (SET only); test-only: fairway.test.fail_tasks,
+    /// fairway.job.group (SET only), fairway.cluster, fairway.cluster.slots;
+    /// test-only: fairway.test.fail_tasks,
     /// fairway.test.fail_probability, fairway.test.fail_seed.
     #[arg(long = "conf", value_name = "KEY=VALUE")]
     conf: Vec<String>,
@@ -306,13 +321,25 @@ impl EngineArgs {
         if let Some(log) = &self.event_log {
             config.event_log = Some(log.clone());
         }
+        if let Some(cluster) = &self.cluster {
+            let target = cluster
+                .parse()
+                .map_err(|m| anyhow!("option --cluster: {m}"))?;
+            config.cluster = Some(target);
+        }
+        if let Some(n) = self.cluster_slots {
+            if n == 0 {
+                bail!("option --cluster-slots: must be at least 1");
+            }
+            config.cluster_slots = Some(n);
+        }
         // Live stage progress, only for a person watching a terminal.
         config.progress = std::io::stderr().is_terminal();
         Ok(config)
     }
 
     async fn session(&self) -> Result<Session> {
-        let session = Session::new(self.config()?)?;
+        let session = Session::start(self.config()?).await?;
         for warning in session.warnings() {
             eprintln!("warning: {warning}");
         }
@@ -375,8 +402,19 @@ fn main() {
         }
         _ => None,
     };
+    // The driver only waits for jobs; a standalone Ballista cluster runs
+    // its scheduler and executor on it, so it gets the slots' threads.
+    let driver_threads = match &cli.command {
+        Command::Sql { engine, .. } | Command::Run { engine, .. } if engine.cluster.is_some() => {
+            engine
+                .slots
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .max(2)
+        }
+        _ => 1,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(driver_threads)
         .thread_name("fairway-driver")
         .enable_all()
         .build()

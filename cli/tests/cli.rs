@@ -765,3 +765,50 @@ fn an_unreadable_folder_is_a_clear_error() {
     );
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn cluster_standalone_runs_the_same_sql_as_the_local_engine() {
+    let args = |cluster: bool| {
+        let mut args = vec![
+            "sql",
+            "--slots",
+            "2",
+            "--format",
+            "csv",
+            "--tables",
+            "testdata/tpch-sf0.01",
+            "-f",
+            "testdata/tpch/queries/q05.sql",
+            "-f",
+            "testdata/tpch/queries/q18.sql",
+        ];
+        if cluster {
+            args.extend(["--cluster", "standalone"]);
+        }
+        args
+    };
+    let local = fairway(&args(false));
+    assert!(local.status.success(), "{}", text(&local.stderr));
+    let on_cluster = fairway(&args(true));
+    let stderr = text(&on_cluster.stderr);
+    assert!(on_cluster.status.success(), "{stderr}");
+    assert!(!text(&local.stdout).is_empty());
+    assert_eq!(text(&on_cluster.stdout), text(&local.stdout));
+
+    assert_clean_error(
+        &fairway(&["sql", "--cluster", "spark://x:7077", "-c", "select 1"]),
+        "option --cluster: 'spark://x:7077': expected 'standalone' or df://HOST:PORT",
+    );
+    assert_clean_error(
+        &fairway(&[
+            "sql",
+            "--cluster",
+            "standalone",
+            "--cluster-slots",
+            "0",
+            "-c",
+            "select 1",
+        ]),
+        "option --cluster-slots: must be at least 1",
+    );
+}

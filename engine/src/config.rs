@@ -68,6 +68,13 @@ pub struct EngineConfig {
     /// (`fairway.test.fail_tasks`, `fairway.test.fail_probability`,
     /// `fairway.test.fail_seed`).
     pub faults: FaultInjection,
+    /// Run statements on Apache DataFusion Ballista instead of the stage
+    /// engine (`--cluster`, `fairway.cluster`): `standalone` or
+    /// `df://HOST:PORT`. Needs [`crate::Session::start`].
+    pub cluster: Option<crate::cluster::ClusterTarget>,
+    /// Statements that may run at once on the cluster, shared by the pools
+    /// (`--cluster-slots`, `fairway.cluster.slots`); `None` means `slots`.
+    pub cluster_slots: Option<usize>,
     /// Whether `partitions` was chosen; until then it follows `2 x slots`.
     partitions_chosen: bool,
 }
@@ -95,6 +102,8 @@ impl Default for EngineConfig {
             memory_limit: None,
             task_max_failures: 4,
             faults: FaultInjection::default(),
+            cluster: None,
+            cluster_slots: None,
             partitions_chosen: false,
         }
     }
@@ -182,6 +191,12 @@ impl EngineConfig {
             "fairway.optimizer.tournament_joins" => {
                 self.tournament_joins = parse_bool(key, value)?;
             }
+            crate::cluster::CLUSTER_KEY => {
+                self.cluster = crate::cluster::parse_cluster(value)?;
+            }
+            "fairway.cluster.slots" => {
+                self.cluster_slots = Some(parse_count(key, value)?);
+            }
             "fairway.memory.limit" => {
                 self.memory_limit = match value.trim_matches('\'') {
                     "" | "none" | "unlimited" => None,
@@ -261,6 +276,12 @@ impl EngineConfig {
                 (shuffle, Some(limit - shuffle))
             }
         }
+    }
+
+    /// Statements that may run at once on a cluster: `cluster_slots`, or
+    /// `slots` if that is not set.
+    pub fn cluster_slots(&self) -> usize {
+        self.cluster_slots.unwrap_or(self.slots)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -371,7 +392,7 @@ pub struct FairwayOptions {
 
 impl FairwayOptions {
     /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 17] = [
+    pub const STARTUP_KEYS: [&'static str; 19] = [
         "fairway.scheduler.slots",
         "fairway.scheduler.mode",
         "fairway.scheduler.preemption",
@@ -384,6 +405,8 @@ impl FairwayOptions {
         "fairway.event_log",
         "fairway.memory.limit",
         "fairway.task.max_failures",
+        "fairway.cluster",
+        "fairway.cluster.slots",
         "fairway.test.fail_tasks",
         "fairway.test.fail_probability",
         "fairway.test.fail_seed",
@@ -457,6 +480,15 @@ impl FairwayOptions {
                     .unwrap_or_else(|| "unlimited".to_string()),
             ),
             ("task.max_failures", config.task_max_failures.to_string()),
+            (
+                "cluster",
+                config
+                    .cluster
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+            ("cluster.slots", config.cluster_slots().to_string()),
             ("test.fail_tasks", patterns(&config.faults.tasks)),
             (
                 "test.fail_probability",

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod bench;
+mod cluster;
 mod config;
 mod error;
 mod event_log;
@@ -41,6 +42,7 @@ pub mod timeline;
 pub mod tpch;
 mod yield_exec;
 
+pub use cluster::ClusterTarget;
 pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
 pub use error::{EngineError, Result};
 pub use event_log::EventLog;
@@ -56,7 +58,9 @@ pub use tables::{TableFormat, detect_format, register_table, register_tables_in}
 pub use datafusion;
 pub use datafusion::arrow;
 pub use fairway_planner::{Stage, StageGraph, StageOutput};
-pub use fairway_scheduler::{PoolStatus, Scheduler, SchedulerMetrics, SchedulingMode};
+pub use fairway_scheduler::{
+    JobAdmission, PoolStatus, Scheduler, SchedulerMetrics, SchedulingMode,
+};
 pub use fairway_shuffle::{ShuffleCompression, ShuffleStats};
 
 /// A plain DataFusion context with the same number of partitions as a

@@ -25,8 +25,8 @@ use fairway_planner::{
     split_into_stages,
 };
 use fairway_scheduler::{
-    JobSpec, Scheduler, SchedulerConfig, SchedulerListener, SchedulingMode, StageSpec,
-    parse_allocation_file,
+    JobAdmission, JobSpec, Scheduler, SchedulerConfig, SchedulerListener, SchedulingMode,
+    StageSpec, parse_allocation_file,
 };
 use fairway_shuffle::{ShuffleConfig, ShuffleService};
 
@@ -78,6 +78,9 @@ struct Shared {
     event_log: Option<Arc<EventLog>>,
     warnings: Vec<String>,
     active: Arc<ActiveJobs>,
+    /// On a cluster (`fairway.cluster`): how many statements of each pool
+    /// may run there at once. `None` runs on the stage engine.
+    cluster: Option<JobAdmission>,
 }
 
 /// DataFusion settings under which every plan can be cut into stages and
@@ -188,7 +191,56 @@ impl Session {
     /// Starts a session: a scheduler with `config.slots` slots (and as many
     /// worker threads), a shuffle with `config.shuffle_memory` bytes of
     /// memory, and a DataFusion context configured for stage execution.
+    ///
+    /// A session with `config.cluster` set needs [`Session::start`].
     pub fn new(config: EngineConfig) -> Result<Self> {
+        if let Some(target) = &config.cluster {
+            return Err(EngineError::config(
+                crate::cluster::CLUSTER_KEY,
+                format!("a session on a cluster ({target}) starts with Session::start"),
+            ));
+        }
+        let (state, shared) = Self::parts(config)?;
+        Ok(Self {
+            ctx: SessionContext::new_with_state(state),
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Starts a session like [`Session::new`], or, with `config.cluster`
+    /// set, a session whose statements run on Apache DataFusion Ballista:
+    /// the same tables, settings and logical rules (tournament joins,
+    /// SQL-standard `USING`), planned and run by the Ballista scheduler
+    /// (see [`crate::ClusterTarget`]). `standalone` starts Ballista's
+    /// scheduler and an executor with `config.slots` slots on the current
+    /// tokio runtime, which must outlive the session.
+    pub async fn start(config: EngineConfig) -> Result<Self> {
+        let target = config.cluster.clone();
+        let slots = config.slots;
+        let (state, shared) = Self::parts(config)?;
+        let ctx = match &target {
+            None => SessionContext::new_with_state(state),
+            Some(target) => crate::cluster::connect(target, state, slots).await?,
+        };
+        Ok(Self {
+            ctx,
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// Where this session runs its statements: `None` for the stage
+    /// engine, else the cluster.
+    pub fn cluster(&self) -> Option<&crate::ClusterTarget> {
+        self.shared.config.cluster.as_ref()
+    }
+
+    /// On a cluster: the job slots per pool that statements wait for.
+    pub fn cluster_admission(&self) -> Option<&JobAdmission> {
+        self.shared.cluster.as_ref()
+    }
+
+    /// The planning state and everything clients share.
+    fn parts(config: EngineConfig) -> Result<(datafusion::execution::SessionState, Shared)> {
         config.validate()?;
         let session_config = stage_engine_config(&config)?;
         let (shuffle_memory, pool_memory) = config.memory_budgets();
@@ -201,7 +253,6 @@ impl Session {
             .with_optimizer_rules(optimizer_rules())
             .with_physical_optimizer_rules(physical_rules())
             .build();
-        let ctx = SessionContext::new_with_state(state);
         let mut warnings = Vec::new();
         let mut pools = Vec::new();
         if let Some(path) = &config.allocation_file {
@@ -227,7 +278,7 @@ impl Session {
             mode: config.scheduler_mode,
             allocation_file_loaded: config.allocation_file.is_some()
                 && config.scheduler_mode == SchedulingMode::Fair,
-            pools,
+            pools: pools.clone(),
             preemption: config.preemption,
             max_task_attempts: config.task_max_failures,
             ..SchedulerConfig::default()
@@ -251,9 +302,14 @@ impl Session {
             dir: config.shuffle_dir.clone(),
             compression: config.shuffle_compression,
         });
-        Ok(Self {
-            ctx,
-            shared: Arc::new(Shared {
+        // `pools` is empty unless the mode is FAIR.
+        let cluster = config
+            .cluster
+            .as_ref()
+            .map(|_| JobAdmission::new(config.cluster_slots(), config.scheduler_mode, pools));
+        Ok((
+            state,
+            Shared {
                 scheduler,
                 shuffle,
                 config,
@@ -261,8 +317,9 @@ impl Session {
                 event_log,
                 warnings,
                 active: Arc::default(),
-            }),
-        })
+                cluster,
+            },
+        ))
     }
 
     /// Warnings raised while the session started (allocation file values
@@ -493,6 +550,21 @@ impl Session {
                 stages: 0,
             });
         }
+        if let Some(admission) = &self.shared.cluster {
+            // Ballista plans and runs it; the pool bounds how many
+            // statements of this pool run there at once.
+            let permit = admission
+                .admit(&pool_of(df.task_ctx().session_config()))
+                .await;
+            let batches = df.collect().await?;
+            drop(permit);
+            return Ok(QueryOutput {
+                schema,
+                batches,
+                elapsed: start.elapsed(),
+                stages: 0,
+            });
+        }
         let task_ctx = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         let (batches, stages) = self.execute_plan(plan, task_ctx, description).await?;
@@ -511,6 +583,15 @@ impl Session {
 
     /// The stage graph of one SQL statement, as text.
     pub async fn explain_stages(&self, sql: &str) -> Result<String> {
+        if let Some(target) = self.cluster() {
+            return Err(EngineError::config(
+                crate::cluster::CLUSTER_KEY,
+                format!(
+                    "the stage graph is the local engine's; on {target} Ballista plans \
+                     the stages: run EXPLAIN <statement> instead"
+                ),
+            ));
+        }
         let mut statements = self.parse_statements(sql)?;
         if statements.len() != 1 {
             return Err(EngineError::DataFusion(

@@ -89,6 +89,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod admission;
 mod allocation;
 mod dag;
 mod error;
@@ -108,6 +109,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
+pub use crate::admission::{JobAdmission, JobPermit};
 pub use crate::allocation::{
     Allocation, AllocationError, parse_allocation_file, parse_allocation_str,
 };
