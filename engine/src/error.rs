@@ -35,6 +35,22 @@ pub enum EngineError {
     /// The job failed or was cancelled in the scheduler.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// A feature spec is invalid: the file, the line where known, and what
+    /// is wrong (naming the source, view, method or option at fault).
+    #[error("spec {}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Spec {
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A feature method or shared view failed while the table was built.
+    #[error("{kind} '{name}' failed: {message}")]
+    FeatureStep {
+        /// `method` or `view`.
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
 }
 
 impl EngineError {

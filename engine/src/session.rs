@@ -160,6 +160,16 @@ impl Session {
     /// worker threads), a shuffle with `config.shuffle_memory` bytes of
     /// memory, and a DataFusion context configured for stage execution.
     pub fn new(config: EngineConfig) -> Result<Self> {
+        Self::with_listener(config, None)
+    }
+
+    /// [`Session::new`] with one more scheduler listener (besides the event
+    /// log and the console progress the config asks for), e.g. the feature
+    /// builder's per-method progress.
+    pub(crate) fn with_listener(
+        config: EngineConfig,
+        extra: Option<Arc<dyn SchedulerListener>>,
+    ) -> Result<Self> {
         config.validate()?;
         let session_config = stage_engine_config(&config)?;
         let state = SessionStateBuilder::new()
@@ -210,6 +220,7 @@ impl Session {
         if config.progress {
             listeners.push(Arc::new(ConsoleProgress::new()));
         }
+        listeners.extend(extra);
         if !listeners.is_empty() {
             scheduler.set_listener(Some(Arc::new(Listeners(listeners))));
         }
