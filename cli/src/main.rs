@@ -642,6 +642,14 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `NAME=VALUE` of option `option` as a trimmed pair.
+fn split_pair(option: &str, form: &str, pair: &str) -> Result<(String, String)> {
+    let (name, value) = pair
+        .split_once('=')
+        .ok_or_else(|| anyhow!("option {option}: expected {form}, got '{pair}'"))?;
+    Ok((name.trim().to_string(), value.trim().to_string()))
+}
+
 impl FeaturesSpecArgs {
     /// The spec with --source/--sources-dir applied, and the build options
     /// of the shared flags.
@@ -651,18 +659,14 @@ impl FeaturesSpecArgs {
             spec.use_sources_dir(dir);
         }
         for pair in &self.sources {
-            let (name, path) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow!("option --source: expected NAME=PATH, got '{pair}'"))?;
-            spec.set_source(name.trim(), path.trim())?;
+            let (name, path) = split_pair("--source", "NAME=PATH", pair)?;
+            spec.set_source(&name, &path)?;
         }
-        let mut conf = Vec::new();
-        for pair in &self.conf {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow!("option --conf: expected KEY=VALUE, got '{pair}'"))?;
-            conf.push((key.trim().to_string(), value.trim().to_string()));
-        }
+        let conf = self
+            .conf
+            .iter()
+            .map(|pair| split_pair("--conf", "KEY=VALUE", pair))
+            .collect::<Result<_>>()?;
         let scheduler_mode = match &self.scheduler_mode {
             Some(mode) => Some(
                 mode.parse()
@@ -728,13 +732,11 @@ async fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
         data.display(),
         start.elapsed().as_secs_f64()
     );
-    let mut conf = Vec::new();
-    for pair in &args.conf {
-        let (key, value) = pair
-            .split_once('=')
-            .ok_or_else(|| anyhow!("option --conf: expected KEY=VALUE, got '{pair}'"))?;
-        conf.push((key.trim().to_string(), value.trim().to_string()));
-    }
+    let conf = args
+        .conf
+        .iter()
+        .map(|pair| split_pair("--conf", "KEY=VALUE", pair))
+        .collect::<Result<_>>()?;
     let options = FeatureBenchOptions {
         specs,
         data,

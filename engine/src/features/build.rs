@@ -289,73 +289,66 @@ pub(crate) struct Checked {
     pub files: BTreeMap<String, Vec<FileStamp>>,
 }
 
+/// Direct reads (lower-case table names) of every view, by view name, and
+/// of every method, in spec order.
+pub(crate) struct Reads {
+    pub views: BTreeMap<String, Vec<String>>,
+    pub methods: Vec<Vec<String>>,
+}
+
 /// Direct reads of every view and method, each checked to be a source or
 /// a view (for a view: one defined before it).
-pub(crate) fn check_reads(
-    spec: &FeatureSpec,
-) -> Result<(BTreeMap<String, Vec<String>>, Vec<Vec<String>>)> {
+pub(crate) fn check_reads(spec: &FeatureSpec) -> Result<Reads> {
     let sources: BTreeSet<String> = spec
         .sources
         .iter()
         .map(|s| s.name.to_ascii_lowercase())
         .collect();
-    let mut view_reads = BTreeMap::new();
-    let known = |views: &BTreeMap<String, Vec<String>>| {
-        let names: Vec<&str> = views.keys().map(String::as_str).collect();
-        format!(
-            "sources: {}; views: {}",
-            spec.source_names(),
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        )
-    };
-    for view in &spec.views {
-        let reads = view
+    // The direct reads of `def`, each a source or a view in `views`.
+    let direct = |kind: &str, def: &Definition, views: &BTreeMap<String, Vec<String>>| {
+        let reads = def
             .reads()
-            .map_err(|m| spec.error(view.line, format!("view '{}': {m}", view.name)))?;
-        for name in &reads {
-            if !sources.contains(name) && !view_reads.contains_key(name) {
-                let later = spec.view(name).is_some();
-                return Err(spec.error(
-                    view.line,
-                    format!(
-                        "view '{}' reads unknown table '{name}'{} ({})",
-                        view.name,
-                        if later {
-                            " (a view may read only views defined before it)"
-                        } else {
-                            ""
-                        },
-                        known(&view_reads)
-                    ),
-                ));
-            }
+            .map_err(|m| spec.error(def.line, format!("{kind} '{}': {m}", def.name)))?;
+        if let Some(name) = reads
+            .iter()
+            .find(|n| !sources.contains(*n) && !views.contains_key(*n))
+        {
+            let hint = if kind == "view" && spec.view(name).is_some() {
+                " (a view may read only views defined before it)"
+            } else {
+                ""
+            };
+            let names: Vec<&str> = views.keys().map(String::as_str).collect();
+            return Err(spec.error(
+                def.line,
+                format!(
+                    "{kind} '{}' reads unknown table '{name}'{hint} (sources: {}; views: {})",
+                    def.name,
+                    spec.source_names(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
         }
+        Ok(reads)
+    };
+    let mut view_reads = BTreeMap::new();
+    for view in &spec.views {
+        let reads = direct("view", view, &view_reads)?;
         view_reads.insert(view.name.to_ascii_lowercase(), reads);
     }
-    let mut method_reads = Vec::new();
-    for method in &spec.methods {
-        let reads = method
-            .reads()
-            .map_err(|m| spec.error(method.line, format!("method '{}': {m}", method.name)))?;
-        for name in &reads {
-            if !sources.contains(name) && !view_reads.contains_key(name) {
-                return Err(spec.error(
-                    method.line,
-                    format!(
-                        "method '{}' reads unknown table '{name}' ({})",
-                        method.name,
-                        known(&view_reads)
-                    ),
-                ));
-            }
-        }
-        method_reads.push(reads);
-    }
-    Ok((view_reads, method_reads))
+    let method_reads = spec
+        .methods
+        .iter()
+        .map(|method| direct("method", method, &view_reads))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Reads {
+        views: view_reads,
+        methods: method_reads,
+    })
 }
 
 /// Checks everything that can be checked before running anything: source
@@ -366,7 +359,10 @@ pub(crate) async fn check(
     options: &BuildOptions,
     listener: Option<Arc<dyn fairway_scheduler::SchedulerListener>>,
 ) -> Result<Checked> {
-    let (view_reads, method_reads) = check_reads(spec)?;
+    let Reads {
+        views: view_reads,
+        methods: method_reads,
+    } = check_reads(spec)?;
     let mut files = BTreeMap::new();
     for source in &spec.sources {
         let stamps = source_files(&source.name, &source.path).map_err(|e| {
@@ -580,61 +576,46 @@ async fn build_checked(
         .iter()
         .flat_map(|&i| checked.lineages[i].views.iter().cloned())
         .collect();
-    let mut view_reports = Vec::new();
-    for view in &spec.views {
-        let name = view.name.to_ascii_lowercase();
-        let job = view_job(&view.name);
-        let readers = shared.iter().find(|(v, _)| *v == name).map(|(_, r)| r);
-        if !needed.contains(&name) || readers.is_none() {
-            if let Some(p) = progress {
-                p.finish(
-                    &job,
-                    "not materialised (read by fewer than two methods to build)".into(),
-                );
-            }
+    // Views are (re)registered in spec order by one task; `views_done`
+    // counts the views it has finished, so a method waits only for the
+    // views it reads and starts while later views are still computed.
+    let (views_done, views_progress) = tokio::sync::watch::channel(0usize);
+    let views_phase = async {
+        let mut view_reports = Vec::new();
+        for (index, view) in spec.views.iter().enumerate() {
+            compute_view(ViewStep {
+                session,
+                spec,
+                view,
+                default_pool: &checked.default_pool,
+                needed: needed.contains(&view.name.to_ascii_lowercase()),
+                shared: &shared,
+                stage: &stage,
+                progress,
+                reports: &mut view_reports,
+            })
+            .await?;
+            views_done.send_replace(index + 1);
         }
-        if !needed.contains(&name) {
-            continue;
-        }
-        // Re-planned now: the views it reads may have been materialised.
-        session.context().deregister_table(name.as_str())?;
-        let pool = view.pool_or(&checked.default_pool);
-        let client = session.with_pool(pool)?;
-        let df = plan_definition(&client, view).await?;
-        match readers {
-            None => {
-                session
-                    .context()
-                    .register_table(name.as_str(), df.into_view())?;
-            }
-            Some(readers) => {
-                let report = materialise_view(session, &client, view, df, readers, spec, &stage)
-                    .await
-                    .map_err(|e| EngineError::FeatureStep {
-                        kind: "view",
-                        name: view.name.clone(),
-                        message: e.to_string(),
-                    })?;
-                if let Some(p) = progress {
-                    p.finish(
-                        &job,
-                        format!(
-                            "materialised: {} rows in {:.2} s",
-                            report.rows,
-                            report.elapsed.as_secs_f64()
-                        ),
-                    );
-                }
-                view_reports.push(report);
-            }
-        }
-    }
+        Ok::<_, EngineError>(view_reports)
+    };
     let runs = to_build.iter().map(|&i| {
         let method = &spec.methods[i];
         let pool = method.pool_or(&checked.default_pool).to_string();
         let folder = format!("{}-{}", method.name, fingerprints[i]);
         let stage = stage.clone();
+        // The last view (in spec order) this method reads, through views.
+        let last_view = spec.views.iter().rposition(|v| {
+            checked.lineages[i]
+                .views
+                .contains(&v.name.to_ascii_lowercase())
+        });
+        let mut views_progress = views_progress.clone();
         async move {
+            if let Some(last) = last_view {
+                // An error means the views task failed and is reporting it.
+                let _ = views_progress.wait_for(|&done| done > last).await;
+            }
             let started = Instant::now();
             let rows = run_method(session, spec, method, &pool, &stage, &folder)
                 .await
@@ -661,16 +642,17 @@ async fn build_checked(
             Ok::<_, EngineError>((i, folder, rows, pool, elapsed))
         }
     });
-    // try_join_all drops the other methods' futures as soon as one fails,
-    // which cancels their jobs and frees their slots at once.
-    let done = if options.sequential {
+    // try_join drops the other futures as soon as one fails, which cancels
+    // their jobs and frees their slots at once.
+    let (view_reports, done) = if options.sequential {
+        let view_reports = views_phase.await?;
         let mut done = Vec::new();
         for run in runs {
             done.push(run.await?);
         }
-        done
+        (view_reports, done)
     } else {
-        futures::future::try_join_all(runs).await?
+        futures::future::try_join(views_phase, futures::future::try_join_all(runs)).await?
     };
     for (i, folder, rows, pool, elapsed) in done {
         folders[i] = folder;
@@ -709,6 +691,78 @@ async fn build_checked(
         merge_elapsed: merge_start.elapsed(),
         elapsed: start.elapsed(),
     })
+}
+
+/// What [`compute_view`] needs to bring one view up to date for the build.
+struct ViewStep<'a> {
+    session: &'a Session,
+    spec: &'a FeatureSpec,
+    view: &'a Definition,
+    default_pool: &'a str,
+    /// Whether a method to build reads it.
+    needed: bool,
+    /// Views to materialise, with the methods reading each.
+    shared: &'a [(String, Vec<String>)],
+    stage: &'a Path,
+    progress: Option<&'a BuildProgress>,
+    reports: &'a mut Vec<ViewReport>,
+}
+
+/// Re-plans a needed view against the views before it (which may now be
+/// materialised) and registers it: materialised when shared, else as a
+/// logical view the planner inlines.
+async fn compute_view(step: ViewStep<'_>) -> Result<()> {
+    let ViewStep {
+        session,
+        spec,
+        view,
+        default_pool,
+        needed,
+        shared,
+        stage,
+        progress,
+        reports,
+    } = step;
+    let name = view.name.to_ascii_lowercase();
+    let job = view_job(&view.name);
+    let readers = shared.iter().find(|(v, _)| *v == name).map(|(_, r)| r);
+    if let (true, Some(p)) = (!needed || readers.is_none(), progress) {
+        p.finish(
+            &job,
+            "not materialised (read by fewer than two methods to build)".into(),
+        );
+    }
+    if !needed {
+        return Ok(());
+    }
+    session.context().deregister_table(name.as_str())?;
+    let client = session.with_pool(view.pool_or(default_pool))?;
+    let df = plan_definition(&client, view).await?;
+    let Some(readers) = readers else {
+        session
+            .context()
+            .register_table(name.as_str(), df.into_view())?;
+        return Ok(());
+    };
+    let report = materialise_view(session, &client, view, df, readers, spec, stage)
+        .await
+        .map_err(|e| EngineError::FeatureStep {
+            kind: "view",
+            name: view.name.clone(),
+            message: e.to_string(),
+        })?;
+    if let Some(p) = progress {
+        p.finish(
+            &job,
+            format!(
+                "materialised: {} rows in {:.2} s",
+                report.rows,
+                report.elapsed.as_secs_f64()
+            ),
+        );
+    }
+    reports.push(report);
+    Ok(())
 }
 
 /// Runs a shared view once and registers its rows under its name: in
@@ -770,17 +824,19 @@ async fn run_method(
     let client = session.with_pool(pool)?;
     let df = plan_definition(&client, method).await?;
     let out = client.execute(df, &method_job(&method.name)).await?;
-    if !method.allow_duplicate_keys {
-        if let Some(sample) = duplicate_key(&out, &spec.key)? {
-            return Err(EngineError::FeatureStep {
-                kind: "method",
-                name: method.name.clone(),
-                message: format!(
-                    "duplicate key: more than one row has {sample}; a method returns one row \
-                     per key (set allow_duplicate_keys = true to allow this)"
-                ),
-            });
-        }
+    let duplicate = match method.allow_duplicate_keys {
+        true => None,
+        false => duplicate_key(&out, &spec.key)?,
+    };
+    if let Some(sample) = duplicate {
+        return Err(EngineError::FeatureStep {
+            kind: "method",
+            name: method.name.clone(),
+            message: format!(
+                "duplicate key: more than one row has {sample}; a method returns one row \
+                 per key (set allow_duplicate_keys = true to allow this)"
+            ),
+        });
     }
     write_parquet_dir(&stage.join(folder), &out, OutputCompression::Lz4, None)?;
     Ok(out.rows())

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::build::{BuildOptions, check_reads, engine_config, shared_views};
+use super::build::{BuildOptions, Reads, check_reads, engine_config, shared_views};
 use super::cache::{lineage, sql_file};
 use super::spec::{Body, FeatureSpec};
 use crate::error::Result;
@@ -50,7 +50,10 @@ pub fn left_deep_tree(names: &[String]) -> String {
 /// methods), methods with their pools and inputs, and the merge tree.
 /// Checks table names and SQL syntax but reads no data.
 pub fn explain_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<String> {
-    let (view_reads, method_reads) = check_reads(spec)?;
+    let Reads {
+        views: view_reads,
+        methods: method_reads,
+    } = check_reads(spec)?;
     let config = engine_config(spec, options)?;
     let lineages: Vec<_> = method_reads
         .iter()

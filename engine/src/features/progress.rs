@@ -82,7 +82,7 @@ impl BuildProgress {
         }
     }
 
-    /// Clears nothing: finished lines stay on the terminal above the summary.
+    /// Removes the lines from the terminal: the summary table follows.
     pub(crate) fn close(&self) {
         for bar in self.bars.values() {
             if !bar.is_finished() {
