@@ -367,7 +367,7 @@ pub(crate) async fn check(
     for source in &spec.sources {
         let stamps = source_files(&source.name, &source.path).map_err(|e| {
             spec.error(
-                None,
+                spec.line_of(&source.name),
                 format!("source '{}': {}", source.name, strip_table(&e)),
             )
         })?;
@@ -382,7 +382,7 @@ pub(crate) async fn check(
             .await
             .map_err(|e| {
                 spec.error(
-                    None,
+                    spec.line_of(&source.name),
                     format!("source '{}': {}", source.name, strip_table(&e)),
                 )
             })?;

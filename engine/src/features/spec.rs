@@ -429,7 +429,7 @@ impl FeatureSpec {
     }
 
     /// The first line that sets `key` (`key =` at the start of a line).
-    fn line_of(&self, key: &str) -> Option<usize> {
+    pub(crate) fn line_of(&self, key: &str) -> Option<usize> {
         self.text
             .lines()
             .position(|l| {
