@@ -6,7 +6,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use fairway_engine::{EngineConfig, OutputFormat, QueryOutput, Session, parse_size, write_output};
+use fairway_engine::{
+    BuildOptions, EngineConfig, FeatureSpec, OutputFormat, QueryOutput, Session, parse_size,
+    write_output,
+};
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +92,11 @@ enum Command {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Feature tables: build a wide table from many feature methods.
+    Features {
+        #[command(subcommand)]
+        command: FeaturesCommand,
+    },
     /// TPC-H data and queries.
     Tpch {
         #[command(subcommand)]
@@ -99,6 +107,138 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum FeaturesCommand {
+    /// Build the feature table of SPEC (a TOML file).
+    ///
+    /// Checks and plans every view and method first (sources, SQL, key
+    /// columns, feature names): any error stops before work starts. Then
+    /// computes each view read by two or more methods once, runs the methods
+    /// concurrently as jobs in their pools (FAIR by default), materialises
+    /// each result in the stage area beside the output
+    /// (OUT.fairway-stage/), merges them on the key with a balanced FULL
+    /// OUTER join and writes OUT as parquet: under a temporary name, renamed
+    /// on success, so a failed build leaves the previous output untouched.
+    /// A method whose definition and input files (paths, sizes, modification
+    /// times) did not change since the last successful build reuses its
+    /// result (--force rebuilds all). On a terminal a line per method shows
+    /// its progress; at the end a table (method, pool, rows, columns,
+    /// seconds, reused or built) goes to stdout.
+    Build(FeaturesBuildArgs),
+    /// Print what a build of SPEC would do, without reading data.
+    ///
+    /// The key, output and scheduler settings, the sources, the views (and
+    /// which methods share each), every method with its pool and the tables
+    /// it reads, and the merge tree: the balanced bracket of FULL OUTER
+    /// joins over the methods in spec order.
+    Explain(FeaturesExplainArgs),
+}
+
+#[derive(Args)]
+struct FeaturesSpecArgs {
+    /// The feature spec (TOML).
+    #[arg(value_name = "SPEC")]
+    spec: PathBuf,
+    /// The output parquet file [default: the spec's [output] path].
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Read source NAME from PATH instead of the spec's path (a parquet or
+    /// CSV file, folder or glob); repeatable.
+    #[arg(long = "source", value_name = "NAME=PATH")]
+    sources: Vec<String>,
+    /// Read every source from DIR: the last part of each source's path
+    /// (e.g. orders.parquet) is looked up in DIR.
+    #[arg(long = "sources-dir", value_name = "DIR")]
+    sources_dir: Option<PathBuf>,
+    /// Tasks that may run at once across all methods [default: the spec's,
+    /// else the number of cores].
+    #[arg(long)]
+    slots: Option<usize>,
+    /// Partitions of every shuffle and file scan [default: 2 x slots].
+    #[arg(long)]
+    partitions: Option<usize>,
+    /// fifo or fair [default: the spec's, else fair].
+    #[arg(long = "scheduler-mode", value_name = "MODE")]
+    scheduler_mode: Option<String>,
+    /// Spark fair-scheduler.xml defining the pools (fair mode).
+    #[arg(long = "allocation-file", value_name = "FILE")]
+    allocation_file: Option<PathBuf>,
+    /// Pool of methods that name none [default: the spec's default_pool,
+    /// else default].
+    #[arg(long, value_name = "NAME")]
+    pool: Option<String>,
+    /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable (after
+    /// the spec's [build] conf).
+    #[arg(long = "conf", value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+}
+
+#[derive(Args)]
+struct FeaturesBuildArgs {
+    #[command(flatten)]
+    spec: FeaturesSpecArgs,
+    /// Rebuild every method, reusing nothing.
+    #[arg(long)]
+    force: bool,
+    /// Write every job, stage and task event as a JSON line to FILE.
+    #[arg(long = "event-log", value_name = "FILE")]
+    event_log: Option<PathBuf>,
+    /// Run the methods one after another and merge them left-deep with the
+    /// tournament rule off (the benchmark's baseline).
+    #[arg(long)]
+    sequential: bool,
+    /// Run the views, methods and merge on Apache DataFusion Ballista:
+    /// df://HOST:PORT or standalone (as for `sql`). The stage area and the
+    /// output stay on this machine; sources and the stage area must be
+    /// readable by the executors at the same paths.
+    #[arg(long, value_name = "df://HOST:PORT|standalone")]
+    cluster: Option<String>,
+    /// With --cluster: methods that may run there at once, shared by the
+    /// pools [default: --slots].
+    #[arg(long = "cluster-slots", value_name = "N")]
+    cluster_slots: Option<usize>,
+}
+
+#[derive(Args)]
+struct FeaturesExplainArgs {
+    #[command(flatten)]
+    spec: FeaturesSpecArgs,
+}
+
+#[derive(Args)]
+struct BenchFeaturesArgs {
+    /// Feature specs to measure [default: testdata/features/customer.toml
+    /// and testdata/features/customer_shared.toml].
+    #[arg(value_name = "SPEC")]
+    specs: Vec<PathBuf>,
+    /// TPC-H scale factor of the data.
+    #[arg(long, default_value_t = 1.0)]
+    sf: f64,
+    /// Folder of the TPC-H data, generated there if missing [default:
+    /// target/tpch/sf<SF>]; every source is read from it.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Runs of each mode; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// Slots of every run.
+    #[arg(long, default_value_t = 2)]
+    slots: usize,
+    /// Partitions of every run [default: 2 x slots].
+    #[arg(long)]
+    partitions: Option<usize>,
+    /// Folder for outputs, stage areas and event logs [default:
+    /// target/bench-features].
+    #[arg(long, value_name = "DIR")]
+    work: Option<PathBuf>,
+    /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable.
+    #[arg(long = "conf", value_name = "KEY=VALUE")]
+    conf: Vec<String>,
+    /// Write the measurements as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +259,20 @@ enum BenchCommand {
     /// with per-query median, min and max, the geometric means and their
     /// ratio to stdout.
     Tpch(BenchTpchArgs),
+    /// A feature spec built sequentially, in parallel FIFO and in parallel
+    /// FAIR with the tournament merge.
+    ///
+    /// Generates TPC-H at --sf into --data (or reuses it) and reads every
+    /// source of each SPEC from there. Runs each mode --iterations times,
+    /// alternating the order of the modes, all on --slots slots and without
+    /// reuse (--force): `sequential` (one method after another, then a
+    /// left-deep merge with the tournament rule off), `fifo` (all methods at
+    /// once, FIFO scheduler, balanced merge) and `fair` (all at once, FAIR
+    /// pool, balanced merge). Every output is compared with the sequential
+    /// one. Prints per mode the median seconds, the ratio to sequential and
+    /// the slot utilisation (busy slot-time / (slots x wall time), from the
+    /// event log of each run).
+    Features(BenchFeaturesArgs),
 }
 
 #[derive(Args)]
@@ -404,13 +558,14 @@ fn main() {
     };
     // The driver only waits for jobs; a standalone Ballista cluster runs
     // its scheduler and executor on it, so it gets the slots' threads.
+    let cores = || std::thread::available_parallelism().map_or(2, |n| n.get());
     let driver_threads = match &cli.command {
         Command::Sql { engine, .. } | Command::Run { engine, .. } if engine.cluster.is_some() => {
-            engine
-                .slots
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-                .max(2)
+            engine.slots.unwrap_or_else(cores).max(2)
         }
+        Command::Features {
+            command: FeaturesCommand::Build(args),
+        } if args.cluster.is_some() => args.spec.slots.unwrap_or_else(cores).max(2),
         _ => 1,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -550,6 +705,19 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Tpch(args),
         } => bench_tpch(args).await,
+        Command::Bench {
+            command: BenchCommand::Features(args),
+        } => bench_features(args).await,
+        Command::Features {
+            command: FeaturesCommand::Build(args),
+        } => features_build(args).await,
+        Command::Features {
+            command: FeaturesCommand::Explain(args),
+        } => {
+            let (spec, options) = args.spec.load()?;
+            print!("{}", fairway_engine::explain_features(&spec, &options)?);
+            Ok(())
+        }
         Command::Tpch {
             command: TpchCommand::Gen { sf, out },
         } => {
@@ -571,6 +739,146 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `NAME=VALUE` of option `option` as a trimmed pair.
+fn split_pair(option: &str, form: &str, pair: &str) -> Result<(String, String)> {
+    let (name, value) = pair
+        .split_once('=')
+        .ok_or_else(|| anyhow!("option {option}: expected {form}, got '{pair}'"))?;
+    Ok((name.trim().to_string(), value.trim().to_string()))
+}
+
+impl FeaturesSpecArgs {
+    /// The spec with --source/--sources-dir applied, and the build options
+    /// of the shared flags.
+    fn load(&self) -> Result<(FeatureSpec, BuildOptions)> {
+        let mut spec = FeatureSpec::load(&self.spec)?;
+        if let Some(dir) = &self.sources_dir {
+            spec.use_sources_dir(dir);
+        }
+        for pair in &self.sources {
+            let (name, path) = split_pair("--source", "NAME=PATH", pair)?;
+            spec.set_source(&name, &path)?;
+        }
+        let conf = self
+            .conf
+            .iter()
+            .map(|pair| split_pair("--conf", "KEY=VALUE", pair))
+            .collect::<Result<_>>()?;
+        let scheduler_mode = match &self.scheduler_mode {
+            Some(mode) => Some(
+                mode.parse()
+                    .map_err(|e| anyhow!("option --scheduler-mode: {e} (expected fifo or fair)"))?,
+            ),
+            None => None,
+        };
+        let options = BuildOptions {
+            out: self.out.clone(),
+            slots: self.slots,
+            partitions: self.partitions,
+            scheduler_mode,
+            allocation_file: self.allocation_file.clone(),
+            default_pool: self.pool.clone(),
+            conf,
+            ..BuildOptions::default()
+        };
+        Ok((spec, options))
+    }
+}
+
+/// `fairway features build`.
+async fn features_build(args: FeaturesBuildArgs) -> Result<()> {
+    let (spec, mut options) = args.spec.load()?;
+    options.force = args.force;
+    options.event_log = args.event_log.clone();
+    options.sequential = args.sequential;
+    options.progress = std::io::stderr().is_terminal();
+    if let Some(cluster) = &args.cluster {
+        options.cluster = Some(
+            cluster
+                .parse()
+                .map_err(|m| anyhow!("option --cluster: {m}"))?,
+        );
+    }
+    if let Some(n) = args.cluster_slots {
+        if n == 0 {
+            bail!("option --cluster-slots: must be at least 1");
+        }
+        options.cluster_slots = Some(n);
+    }
+    let summary = fairway_engine::build_features(&spec, &options).await?;
+    println!("{summary}");
+    Ok(())
+}
+
+/// `fairway bench features`.
+async fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
+    use fairway_engine::bench::features::{FeatureBenchOptions, run_feature_bench};
+    let specs = if args.specs.is_empty() {
+        vec![
+            PathBuf::from("testdata/features/customer.toml"),
+            PathBuf::from("testdata/features/customer_shared.toml"),
+        ]
+    } else {
+        args.specs.clone()
+    };
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| fairway_engine::bench::TpchBenchOptions::default_data_dir(args.sf));
+    let start = Instant::now();
+    let (sf, dir) = (args.sf, data.clone());
+    let summary =
+        tokio::task::spawn_blocking(move || fairway_engine::bench::prepare_data(sf, &dir))
+            .await
+            .map_err(|e| anyhow!("data generation stopped: {e}"))??;
+    eprintln!(
+        "TPC-H SF {} {} {} ({:.1} s)",
+        args.sf,
+        if summary.reused {
+            "reused from"
+        } else {
+            "generated in"
+        },
+        data.display(),
+        start.elapsed().as_secs_f64()
+    );
+    let conf = args
+        .conf
+        .iter()
+        .map(|pair| split_pair("--conf", "KEY=VALUE", pair))
+        .collect::<Result<_>>()?;
+    let options = FeatureBenchOptions {
+        specs,
+        data,
+        iterations: args.iterations,
+        slots: args.slots,
+        partitions: args.partitions,
+        work: args
+            .work
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("target/bench-features")),
+        conf,
+    };
+    let report = run_feature_bench(&options, &|line| eprintln!("{line}")).await?;
+    print!("{}", report.table());
+    std::io::stdout().flush()?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json_pretty())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if !report.mismatches.is_empty() {
+        for problem in &report.mismatches {
+            eprintln!("MISMATCH: {problem}");
+        }
+        bail!(
+            "{} outputs differed from the sequential build",
+            report.mismatches.len()
+        );
+    }
+    Ok(())
 }
 
 /// `fairway bench tpch`.

@@ -742,6 +742,26 @@ fn bad_input_corpus_gives_clear_errors() {
         &["sql", "--table", "t=testdata/bad", "-c", "select * from t"],
         "testdata/bad",
     );
+    // Feature specs: the spec, its line and the method at fault.
+    let stderr = assert_names_source(
+        &["features", "build", &format!("{bad}/invalid_features.toml")],
+        "invalid_features.toml:17: method 'spend' reads unknown table 'orderz'",
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert_names_source(
+        &[
+            "features",
+            "build",
+            &format!("{bad}/invalid_features_syntax.toml"),
+        ],
+        "invalid_features_syntax.toml:3",
+    );
+    assert!(
+        !workspace()
+            .join("target/bad/invalid_features.parquet")
+            .exists(),
+        "no output from a spec that fails its checks"
+    );
 }
 
 #[test]
@@ -810,5 +830,108 @@ fn cluster_standalone_runs_the_same_sql_as_the_local_engine() {
             "select 1",
         ]),
         "option --cluster-slots: must be at least 1",
+    );
+}
+
+#[test]
+fn features_build_prints_a_summary_and_reuses_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("customer.parquet");
+    let out_arg = out.to_string_lossy().to_string();
+    let build = |extra: &[&str]| {
+        let mut args = vec![
+            "features",
+            "build",
+            "testdata/features/customer.toml",
+            "--out",
+            &out_arg,
+            "--slots",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        fairway(&args)
+    };
+    let first = build(&[]);
+    let stdout = text(&first.stdout);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        stdout.starts_with("method           pool      rows  columns  seconds  status"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("order_stats      features  1000        4"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("12 built, 0 reused"), "{stdout}");
+    assert!(stdout.contains("shared view customer_orders"), "{stdout}");
+    assert!(out.is_file());
+
+    let second = build(&[]);
+    let stdout = text(&second.stdout);
+    assert!(stdout.contains("0 built, 12 reused"), "{stdout}");
+    assert!(stdout.contains("  reused\n"), "{stdout}");
+
+    let log = dir.path().join("events.jsonl");
+    let log_arg = log.to_string_lossy().to_string();
+    let third = build(&["--force", "--event-log", &log_arg]);
+    assert!(text(&third.stdout).contains("12 built, 0 reused"));
+    let events = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        events.contains("feature method brands"),
+        "jobs are named after methods"
+    );
+    assert!(events.contains("\"pool\":\"features\""));
+}
+
+#[test]
+fn features_sources_can_be_overridden() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.parquet");
+    let out_arg = out.to_string_lossy().to_string();
+    let result = fairway(&[
+        "features",
+        "explain",
+        "testdata/features/customer.toml",
+        "--sources-dir",
+        "/data/tpch-sf1",
+        "--source",
+        "nation=other/nation.csv",
+        "--out",
+        &out_arg,
+    ]);
+    let stdout = text(&result.stdout);
+    assert!(
+        stdout.contains("orders    /data/tpch-sf1/orders.parquet"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("nation    other/nation.csv"), "{stdout}");
+    assert_clean_error(
+        &fairway(&[
+            "features",
+            "explain",
+            "testdata/features/customer.toml",
+            "--source",
+            "ordrs=x.parquet",
+        ]),
+        "the spec has no source 'ordrs'",
+    );
+}
+
+#[test]
+fn features_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(
+        &spec,
+        "key = \"k\"\n[[method]]\nname = \"m\"\nsql = \"select from\"\n",
+    )
+    .unwrap();
+    assert_clean_error(
+        &fairway(&["features", "build", &spec.to_string_lossy()]),
+        "s.toml:3: method 'm': SQL does not parse",
+    );
+    assert_clean_error(
+        &fairway(&["features", "explain", "no/such/spec.toml"]),
+        "no/such/spec.toml",
     );
 }

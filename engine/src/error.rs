@@ -39,6 +39,22 @@ pub enum EngineError {
     /// job group, or Ctrl-C) before its job started or ended.
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// A feature spec is invalid: the file, the line where known, and what
+    /// is wrong (naming the source, view, method or option at fault).
+    #[error("spec {}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Spec {
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    /// A feature method or shared view failed while the table was built.
+    #[error("{kind} '{name}' failed: {message}")]
+    FeatureStep {
+        /// `method` or `view`.
+        kind: &'static str,
+        name: String,
+        message: String,
+    },
 }
 
 impl EngineError {

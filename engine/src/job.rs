@@ -446,7 +446,9 @@ fn is_retryable(error: &EngineError) -> bool {
         | EngineError::Cancelled(_)
         | EngineError::Table { .. }
         | EngineError::Planner(_)
-        | EngineError::Scheduler(_) => false,
+        | EngineError::Scheduler(_)
+        | EngineError::Spec { .. }
+        | EngineError::FeatureStep { .. } => false,
     }
 }
 

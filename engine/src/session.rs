@@ -200,7 +200,7 @@ impl Session {
                 format!("a session on a cluster ({target}) starts with Session::start"),
             ));
         }
-        let (state, shared) = Self::parts(config)?;
+        let (state, shared) = Self::parts(config, None)?;
         Ok(Self {
             ctx: SessionContext::new_with_state(state),
             shared: Arc::new(shared),
@@ -215,9 +215,19 @@ impl Session {
     /// scheduler and an executor with `config.slots` slots on the current
     /// tokio runtime, which must outlive the session.
     pub async fn start(config: EngineConfig) -> Result<Self> {
+        Self::start_with_listener(config, None).await
+    }
+
+    /// [`Session::start`] with one more scheduler listener (besides the
+    /// event log and the console progress the config asks for), e.g. the
+    /// feature builder's per-method progress.
+    pub(crate) async fn start_with_listener(
+        config: EngineConfig,
+        extra: Option<Arc<dyn SchedulerListener>>,
+    ) -> Result<Self> {
         let target = config.cluster.clone();
         let slots = config.slots;
-        let (state, shared) = Self::parts(config)?;
+        let (state, shared) = Self::parts(config, extra)?;
         let ctx = match &target {
             None => SessionContext::new_with_state(state),
             Some(target) => crate::cluster::connect(target, state, slots).await?,
@@ -240,7 +250,10 @@ impl Session {
     }
 
     /// The planning state and everything clients share.
-    fn parts(config: EngineConfig) -> Result<(datafusion::execution::SessionState, Shared)> {
+    fn parts(
+        config: EngineConfig,
+        extra: Option<Arc<dyn SchedulerListener>>,
+    ) -> Result<(datafusion::execution::SessionState, Shared)> {
         config.validate()?;
         let session_config = stage_engine_config(&config)?;
         let (shuffle_memory, pool_memory) = config.memory_budgets();
@@ -294,6 +307,7 @@ impl Session {
         if config.progress {
             listeners.push(Arc::new(ConsoleProgress::new()));
         }
+        listeners.extend(extra);
         if !listeners.is_empty() {
             scheduler.set_listener(Some(Arc::new(Listeners(listeners))));
         }

@@ -229,3 +229,54 @@ async fn a_session_on_a_cluster_needs_start_and_a_good_target() {
     let error = result.expect_err("no scheduler there");
     assert!(!error.to_string().is_empty());
 }
+
+/// The bundled example feature spec (12 methods, a shared view) built on
+/// the standalone cluster gives the same table as the local build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_example_feature_spec_builds_the_same_table_on_ballista() {
+    use fairway_engine::{BuildOptions, FeatureSpec, build_features};
+    let spec_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/features/customer_shared.toml");
+    let spec = FeatureSpec::load(&spec_path).expect("the example spec loads");
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, cluster: Option<ClusterTarget>| BuildOptions {
+        out: Some(dir.path().join(name)),
+        slots: Some(2),
+        cluster,
+        force: true,
+        ..BuildOptions::default()
+    };
+    let local = build_features(&spec, &build("local.parquet", None))
+        .await
+        .expect("local build");
+    let remote = build_features(
+        &spec,
+        &build("cluster.parquet", Some(ClusterTarget::Standalone)),
+    )
+    .await
+    .expect("build on Ballista");
+    assert_eq!(remote.methods.len(), local.methods.len());
+    assert!(remote.methods.len() >= 10);
+    let read = |name: &str| {
+        let path = dir.path().join(name);
+        async move {
+            let ctx = fairway_engine::plain_datafusion_context(2);
+            ctx.read_parquet(
+                path.to_string_lossy().as_ref(),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+        }
+    };
+    let (on_cluster, on_local) = (read("cluster.parquet").await, read("local.parquet").await);
+    assert_eq!(on_cluster[0].schema(), on_local[0].schema(), "same columns");
+    assert_same_rows("customer_shared.toml", &on_cluster, &on_local, false);
+    assert!(
+        on_local.iter().map(|b| b.num_rows()).sum::<usize>() > 100,
+        "a real table"
+    );
+}

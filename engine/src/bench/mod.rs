@@ -23,6 +23,7 @@
 //! [`TpchBenchReport::mismatches`] (and reported through the progress
 //! callback), and the caller decides (the CLI exits with status 1).
 
+pub mod features;
 mod plot;
 mod report;
 

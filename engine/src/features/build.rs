@@ -1,0 +1,1018 @@
+//! Building a feature table: check and plan everything, compute the shared
+//! views, run the methods as concurrent jobs in their pools, materialise
+//! each result in the stage area, merge them on the key and write the output
+//! atomically.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::DataFrame;
+use fairway_scheduler::SchedulingMode;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+
+use super::cache::{
+    self, FileStamp, Lineage, Manifest, ManifestEntry, RESULT_FILE, fingerprint, lineage,
+    source_files, stage_dir,
+};
+use super::progress::{BuildProgress, method_job, view_job};
+use super::spec::{Body, Definition, FeatureSpec, OutputCompression};
+use crate::config::EngineConfig;
+use crate::error::{EngineError, Result};
+use crate::merge::{MergeHow, merge_frames};
+use crate::session::{QueryOutput, Session};
+
+/// How [`build_features`] runs a spec; everything here overrides the spec.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The output file (`--out`); else the spec's `[output] path`.
+    pub out: Option<PathBuf>,
+    /// Rebuild every method even when its materialised result is current.
+    pub force: bool,
+    pub slots: Option<usize>,
+    pub partitions: Option<usize>,
+    pub scheduler_mode: Option<SchedulingMode>,
+    pub allocation_file: Option<PathBuf>,
+    /// Pool of methods and views that name none.
+    pub default_pool: Option<String>,
+    pub event_log: Option<PathBuf>,
+    /// `fairway.*` / `datafusion.*` settings, after the spec's `[build] conf`.
+    pub conf: Vec<(String, String)>,
+    /// Draw a live line per method on stderr.
+    pub progress: bool,
+    /// Run on Apache DataFusion Ballista (`--cluster`) instead of the stage
+    /// engine; shared views then always go to the stage area as parquet.
+    pub cluster: Option<crate::ClusterTarget>,
+    /// With `cluster`: methods that may run there at once
+    /// (`--cluster-slots`; default: slots).
+    pub cluster_slots: Option<usize>,
+    /// Run the methods one after another and merge them as a left-deep
+    /// chain with the tournament rule off: the baseline of the benchmark.
+    pub sequential: bool,
+}
+
+/// What one method did in a build.
+#[derive(Debug, Clone)]
+pub struct MethodReport {
+    pub name: String,
+    pub pool: String,
+    pub rows: usize,
+    /// Feature columns (key columns not counted).
+    pub columns: usize,
+    /// Time from its start to its materialised result (0 when reused).
+    pub elapsed: Duration,
+    pub reused: bool,
+}
+
+/// What one shared view did in a build.
+#[derive(Debug, Clone)]
+pub struct ViewReport {
+    pub name: String,
+    /// The methods that read it.
+    pub methods: Vec<String>,
+    pub rows: usize,
+    pub bytes: usize,
+    /// Kept in memory (`true`) or written to the stage area.
+    pub in_memory: bool,
+    pub elapsed: Duration,
+}
+
+/// The outcome of a successful build.
+#[derive(Debug, Clone)]
+pub struct BuildSummary {
+    pub output: PathBuf,
+    pub rows: usize,
+    /// The output's columns: the key column(s), then each method's features.
+    pub columns: Vec<String>,
+    pub methods: Vec<MethodReport>,
+    pub views: Vec<ViewReport>,
+    /// Time of the merge and the output write.
+    pub merge_elapsed: Duration,
+    pub elapsed: Duration,
+}
+
+impl BuildSummary {
+    /// Names of the methods whose earlier result was reused.
+    pub fn reused(&self) -> Vec<&str> {
+        self.methods
+            .iter()
+            .filter(|m| m.reused)
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+
+    /// Names of the methods that ran.
+    pub fn built(&self) -> Vec<&str> {
+        self.methods
+            .iter()
+            .filter(|m| !m.reused)
+            .map(|m| m.name.as_str())
+            .collect()
+    }
+}
+
+impl fmt::Display for BuildSummary {
+    /// A table: method, pool, rows, columns, seconds, reused|built; then the
+    /// shared views and one line for the output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let width = |header: &str, cells: Vec<usize>| {
+            cells.into_iter().max().unwrap_or(0).max(header.len())
+        };
+        let wn = width(
+            "method",
+            self.methods.iter().map(|m| m.name.len()).collect(),
+        );
+        let wp = width("pool", self.methods.iter().map(|m| m.pool.len()).collect());
+        let wr = width(
+            "rows",
+            self.methods
+                .iter()
+                .map(|m| m.rows.to_string().len())
+                .collect(),
+        );
+        writeln!(
+            f,
+            "{:<wn$}  {:<wp$}  {:>wr$}  {:>7}  {:>7}  status",
+            "method", "pool", "rows", "columns", "seconds"
+        )?;
+        for m in &self.methods {
+            writeln!(
+                f,
+                "{:<wn$}  {:<wp$}  {:>wr$}  {:>7}  {:>7.2}  {}",
+                m.name,
+                m.pool,
+                m.rows,
+                m.columns,
+                m.elapsed.as_secs_f64(),
+                if m.reused { "reused" } else { "built" }
+            )?;
+        }
+        for v in &self.views {
+            writeln!(
+                f,
+                "shared view {}: {} rows, {} ({}) in {:.2} s, read by {}",
+                v.name,
+                v.rows,
+                crate::config::format_size(v.bytes as u64),
+                if v.in_memory {
+                    "in memory"
+                } else {
+                    "spilled to the stage area"
+                },
+                v.elapsed.as_secs_f64(),
+                v.methods.join(", ")
+            )?;
+        }
+        let reused = self.reused();
+        write!(
+            f,
+            "{}: {} rows, {} columns; merged and written in {:.2} s; total {:.2} s; {} built, {} reused{}",
+            self.output.display(),
+            self.rows,
+            self.columns.len(),
+            self.merge_elapsed.as_secs_f64(),
+            self.elapsed.as_secs_f64(),
+            self.methods.len() - reused.len(),
+            reused.len(),
+            if reused.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reused.join(", "))
+            }
+        )
+    }
+}
+
+/// The engine settings of a build: FAIR by default, then the spec's
+/// `[scheduler]` and `[build] conf`, then the options.
+pub(crate) fn engine_config(spec: &FeatureSpec, options: &BuildOptions) -> Result<EngineConfig> {
+    let mut config = EngineConfig::default();
+    config.scheduler_mode = SchedulingMode::Fair;
+    let s = &spec.scheduler;
+    let spec_err = |e: EngineError| spec.error(None, e.to_string());
+    if let Some(mode) = s.mode {
+        config.scheduler_mode = mode;
+    }
+    if let Some(file) = &s.allocation_file {
+        config.allocation_file = Some(file.clone());
+    }
+    if let Some(slots) = s.slots {
+        config
+            .set("fairway.scheduler.slots", &slots.to_string())
+            .map_err(spec_err)?;
+    }
+    if let Some(partitions) = s.partitions {
+        config
+            .set("fairway.shuffle.partitions", &partitions.to_string())
+            .map_err(spec_err)?;
+    }
+    if let Some(pool) = &s.default_pool {
+        config
+            .set("fairway.scheduler.pool", pool)
+            .map_err(spec_err)?;
+    }
+    for (key, value) in &spec.build.conf {
+        config.set(key, value).map_err(spec_err)?;
+    }
+    for (key, value) in &options.conf {
+        config.set(key, value)?;
+    }
+    if let Some(slots) = options.slots {
+        config.set("fairway.scheduler.slots", &slots.to_string())?;
+    }
+    if let Some(partitions) = options.partitions {
+        config.set("fairway.shuffle.partitions", &partitions.to_string())?;
+    }
+    if let Some(mode) = options.scheduler_mode {
+        config.scheduler_mode = mode;
+    }
+    if let Some(file) = &options.allocation_file {
+        config.allocation_file = Some(file.clone());
+    }
+    if let Some(pool) = &options.default_pool {
+        config.set("fairway.scheduler.pool", pool)?;
+    }
+    if options.event_log.is_some() {
+        config.event_log = options.event_log.clone();
+    }
+    if options.cluster.is_some() {
+        config.cluster = options.cluster.clone();
+    }
+    if options.cluster_slots.is_some() {
+        config.cluster_slots = options.cluster_slots;
+    }
+    // The build draws its own lines per method instead of per stage.
+    config.progress = false;
+    Ok(config)
+}
+
+/// A view's or method's rows as a DataFrame planned in `client` (so its job
+/// goes to `client`'s pool).
+pub(crate) async fn plan_definition(client: &Session, def: &Definition) -> Result<DataFrame> {
+    match &def.body {
+        Body::Sql { .. } => {
+            let statement = def
+                .statement()
+                .map_err(|m| EngineError::config(&def.name, m))?
+                .expect("an SQL body has a statement");
+            client.plan_statement(statement).await
+        }
+        Body::Steps(steps) => {
+            let mut df = client.context().table(steps.from.as_str()).await?;
+            if let Some(filter) = &steps.filter {
+                let predicate = df.parse_sql_expr(filter)?;
+                df = df.filter(predicate)?;
+            }
+            if !steps.aggregate.is_empty() {
+                let group = parse_all(&df, &steps.group_by)?;
+                let aggregates = parse_all(&df, &steps.aggregate)?;
+                df = df.aggregate(group, aggregates)?;
+            }
+            if !steps.select.is_empty() {
+                let columns = parse_all(&df, &steps.select)?;
+                df = df.select(columns)?;
+            }
+            Ok(df)
+        }
+    }
+}
+
+fn parse_all(df: &DataFrame, exprs: &[String]) -> Result<Vec<datafusion::prelude::Expr>> {
+    exprs
+        .iter()
+        .map(|e| df.parse_sql_expr(e).map_err(EngineError::from))
+        .collect()
+}
+
+/// What checking and planning a spec found out, before anything ran.
+pub(crate) struct Checked {
+    pub session: Session,
+    pub default_pool: String,
+    /// Per method: what it reads through views, its feature columns.
+    pub lineages: Vec<Lineage>,
+    pub features: Vec<Vec<String>>,
+    pub files: BTreeMap<String, Vec<FileStamp>>,
+}
+
+/// Direct reads (lower-case table names) of every view, by view name, and
+/// of every method, in spec order.
+pub(crate) struct Reads {
+    pub views: BTreeMap<String, Vec<String>>,
+    pub methods: Vec<Vec<String>>,
+}
+
+/// Direct reads of every view and method, each checked to be a source or
+/// a view (for a view: one defined before it).
+pub(crate) fn check_reads(spec: &FeatureSpec) -> Result<Reads> {
+    let sources: BTreeSet<String> = spec
+        .sources
+        .iter()
+        .map(|s| s.name.to_ascii_lowercase())
+        .collect();
+    // The direct reads of `def`, each a source or a view in `views`.
+    let direct = |kind: &str, def: &Definition, views: &BTreeMap<String, Vec<String>>| {
+        let reads = def
+            .reads()
+            .map_err(|m| spec.error(def.line, format!("{kind} '{}': {m}", def.name)))?;
+        if let Some(name) = reads
+            .iter()
+            .find(|n| !sources.contains(*n) && !views.contains_key(*n))
+        {
+            let hint = if kind == "view" && spec.view(name).is_some() {
+                " (a view may read only views defined before it)"
+            } else {
+                ""
+            };
+            let names: Vec<&str> = views.keys().map(String::as_str).collect();
+            return Err(spec.error(
+                def.line,
+                format!(
+                    "{kind} '{}' reads unknown table '{name}'{hint} (sources: {}; views: {})",
+                    def.name,
+                    spec.source_names(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
+        Ok(reads)
+    };
+    let mut view_reads = BTreeMap::new();
+    for view in &spec.views {
+        let reads = direct("view", view, &view_reads)?;
+        view_reads.insert(view.name.to_ascii_lowercase(), reads);
+    }
+    let method_reads = spec
+        .methods
+        .iter()
+        .map(|method| direct("method", method, &view_reads))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Reads {
+        views: view_reads,
+        methods: method_reads,
+    })
+}
+
+/// Checks everything that can be checked before running anything: source
+/// files, table names, SQL, key columns, feature names. Plans every view
+/// and method (logical planning only) in a new session.
+pub(crate) async fn check(
+    spec: &FeatureSpec,
+    options: &BuildOptions,
+    listener: Option<Arc<dyn fairway_scheduler::SchedulerListener>>,
+) -> Result<Checked> {
+    let Reads {
+        views: view_reads,
+        methods: method_reads,
+    } = check_reads(spec)?;
+    let mut files = BTreeMap::new();
+    for source in &spec.sources {
+        let stamps = source_files(&source.name, &source.path).map_err(|e| {
+            spec.error(
+                spec.line_of(&source.name),
+                format!("source '{}': {}", source.name, strip_table(&e)),
+            )
+        })?;
+        files.insert(source.name.to_ascii_lowercase(), stamps);
+    }
+    let config = engine_config(spec, options)?;
+    let default_pool = config.default_pool.clone();
+    let session = Session::start_with_listener(config, listener).await?;
+    for source in &spec.sources {
+        session
+            .register_table(&source.name.to_ascii_lowercase(), &source.path)
+            .await
+            .map_err(|e| {
+                spec.error(
+                    spec.line_of(&source.name),
+                    format!("source '{}': {}", source.name, strip_table(&e)),
+                )
+            })?;
+    }
+    for view in &spec.views {
+        let df = plan_definition(&session, view)
+            .await
+            .map_err(|e| spec.error(view.line, format!("view '{}': {e}", view.name)))?;
+        session
+            .context()
+            .register_table(view.name.to_ascii_lowercase().as_str(), df.into_view())?;
+    }
+    let mut features: Vec<Vec<String>> = Vec::new();
+    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    for method in &spec.methods {
+        let df = plan_definition(&session, method)
+            .await
+            .map_err(|e| spec.error(method.line, format!("method '{}': {e}", method.name)))?;
+        let names: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        for key in &spec.key {
+            if !names.contains(key) {
+                return Err(spec.error(
+                    method.line,
+                    format!(
+                        "method '{}' does not return the key column '{key}' (its columns: {})",
+                        method.name,
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        let mine: Vec<String> = names
+            .into_iter()
+            .filter(|n| !spec.key.contains(n))
+            .collect();
+        let mut seen = HashSet::new();
+        for column in &mine {
+            if !seen.insert(column.as_str()) {
+                return Err(spec.error(
+                    method.line,
+                    format!("method '{}' returns column '{column}' twice", method.name),
+                ));
+            }
+            if let Some(other) = owner.insert(column.clone(), &method.name) {
+                return Err(spec.error(
+                    method.line,
+                    format!(
+                        "feature column '{column}' is returned by methods '{other}' and '{}'; \
+                         rename one of them",
+                        method.name
+                    ),
+                ));
+            }
+        }
+        features.push(mine);
+    }
+    let lineages = method_reads
+        .iter()
+        .map(|reads| lineage(reads, &view_reads))
+        .collect();
+    Ok(Checked {
+        session,
+        default_pool,
+        lineages,
+        features,
+        files,
+    })
+}
+
+/// A table error's message without its `table 'x' (path):` prefix when the
+/// caller names the source itself, keeping the path.
+fn strip_table(e: &EngineError) -> String {
+    match e {
+        EngineError::Table { path, message, .. } => format!("{path}: {message}"),
+        other => other.to_string(),
+    }
+}
+
+/// Views to materialise once for `methods`: those read (directly or through
+/// other views) by two or more of them, with the names of those methods.
+pub(crate) fn shared_views(
+    spec: &FeatureSpec,
+    lineages: &[Lineage],
+    methods: &[usize],
+) -> Vec<(String, Vec<String>)> {
+    spec.views
+        .iter()
+        .filter_map(|view| {
+            let name = view.name.to_ascii_lowercase();
+            let readers: Vec<String> = methods
+                .iter()
+                .filter(|&&i| lineages[i].views.contains(&name))
+                .map(|&i| spec.methods[i].name.clone())
+                .collect();
+            (readers.len() >= 2).then_some((name, readers))
+        })
+        .collect()
+}
+
+/// Builds the feature table of `spec`: see the module documentation of
+/// [`crate::features`]. On failure the previous output is untouched and the
+/// error names the method or view at fault.
+pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<BuildSummary> {
+    let start = Instant::now();
+    let output = options
+        .out
+        .clone()
+        .or_else(|| spec.output.path.clone())
+        .ok_or_else(|| {
+            spec.error(
+                None,
+                "no output path: give [output] path in the spec or --out",
+            )
+        })?;
+    let progress = options.progress.then(|| {
+        let mut entries: Vec<(String, String)> = spec
+            .views
+            .iter()
+            .map(|v| (view_job(&v.name), format!("view {}", v.name)))
+            .collect();
+        entries.extend(
+            spec.methods
+                .iter()
+                .map(|m| (method_job(&m.name), m.name.clone())),
+        );
+        Arc::new(BuildProgress::new(&entries))
+    });
+    let listener = progress
+        .clone()
+        .map(|p| p as Arc<dyn fairway_scheduler::SchedulerListener>);
+    let result = build_checked(spec, options, &output, listener, progress.as_deref(), start).await;
+    if let Some(p) = &progress {
+        p.close();
+    }
+    result
+}
+
+async fn build_checked(
+    spec: &FeatureSpec,
+    options: &BuildOptions,
+    output: &Path,
+    listener: Option<Arc<dyn fairway_scheduler::SchedulerListener>>,
+    progress: Option<&BuildProgress>,
+    start: Instant,
+) -> Result<BuildSummary> {
+    let checked = check(spec, options, listener).await?;
+    let session = &checked.session;
+    let stage = stage_dir(output);
+    std::fs::create_dir_all(&stage).map_err(|e| EngineError::io(&stage, e))?;
+    let manifest = if options.force {
+        Manifest::default()
+    } else {
+        Manifest::read(&stage)
+    };
+    let fingerprints: Vec<String> = spec
+        .methods
+        .iter()
+        .zip(&checked.lineages)
+        .map(|(m, l)| fingerprint(spec, m, l, &checked.files))
+        .collect();
+    let mut reports: Vec<Option<MethodReport>> = vec![None; spec.methods.len()];
+    let mut folders: Vec<String> = vec![String::new(); spec.methods.len()];
+    let mut to_build = Vec::new();
+    for (i, method) in spec.methods.iter().enumerate() {
+        let pool = method.pool_or(&checked.default_pool).to_string();
+        match manifest.reusable(&stage, &method.name, &fingerprints[i]) {
+            Some(entry) => {
+                folders[i] = entry.folder.clone();
+                reports[i] = Some(MethodReport {
+                    name: method.name.clone(),
+                    pool,
+                    rows: entry.rows,
+                    columns: checked.features[i].len(),
+                    elapsed: Duration::ZERO,
+                    reused: true,
+                });
+                if let Some(p) = progress {
+                    p.finish(&method_job(&method.name), "reused".to_string());
+                }
+            }
+            None => to_build.push(i),
+        }
+    }
+    let shared = shared_views(spec, &checked.lineages, &to_build);
+    let needed: BTreeSet<String> = to_build
+        .iter()
+        .flat_map(|&i| checked.lineages[i].views.iter().cloned())
+        .collect();
+    // Views are (re)registered in spec order by one task; `views_done`
+    // counts the views it has finished, so a method waits only for the
+    // views it reads and starts while later views are still computed.
+    let (views_done, views_progress) = tokio::sync::watch::channel(0usize);
+    let views_phase = async {
+        let mut view_reports = Vec::new();
+        for (index, view) in spec.views.iter().enumerate() {
+            compute_view(ViewStep {
+                session,
+                spec,
+                view,
+                default_pool: &checked.default_pool,
+                needed: needed.contains(&view.name.to_ascii_lowercase()),
+                shared: &shared,
+                stage: &stage,
+                progress,
+                reports: &mut view_reports,
+            })
+            .await?;
+            views_done.send_replace(index + 1);
+        }
+        Ok::<_, EngineError>(view_reports)
+    };
+    let runs = to_build.iter().map(|&i| {
+        let method = &spec.methods[i];
+        let pool = method.pool_or(&checked.default_pool).to_string();
+        let folder = format!("{}-{}", method.name, fingerprints[i]);
+        let stage = stage.clone();
+        // The last view (in spec order) this method reads, through views.
+        let last_view = spec.views.iter().rposition(|v| {
+            checked.lineages[i]
+                .views
+                .contains(&v.name.to_ascii_lowercase())
+        });
+        let mut views_progress = views_progress.clone();
+        async move {
+            if let Some(last) = last_view {
+                // An error means the views task failed and is reporting it.
+                let _ = views_progress.wait_for(|&done| done > last).await;
+            }
+            let started = Instant::now();
+            let rows = run_method(session, spec, method, &pool, &stage, &folder)
+                .await
+                .map_err(|e| {
+                    if let Some(p) = progress {
+                        p.finish(&method_job(&method.name), format!("failed: {e}"));
+                    }
+                    match e {
+                        e @ EngineError::FeatureStep { .. } => e,
+                        e => EngineError::FeatureStep {
+                            kind: "method",
+                            name: method.name.clone(),
+                            message: e.to_string(),
+                        },
+                    }
+                })?;
+            let elapsed = started.elapsed();
+            if let Some(p) = progress {
+                p.finish(
+                    &method_job(&method.name),
+                    format!("built: {rows} rows in {:.2} s", elapsed.as_secs_f64()),
+                );
+            }
+            Ok::<_, EngineError>((i, folder, rows, pool, elapsed))
+        }
+    });
+    // try_join drops the other futures as soon as one fails, which cancels
+    // their jobs and frees their slots at once.
+    let (view_reports, done) = if options.sequential {
+        let view_reports = views_phase.await?;
+        let mut done = Vec::new();
+        for run in runs {
+            done.push(run.await?);
+        }
+        (view_reports, done)
+    } else {
+        futures::future::try_join(views_phase, futures::future::try_join_all(runs)).await?
+    };
+    for (i, folder, rows, pool, elapsed) in done {
+        folders[i] = folder;
+        reports[i] = Some(MethodReport {
+            name: spec.methods[i].name.clone(),
+            pool,
+            rows,
+            columns: checked.features[i].len(),
+            elapsed,
+            reused: false,
+        });
+    }
+    let merge_start = Instant::now();
+    let (rows, columns) = merge_and_write(session, spec, options, output, &stage, &folders).await?;
+    let mut new_manifest = Manifest::default();
+    for (i, method) in spec.methods.iter().enumerate() {
+        let report = reports[i].as_ref().expect("every method built or reused");
+        new_manifest.methods.insert(
+            method.name.clone(),
+            ManifestEntry {
+                fingerprint: fingerprints[i].clone(),
+                folder: folders[i].clone(),
+                rows: report.rows,
+            },
+        );
+    }
+    new_manifest.write(&stage)?;
+    cache::remove_stale(&stage, &new_manifest);
+    session.flush_event_log();
+    Ok(BuildSummary {
+        output: output.to_path_buf(),
+        rows,
+        columns,
+        methods: reports.into_iter().map(|r| r.expect("reported")).collect(),
+        views: view_reports,
+        merge_elapsed: merge_start.elapsed(),
+        elapsed: start.elapsed(),
+    })
+}
+
+/// What [`compute_view`] needs to bring one view up to date for the build.
+struct ViewStep<'a> {
+    session: &'a Session,
+    spec: &'a FeatureSpec,
+    view: &'a Definition,
+    default_pool: &'a str,
+    /// Whether a method to build reads it.
+    needed: bool,
+    /// Views to materialise, with the methods reading each.
+    shared: &'a [(String, Vec<String>)],
+    stage: &'a Path,
+    progress: Option<&'a BuildProgress>,
+    reports: &'a mut Vec<ViewReport>,
+}
+
+/// Re-plans a needed view against the views before it (which may now be
+/// materialised) and registers it: materialised when shared, else as a
+/// logical view the planner inlines.
+async fn compute_view(step: ViewStep<'_>) -> Result<()> {
+    let ViewStep {
+        session,
+        spec,
+        view,
+        default_pool,
+        needed,
+        shared,
+        stage,
+        progress,
+        reports,
+    } = step;
+    let name = view.name.to_ascii_lowercase();
+    let job = view_job(&view.name);
+    let readers = shared.iter().find(|(v, _)| *v == name).map(|(_, r)| r);
+    if let (true, Some(p)) = (!needed || readers.is_none(), progress) {
+        p.finish(
+            &job,
+            "not materialised (read by fewer than two methods to build)".into(),
+        );
+    }
+    if !needed {
+        return Ok(());
+    }
+    session.context().deregister_table(name.as_str())?;
+    let client = session.with_pool(view.pool_or(default_pool))?;
+    let df = plan_definition(&client, view).await?;
+    let Some(readers) = readers else {
+        session
+            .context()
+            .register_table(name.as_str(), df.into_view())?;
+        return Ok(());
+    };
+    let report = materialise_view(session, &client, view, df, readers, spec, stage)
+        .await
+        .map_err(|e| EngineError::FeatureStep {
+            kind: "view",
+            name: view.name.clone(),
+            message: e.to_string(),
+        })?;
+    if let Some(p) = progress {
+        p.finish(
+            &job,
+            format!(
+                "materialised: {} rows in {:.2} s",
+                report.rows,
+                report.elapsed.as_secs_f64()
+            ),
+        );
+    }
+    reports.push(report);
+    Ok(())
+}
+
+/// Runs a shared view once and registers its rows under its name: in
+/// memory within the spec's `view_memory`, else as parquet in the stage area.
+async fn materialise_view(
+    session: &Session,
+    client: &Session,
+    view: &Definition,
+    df: DataFrame,
+    readers: &[String],
+    spec: &FeatureSpec,
+    stage: &Path,
+) -> Result<ViewReport> {
+    let started = Instant::now();
+    let out = client.execute(df, &view_job(&view.name)).await?;
+    let rows = out.rows();
+    let bytes: usize = out.batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let name = view.name.to_ascii_lowercase();
+    // On a cluster the executors read the view, so it must be files.
+    let in_memory = bytes <= spec.build.view_memory && session.cluster().is_none();
+    if in_memory {
+        let partitions = session.config().partitions.max(1);
+        let schema = result_schema(&out);
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+        for (i, batch) in out.batches.into_iter().enumerate() {
+            parts[i % partitions].push(batch);
+        }
+        let table = MemTable::try_new(schema, parts)?;
+        session
+            .context()
+            .register_table(name.as_str(), Arc::new(table))?;
+    } else {
+        let folder = stage.join(format!("view-{}-{}", view.name, std::process::id()));
+        write_parquet_dir(&folder, &out, OutputCompression::Lz4, None)?;
+        session
+            .register_table(&name, &folder.to_string_lossy())
+            .await?;
+    }
+    Ok(ViewReport {
+        name: view.name.clone(),
+        methods: readers.to_vec(),
+        rows,
+        bytes,
+        in_memory,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Runs one method as a job in `pool`, checks its keys are unique (unless
+/// allowed) and materialises it as `<stage>/<folder>/part-0.parquet`.
+/// Returns its row count.
+async fn run_method(
+    session: &Session,
+    spec: &FeatureSpec,
+    method: &Definition,
+    pool: &str,
+    stage: &Path,
+    folder: &str,
+) -> Result<usize> {
+    let client = session.with_pool(pool)?;
+    let df = plan_definition(&client, method).await?;
+    let out = client.execute(df, &method_job(&method.name)).await?;
+    let duplicate = match method.allow_duplicate_keys {
+        true => None,
+        false => duplicate_key(&out, &spec.key)?,
+    };
+    if let Some(sample) = duplicate {
+        return Err(EngineError::FeatureStep {
+            kind: "method",
+            name: method.name.clone(),
+            message: format!(
+                "duplicate key: more than one row has {sample}; a method returns one row \
+                 per key (set allow_duplicate_keys = true to allow this)"
+            ),
+        });
+    }
+    write_parquet_dir(&stage.join(folder), &out, OutputCompression::Lz4, None)?;
+    Ok(out.rows())
+}
+
+fn result_schema(out: &QueryOutput) -> SchemaRef {
+    out.batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| Arc::clone(&out.schema))
+}
+
+/// The first key that occurs twice in `out`, as `k1=v1, k2=v2`.
+fn duplicate_key(out: &QueryOutput, key: &[String]) -> Result<Option<String>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let schema = result_schema(out);
+    let indices: Vec<usize> = key
+        .iter()
+        .map(|k| schema.index_of(k))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(datafusion::error::DataFusionError::from)?;
+    let fields = indices
+        .iter()
+        .map(|&i| SortField::new(schema.field(i).data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields).map_err(datafusion::error::DataFusionError::from)?;
+    let mut seen = HashSet::new();
+    for batch in &out.batches {
+        let columns: Vec<_> = indices
+            .iter()
+            .map(|&i| Arc::clone(batch.column(i)))
+            .collect();
+        let rows = converter
+            .convert_columns(&columns)
+            .map_err(datafusion::error::DataFusionError::from)?;
+        for (r, row) in rows.iter().enumerate() {
+            if !seen.insert(row.owned()) {
+                let options = FormatOptions::default().with_null("NULL");
+                let cells: Vec<String> = indices
+                    .iter()
+                    .zip(key)
+                    .map(|(&i, name)| {
+                        let value = ArrayFormatter::try_new(batch.column(i).as_ref(), &options)
+                            .map(|f| f.value(r).to_string())
+                            .unwrap_or_default();
+                        format!("{name}={value}")
+                    })
+                    .collect();
+                return Ok(Some(cells.join(", ")));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Writes `out` as `<folder>/part-0.parquet`, through a temporary folder
+/// renamed at the end, so a folder that exists is complete.
+fn write_parquet_dir(
+    folder: &Path,
+    out: &QueryOutput,
+    compression: OutputCompression,
+    row_group_size: Option<usize>,
+) -> Result<()> {
+    let mut temp_name = folder.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = folder.with_file_name(temp_name);
+    let _ = std::fs::remove_dir_all(&temp);
+    std::fs::create_dir_all(&temp).map_err(|e| EngineError::io(&temp, e))?;
+    let written = write_parquet_file(&temp.join(RESULT_FILE), out, compression, row_group_size)
+        .and_then(|()| {
+            let _ = std::fs::remove_dir_all(folder);
+            std::fs::rename(&temp, folder).map_err(|e| EngineError::io(folder, e))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    written
+}
+
+fn write_parquet_file(
+    path: &Path,
+    out: &QueryOutput,
+    compression: OutputCompression,
+    row_group_size: Option<usize>,
+) -> Result<()> {
+    let parquet_err = |e: parquet::errors::ParquetError| {
+        EngineError::io(path, std::io::Error::other(e.to_string()))
+    };
+    let file = std::fs::File::create(path).map_err(|e| EngineError::io(path, e))?;
+    let mut props = WriterProperties::builder().set_compression(compression.parquet());
+    if let Some(size) = row_group_size {
+        props = props.set_max_row_group_row_count(Some(size));
+    }
+    let mut writer =
+        ArrowWriter::try_new(file, result_schema(out), Some(props.build())).map_err(parquet_err)?;
+    for batch in &out.batches {
+        writer.write(batch).map_err(parquet_err)?;
+    }
+    writer.close().map_err(parquet_err)?;
+    Ok(())
+}
+
+/// Merges the materialised results on the key (a balanced FULL OUTER tree,
+/// or a left-deep chain when sequential) and writes the output under a
+/// temporary name beside it, renamed over it at the end.
+async fn merge_and_write(
+    session: &Session,
+    spec: &FeatureSpec,
+    options: &BuildOptions,
+    output: &Path,
+    stage: &Path,
+    folders: &[String],
+) -> Result<(usize, Vec<String>)> {
+    let client = session.client();
+    if options.sequential {
+        client
+            .sql("SET fairway.optimizer.tournament_joins = false")
+            .await?;
+    }
+    let mut frames = Vec::with_capacity(folders.len());
+    for (i, folder) in folders.iter().enumerate() {
+        let table = format!("__fairway_method_{i}");
+        let path = stage.join(folder).join(RESULT_FILE);
+        client
+            .register_table(&table, &path.to_string_lossy())
+            .await?;
+        frames.push(client.context().table(table.as_str()).await?);
+    }
+    let keys: Vec<&str> = spec.key.iter().map(String::as_str).collect();
+    let merged = if options.sequential {
+        let mut frames = frames.into_iter();
+        let mut acc = frames.next().expect("at least one method");
+        for next in frames {
+            acc = merge_frames(vec![acc, next], &keys, MergeHow::Full)?;
+        }
+        acc
+    } else {
+        merge_frames(frames, &keys, MergeHow::Full)?
+    };
+    let out = client.execute(merged, "feature merge").await?;
+    let columns: Vec<String> = out
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
+    }
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(output.file_name().unwrap_or_default());
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = output.with_file_name(temp_name);
+    let written = write_parquet_file(
+        &temp,
+        &out,
+        spec.output.compression,
+        spec.output.row_group_size,
+    )
+    .and_then(|()| std::fs::rename(&temp, output).map_err(|e| EngineError::io(output, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written?;
+    Ok((out.rows(), columns))
+}

@@ -1,0 +1,204 @@
+//! `fairway features explain`: what a build would do, without reading data.
+
+use std::fmt::Write;
+
+use super::build::{BuildOptions, Reads, check_reads, engine_config, shared_views};
+use super::cache::{lineage, sql_file};
+use super::spec::{Body, FeatureSpec};
+use crate::error::Result;
+
+/// The balanced FULL OUTER merge of `names` as a bracket, paired the way
+/// [`crate::merge_frames`] pairs its inputs: neighbours level by level, an
+/// odd last one moving up alone; e.g. `((a ⟗ b) ⟗ (c ⟗ d)) ⟗ e`.
+pub fn merge_tree(names: &[String]) -> String {
+    let mut level: Vec<(String, bool)> = names.iter().map(|n| (n.clone(), false)).collect();
+    if level.is_empty() {
+        return String::new();
+    }
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut items = level.into_iter();
+        while let Some(a) = items.next() {
+            next.push(match items.next() {
+                Some(b) => (format!("{} ⟗ {}", wrap(a), wrap(b)), true),
+                None => a,
+            });
+        }
+        level = next;
+    }
+    level.pop().expect("one left").0
+}
+
+fn wrap((text, joined): (String, bool)) -> String {
+    if joined { format!("({text})") } else { text }
+}
+
+/// The left-deep chain the sequential baseline merges: `((a ⟗ b) ⟗ c) ⟗ d`.
+pub fn left_deep_tree(names: &[String]) -> String {
+    let mut names = names.iter();
+    let Some(first) = names.next() else {
+        return String::new();
+    };
+    let mut acc = (first.clone(), false);
+    for name in names {
+        acc = (format!("{} ⟗ {name}", wrap(acc)), true);
+    }
+    acc.0
+}
+
+/// A text report of a spec: sources, views (which are shared, by which
+/// methods), methods with their pools and inputs, and the merge tree.
+/// Checks table names and SQL syntax but reads no data.
+pub fn explain_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<String> {
+    let Reads {
+        views: view_reads,
+        methods: method_reads,
+    } = check_reads(spec)?;
+    let config = engine_config(spec, options)?;
+    let lineages: Vec<_> = method_reads
+        .iter()
+        .map(|r| lineage(r, &view_reads))
+        .collect();
+    let all: Vec<usize> = (0..spec.methods.len()).collect();
+    let shared = shared_views(spec, &lineages, &all);
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "feature table {}", spec.file.display());
+    let _ = writeln!(w, "key: {}", spec.key.join(", "));
+    let output = options.out.clone().or_else(|| spec.output.path.clone());
+    let _ = writeln!(
+        w,
+        "output: {} (parquet, {:?}{})",
+        output.map_or_else(
+            || "(none: give --out)".to_string(),
+            |p| p.display().to_string()
+        ),
+        spec.output.compression,
+        spec.output
+            .row_group_size
+            .map(|n| format!(", row groups of {n} rows"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        w,
+        "scheduler: {} mode, {} slots, {} partitions, default pool '{}'{}",
+        config.scheduler_mode,
+        config.slots,
+        config.partitions,
+        config.default_pool,
+        config
+            .allocation_file
+            .as_ref()
+            .map(|f| format!(", allocation file {}", f.display()))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(w, "\nsources:");
+    let width = spec.sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for source in &spec.sources {
+        let _ = writeln!(w, "  {:<width$}  {}", source.name, source.path);
+    }
+    if !spec.views.is_empty() {
+        let _ = writeln!(w, "\nviews:");
+        for view in &spec.views {
+            let name = view.name.to_ascii_lowercase();
+            let reads = view_reads.get(&name).cloned().unwrap_or_default();
+            let readers: Vec<&str> = spec
+                .methods
+                .iter()
+                .zip(&lineages)
+                .filter(|(_, l)| l.views.contains(&name))
+                .map(|(m, _)| m.name.as_str())
+                .collect();
+            let how = if shared.iter().any(|(v, _)| *v == name) {
+                format!(
+                    "SHARED by {} methods: {} (computed once per build, kept for the build)",
+                    readers.len(),
+                    readers.join(", ")
+                )
+            } else if readers.is_empty() {
+                "read by no method".to_string()
+            } else {
+                format!("read by {} only (inlined into it)", readers.join(", "))
+            };
+            let _ = writeln!(
+                w,
+                "  {}  [{}]  reads {}; {how}",
+                view.name,
+                kind(&view.body),
+                reads.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\nmethods (output columns in this order, after the key):"
+    );
+    let width = spec.methods.iter().map(|m| m.name.len()).max().unwrap_or(0);
+    for ((method, reads), lineage) in spec.methods.iter().zip(&method_reads).zip(&lineages) {
+        let sources: Vec<&str> = lineage.sources.iter().map(String::as_str).collect();
+        let _ = writeln!(
+            w,
+            "  {:<width$}  pool {}  [{}]  reads {} (sources: {}){}",
+            method.name,
+            method.pool_or(&config.default_pool),
+            kind(&method.body),
+            reads.join(", "),
+            sources.join(", "),
+            if method.allow_duplicate_keys {
+                "  duplicate keys allowed"
+            } else {
+                ""
+            }
+        );
+    }
+    let names: Vec<String> = spec.methods.iter().map(|m| m.name.clone()).collect();
+    let _ = writeln!(
+        w,
+        "\nmerge tree (FULL OUTER on {}, balanced; depth {}):\n  {}",
+        spec.key.join(", "),
+        depth(names.len()),
+        merge_tree(&names)
+    );
+    Ok(out)
+}
+
+fn kind(body: &Body) -> String {
+    match (body, sql_file(body)) {
+        (Body::Sql { .. }, Some(file)) => format!(
+            "sql {}",
+            file.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        (Body::Sql { .. }, None) => "sql".to_string(),
+        (Body::Steps(_), _) => "steps".to_string(),
+    }
+}
+
+fn depth(n: usize) -> usize {
+    let mut depth = 0;
+    let mut width = n;
+    while width > 1 {
+        width = width.div_ceil(2);
+        depth += 1;
+    }
+    depth
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("m{i}")).collect()
+    }
+
+    #[test]
+    fn the_merge_tree_pairs_neighbours_level_by_level() {
+        assert_eq!(merge_tree(&names(1)), "m1");
+        assert_eq!(merge_tree(&names(2)), "m1 ⟗ m2");
+        assert_eq!(merge_tree(&names(3)), "(m1 ⟗ m2) ⟗ m3");
+        assert_eq!(merge_tree(&names(5)), "((m1 ⟗ m2) ⟗ (m3 ⟗ m4)) ⟗ m5");
+        assert_eq!(merge_tree(&names(6)), "((m1 ⟗ m2) ⟗ (m3 ⟗ m4)) ⟗ (m5 ⟗ m6)");
+        assert_eq!(left_deep_tree(&names(4)), "((m1 ⟗ m2) ⟗ m3) ⟗ m4");
+        assert_eq!(depth(12), 4);
+    }
+}

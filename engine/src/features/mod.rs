@@ -1,0 +1,43 @@
+//! Feature tables: one wide table per key, built from many independent
+//! feature *methods* (SQL or DataFrame steps), the way a PySpark feature
+//! mart runs its methods from a thread pool in a FAIR pool and joins the
+//! results on the customer id.
+//!
+//! A build ([`build_features`]) goes through these steps:
+//!
+//! 1. **Check** ([`FeatureSpec::load`], then planning): the spec's keys and
+//!    syntax, every source's files, every table a view or method reads, and
+//!    every view and method planned (DataFusion logical planning, nothing
+//!    runs) to check it returns the key and that no two methods return the
+//!    same feature column. Any error stops the build before it starts.
+//! 2. **Reuse**: each method's fingerprint (its normalised definition, the
+//!    key, the views it reads and the files, sizes and modification times
+//!    of the sources it reads) is compared with the manifest of the last
+//!    successful build in the stage area `<output>.fairway-stage/`; an
+//!    unchanged method keeps its materialised result.
+//! 3. **Shared views**: a view read by two or more methods that must run is
+//!    computed once, as one job, and registered under its name for the
+//!    build: in memory within `[build] view_memory`, else as parquet in the
+//!    stage area. Other views stay logical and are inlined by the planner.
+//! 4. **Methods** run concurrently, each as a job in its pool (FAIR by
+//!    default); each result is checked for duplicate keys and written to
+//!    `<stage>/<method>-<fingerprint>/`. When one fails the others' jobs are
+//!    cancelled at once.
+//! 5. **Merge**: all results are merged on the key with
+//!    [`crate::merge_frames`] (a balanced FULL OUTER tree; see
+//!    [`merge_tree`]), written to a temporary file beside the output and
+//!    renamed over it; then the manifest is written and results that are no
+//!    longer current are removed.
+
+mod build;
+mod cache;
+mod explain;
+mod progress;
+mod spec;
+
+pub use build::{BuildOptions, BuildSummary, MethodReport, ViewReport, build_features};
+pub use explain::{explain_features, left_deep_tree, merge_tree};
+pub use spec::{
+    Body, BuildSettings, Definition, FeatureSpec, OutputCompression, OutputSettings,
+    SchedulerSettings, Source, Steps,
+};

@@ -1,0 +1,688 @@
+//! Feature tables end to end: outputs checked against plain DataFusion
+//! (each method run on its own, merged here with a HashMap), every check
+//! made before work starts, duplicate keys, atomic output and cancellation,
+//! incremental rebuilds, multi-column keys and CSV sources, explain.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fairway_engine::arrow::array::{Array, ArrayRef};
+use fairway_engine::arrow::record_batch::RecordBatch;
+use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
+use fairway_engine::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use fairway_engine::features::Body;
+use fairway_engine::{
+    BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features,
+    plain_datafusion_context,
+};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tpch_file(table: &str) -> String {
+    workspace()
+        .join("testdata/tpch-sf0.01")
+        .join(format!("{table}.parquet"))
+        .to_string_lossy()
+        .to_string()
+}
+
+fn options(out: &Path) -> BuildOptions {
+    BuildOptions {
+        out: Some(out.to_path_buf()),
+        slots: Some(2),
+        ..BuildOptions::default()
+    }
+}
+
+/// A spec in `dir` over the bundled TPC-H sf0.01 tables (absolute paths).
+/// Top-level keys of `body` (before its first table) stay at the top.
+fn write_spec(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let split = body.find("\n[").map_or(body.len(), |i| i + 1);
+    let mut text = body[..split].to_string();
+    text.push_str("[sources]\n");
+    for table in ["customer", "orders", "lineitem", "nation"] {
+        text.push_str(&format!("{table} = \"{}\"\n", tpch_file(table)));
+    }
+    text.push_str(&body[split..]);
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cell(array: &ArrayRef, row: usize) -> String {
+    let options = FormatOptions::default().with_null("NULL");
+    let text = ArrayFormatter::try_new(array.as_ref(), &options)
+        .unwrap()
+        .value(row)
+        .to_string();
+    if array.data_type().is_floating() && !array.is_null(row) {
+        let v: f64 = text.parse().unwrap();
+        return format!("{v:.8e}");
+    }
+    text
+}
+
+/// Rows keyed by their key columns' text: column name -> cell text.
+type Table = HashMap<String, HashMap<String, String>>;
+
+fn key_of(batch: &RecordBatch, key: &[String], row: usize) -> String {
+    key.iter()
+        .map(|k| cell(batch.column_by_name(k).unwrap(), row))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+async fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let ctx = plain_datafusion_context(2);
+    ctx.read_parquet(
+        path.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap()
+}
+
+/// The same spec computed independently: plain DataFusion (no stages, no
+/// merge_frames) runs each view as a SQL view and each method on its own
+/// (`steps_sql` gives the SQL of DataFrame-step methods); the results are
+/// merged here by key. Returns the expected columns and rows.
+async fn reference(spec: &FeatureSpec, steps_sql: &HashMap<&str, &str>) -> (Vec<String>, Table) {
+    let ctx: SessionContext = plain_datafusion_context(2);
+    for source in &spec.sources {
+        fairway_engine::register_table(&ctx, &source.name, &source.path)
+            .await
+            .unwrap();
+    }
+    let sql_of = |name: &str, body: &Body| match body {
+        Body::Sql { text, .. } => text.clone(),
+        Body::Steps(_) => steps_sql
+            .get(name)
+            .unwrap_or_else(|| panic!("no reference SQL for '{name}'"))
+            .to_string(),
+    };
+    for view in &spec.views {
+        let sql = format!(
+            "create view {} as {}",
+            view.name,
+            sql_of(&view.name, &view.body)
+        );
+        ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    }
+    let mut columns = spec.key.clone();
+    let mut table: Table = HashMap::new();
+    for method in &spec.methods {
+        let batches = ctx
+            .sql(&sql_of(&method.name, &method.body))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let schema = batches[0].schema();
+        let features: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|n| !spec.key.contains(n))
+            .collect();
+        columns.extend(features.iter().cloned());
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                let entry = table.entry(key_of(batch, &spec.key, row)).or_default();
+                for k in &spec.key {
+                    entry.insert(k.clone(), cell(batch.column_by_name(k).unwrap(), row));
+                }
+                for f in &features {
+                    let old = entry.insert(f.clone(), cell(batch.column_by_name(f).unwrap(), row));
+                    assert!(old.is_none(), "{} has duplicate keys", method.name);
+                }
+            }
+        }
+    }
+    for row in table.values_mut() {
+        for c in &columns {
+            row.entry(c.clone()).or_insert_with(|| "NULL".to_string());
+        }
+    }
+    (columns, table)
+}
+
+/// The output file as (columns, rows by key).
+async fn output_table(path: &Path, key: &[String]) -> (Vec<String>, Table) {
+    let batches = read_parquet(path).await;
+    let columns: Vec<String> = batches[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut table: Table = HashMap::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            let values = columns
+                .iter()
+                .map(|c| (c.clone(), cell(batch.column_by_name(c).unwrap(), row)))
+                .collect();
+            let old = table.insert(key_of(batch, key, row), values);
+            assert!(old.is_none(), "the output has a key twice");
+        }
+    }
+    (columns, table)
+}
+
+/// SQL of the DataFrame-step methods of the bundled specs, written by hand.
+fn bundled_steps_sql() -> HashMap<&'static str, &'static str> {
+    HashMap::from([
+        (
+            "profile",
+            "select c_custkey, c_acctbal as acctbal, c_mktsegment as segment from customer",
+        ),
+        (
+            "order_stats",
+            "select c_custkey, count(*) as n_orders, sum(o_totalprice) as total_spend, \
+             avg(o_totalprice) as avg_order_value, max(o_totalprice) as max_order_value \
+             from customer_orders group by c_custkey",
+        ),
+        (
+            "priority_mix",
+            "select c_custkey, avg(case when o_orderpriority in ('1-URGENT', '2-HIGH') \
+             then 1.0 else 0.0 end) as urgent_share from customer_orders \
+             where o_orderdate >= date '1992-01-01' group by c_custkey",
+        ),
+        (
+            "returns",
+            "select c_custkey, avg(case when l_returnflag = 'R' then 1.0 else 0.0 end) \
+             as return_share, sum(case when l_returnflag = 'R' then l_extendedprice else 0 end) \
+             as returned_value from order_lines group by c_custkey",
+        ),
+    ])
+}
+
+async fn check_bundled(spec_file: &str) -> BuildSummary {
+    let spec = FeatureSpec::load(workspace().join(spec_file)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("customer.parquet");
+    let summary = build_features(&spec, &options(&out)).await.unwrap();
+    let (expected_columns, expected) = reference(&spec, &bundled_steps_sql()).await;
+    let (columns, actual) = output_table(&out, &spec.key).await;
+    assert_eq!(
+        columns, expected_columns,
+        "key first, then methods in spec order"
+    );
+    assert_eq!(summary.columns, expected_columns);
+    assert_eq!(actual.len(), expected.len());
+    assert_eq!(summary.rows, expected.len());
+    for (key, row) in &expected {
+        assert_eq!(actual.get(key), Some(row), "row of key {key}");
+    }
+    summary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_spec_matches_plain_datafusion() {
+    let summary = check_bundled("testdata/features/customer.toml").await;
+    assert_eq!(summary.methods.len(), 12);
+    assert_eq!(summary.rows, 1500, "every customer, with or without orders");
+    assert!(summary.methods.iter().all(|m| !m.reused));
+    assert_eq!(summary.views.len(), 1);
+    assert_eq!(summary.views[0].methods.len(), 3);
+    assert!(summary.views[0].in_memory);
+    let order_stats = &summary.methods[2];
+    assert_eq!(
+        (order_stats.name.as_str(), order_stats.pool.as_str()),
+        ("order_stats", "features")
+    );
+    assert_eq!((order_stats.rows, order_stats.columns), (1000, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_view_spec_matches_plain_datafusion() {
+    let summary = check_bundled("testdata/features/customer_shared.toml").await;
+    let shared: Vec<_> = summary.views.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(shared, ["customer_orders", "order_lines"]);
+    assert_eq!(summary.views[1].methods.len(), 7);
+}
+
+/// Runs `body` as a spec and returns the error text; also checks that no
+/// job ran (the event log has no job).
+async fn spec_error(body: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_spec(dir.path(), "bad.toml", body);
+    let spec = match FeatureSpec::load(&path) {
+        Ok(spec) => spec,
+        Err(e) => return e.to_string(),
+    };
+    let log = dir.path().join("events.jsonl");
+    let mut opts = options(&dir.path().join("out.parquet"));
+    opts.event_log = Some(log.clone());
+    let e = build_features(&spec, &opts).await.unwrap_err().to_string();
+    let events = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !events.contains("job_start"),
+        "a job ran before the error: {e}"
+    );
+    assert!(!dir.path().join("out.parquet").exists());
+    assert!(e.contains("bad.toml"), "the error names the spec: {e}");
+    e
+}
+
+const GOOD: &str = r#"
+[[method]]
+name = "orders_n"
+sql = "select o_custkey as c_custkey, count(*) as n_orders from orders group by o_custkey"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_check_runs_before_any_work_and_names_the_culprit() {
+    let key = "key = \"c_custkey\"\n";
+    let e = spec_error(&format!(
+        "{key}{GOOD}[[method]]\nname = \"m2\"\nsql = \"select o_custkey as c_custkey, count(*) as n2 from ordrs group by 1\"\n"
+    ))
+    .await;
+    assert!(e.contains("method 'm2' reads unknown table 'ordrs'"), "{e}");
+    assert!(e.contains("sources: customer, "), "lists the sources: {e}");
+
+    let e = spec_error(&format!(
+        "{key}{GOOD}[[method]]\nname = \"m2\"\nsql = \"selec c_custkey from customer\"\n"
+    ))
+    .await;
+    assert!(e.contains("method 'm2': SQL does not parse"), "{e}");
+    assert!(e.contains("bad.toml:"), "with a line: {e}");
+
+    let e = spec_error(&format!(
+        "{key}{GOOD}[[method]]\nname = \"m2\"\nsql = \"select c_name, c_acctbal from customer\"\n"
+    ))
+    .await;
+    assert!(
+        e.contains("method 'm2' does not return the key column 'c_custkey'"),
+        "{e}"
+    );
+
+    let e = spec_error(&format!(
+        "{key}{GOOD}[[method]]\nname = \"m2\"\nsql = \"select c_custkey, c_acctbal as n_orders from customer\"\n"
+    ))
+    .await;
+    assert!(
+        e.contains("feature column 'n_orders' is returned by methods 'orders_n' and 'm2'"),
+        "{e}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        format!("{key}[sources]\norders = \"no/such/orders.parquet\"\n{GOOD}"),
+    )
+    .unwrap();
+    let spec = FeatureSpec::load(&path).unwrap();
+    let e = build_features(&spec, &options(&dir.path().join("o.parquet")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bad.toml:3: source 'orders'"), "{e}");
+    assert!(
+        e.contains("no/such/orders.parquet: no such file or folder"),
+        "{e}"
+    );
+
+    let e = spec_error(&format!("{key}{GOOD}[output]\ncompresion = \"zstd\"\n")).await;
+    assert!(e.contains("unknown field `compresion`"), "{e}");
+    assert!(e.contains("`compression`"), "lists the valid keys: {e}");
+
+    let e = spec_error(&format!(
+        "{key}[[view]]\nname = \"v\"\nsql = \"select * from later\"\n[[view]]\nname = \"later\"\nsql = \"select 1 as x\"\n{GOOD}"
+    ))
+    .await;
+    assert!(e.contains("view 'v' reads unknown table 'later'"), "{e}");
+    assert!(e.contains("only views defined before it"), "{e}");
+
+    let e = spec_error(&format!(
+        "{key}[[method]]\nname = \"s\"\nfrom = \"customer\"\nselect = [\"c_custkey\", \"no_such_column\"]\n"
+    ))
+    .await;
+    assert!(
+        e.contains("method 's'") && e.contains("no_such_column"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_keys_are_an_error_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = r#"key = "c_custkey"
+[[method]]
+name = "per_order"
+sql = "select o_custkey as c_custkey, o_orderkey from orders"
+"#;
+    let path = write_spec(dir.path(), "dups.toml", body);
+    let out = dir.path().join("out.parquet");
+    let spec = FeatureSpec::load(&path).unwrap();
+    let e = build_features(&spec, &options(&out))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("method 'per_order' failed: duplicate key"),
+        "{e}"
+    );
+    assert!(e.contains("c_custkey="), "names a sample key: {e}");
+    assert!(e.contains("allow_duplicate_keys = true"), "{e}");
+    assert!(!out.exists());
+
+    let path = write_spec(
+        dir.path(),
+        "dups.toml",
+        &format!("{body}allow_duplicate_keys = true\n"),
+    );
+    let spec = FeatureSpec::load(&path).unwrap();
+    let summary = build_features(&spec, &options(&out)).await.unwrap();
+    assert_eq!(summary.rows, 15000, "one row per order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_build_keeps_the_previous_output_and_cancels_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.parquet");
+    let path = write_spec(
+        dir.path(),
+        "f.toml",
+        &format!("key = \"c_custkey\"\n{GOOD}"),
+    );
+    build_features(&FeatureSpec::load(&path).unwrap(), &options(&out))
+        .await
+        .unwrap();
+    let before = std::fs::read(&out).unwrap();
+
+    // `slow` runs for minutes unless cancelled; `bad` fails when it runs.
+    let body = r#"key = "c_custkey"
+[[method]]
+name = "slow"
+sql = """
+select a.l_orderkey as c_custkey, count(*) as pairs
+from lineitem a cross join lineitem b
+where a.l_quantity + b.l_quantity > 1
+group by a.l_orderkey
+"""
+[[method]]
+name = "bad"
+sql = "select c_custkey, cast(c_name as int) as name_number from customer"
+"#;
+    let path = write_spec(dir.path(), "f.toml", body);
+    let log = dir.path().join("events.jsonl");
+    let mut opts = options(&out);
+    opts.event_log = Some(log.clone());
+    let start = Instant::now();
+    let e = build_features(&FeatureSpec::load(&path).unwrap(), &opts)
+        .await
+        .unwrap_err()
+        .to_string();
+    let elapsed = start.elapsed();
+    assert!(e.starts_with("method 'bad' failed: "), "{e}");
+    assert!(e.contains("Cannot cast"), "with its cause: {e}");
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        before,
+        "previous output untouched"
+    );
+    let names: BTreeSet<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.ends_with(".tmp")),
+        "no temporary output left: {names:?}"
+    );
+    // The scheduler reports a cancelled job's end from its own thread.
+    let mut events = String::new();
+    for _ in 0..100 {
+        events = std::fs::read_to_string(&log).unwrap();
+        if events.matches("\"job_end\"").count() == events.matches("\"job_start\"").count() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // `slow` was cancelled: by its job if it had started one (the usual
+    // case), else before it submitted any (the time bound above holds).
+    let slow = |event: &str| {
+        events
+            .lines()
+            .find(|l| l.contains(event) && l.contains("feature method slow"))
+            .map(str::to_string)
+    };
+    if slow("\"job_start\"").is_some() {
+        let end = slow("\"job_end\"").unwrap_or_else(|| panic!("slow never ended: {events}"));
+        assert!(end.contains("\"cancelled\""), "{end}");
+    }
+}
+
+fn modify(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(10);
+    file.set_modified(later).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_methods_are_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for table in ["customer", "orders"] {
+        std::fs::copy(tpch_file(table), data.join(format!("{table}.parquet"))).unwrap();
+    }
+    let spec_text = |orders_sql: &str| {
+        format!(
+            r#"key = "c_custkey"
+[sources]
+customer = "data/customer.parquet"
+orders = "data/orders.parquet"
+[[view]]
+name = "o"
+sql = "select o_custkey as c_custkey, o_totalprice from orders"
+[[method]]
+name = "balance"
+sql = "select c_custkey, c_acctbal from customer"
+[[method]]
+name = "spend"
+sql = "{orders_sql}"
+[[method]]
+name = "largest"
+from = "o"
+group_by = ["c_custkey"]
+aggregate = ["max(o_totalprice) AS largest_order"]
+"#
+        )
+    };
+    let spec_path = dir.path().join("inc.toml");
+    let write = |sql: &str| std::fs::write(&spec_path, spec_text(sql)).unwrap();
+    let out = dir.path().join("out/features.parquet");
+    let build = |force: bool| {
+        let spec = FeatureSpec::load(&spec_path).unwrap();
+        let mut opts = options(&out);
+        opts.force = force;
+        async move { build_features(&spec, &opts).await.unwrap() }
+    };
+    let spend = "select c_custkey, sum(o_totalprice) as spend from o group by c_custkey";
+    write(spend);
+    let first = build(false).await;
+    assert_eq!(first.built(), ["balance", "spend", "largest"]);
+    assert_eq!(first.views.len(), 1, "o is shared by spend and largest");
+    let rows = read_parquet(&out).await;
+
+    let second = build(false).await;
+    assert!(second.built().is_empty(), "{second}");
+    assert_eq!(second.reused().len(), 3);
+    assert!(
+        second.views.is_empty(),
+        "no view is computed when nothing runs"
+    );
+    assert!(second.to_string().contains("3 reused"), "{second}");
+    let (a, b) = (
+        fairway_engine::bench::canonical_rows(&rows).unwrap(),
+        fairway_engine::bench::canonical_rows(&read_parquet(&out).await).unwrap(),
+    );
+    assert_eq!(a, b, "reused results give the same table");
+
+    // Layout and comments are not part of a method's definition.
+    write("select c_custkey,   sum(o_totalprice) as spend -- total\\n from o group by c_custkey");
+    assert!(build(false).await.built().is_empty());
+
+    modify(&data.join("orders.parquet"));
+    let third = build(false).await;
+    assert_eq!(
+        third.built(),
+        ["spend", "largest"],
+        "the methods reading orders"
+    );
+    assert_eq!(third.reused(), ["balance"]);
+
+    write("select c_custkey, sum(o_totalprice) * 2 as spend from o group by c_custkey");
+    let fourth = build(false).await;
+    assert_eq!(fourth.built(), ["spend"]);
+    assert_eq!(
+        fourth.views.len(),
+        0,
+        "o is read by one method to build only"
+    );
+
+    let fifth = build(true).await;
+    assert_eq!(fifth.built().len(), 3);
+    let stage = dir.path().join("out/features.parquet.fairway-stage");
+    let folders = std::fs::read_dir(&stage)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count();
+    assert_eq!(folders, 3, "results of older builds are removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_column_key_over_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    std::fs::write(
+        &csv,
+        "store,day,amount,units\n1,1,10.5,1\n1,1,4.5,2\n1,2,3.0,1\n2,1,7.0,5\n",
+    )
+    .unwrap();
+    let spec_path = dir.path().join("k.toml");
+    std::fs::write(
+        &spec_path,
+        r#"key = ["store", "day"]
+[sources]
+sales = "sales.csv"
+[output]
+compression = "gzip"
+row_group_size = 2
+[[method]]
+name = "amounts"
+from = "sales"
+group_by = ["store", "day"]
+aggregate = ["sum(amount) AS total", "count(*) AS n"]
+[[method]]
+name = "units"
+sql = "select store, day, max(units) as max_units from sales where units > 1 group by store, day"
+"#,
+    )
+    .unwrap();
+    let spec = FeatureSpec::load(&spec_path).unwrap();
+    let out = dir.path().join("k.parquet");
+    let summary = build_features(&spec, &options(&out)).await.unwrap();
+    assert_eq!(summary.columns, ["store", "day", "total", "n", "max_units"]);
+    use fairway_engine::datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let metadata = reader.metadata();
+    assert_eq!(metadata.num_row_groups(), 2, "row groups of at most 2 rows");
+    assert_eq!(
+        metadata.row_group(0).column(0).compression().to_string(),
+        "GZIP(GzipLevel(6))"
+    );
+    let rows = fairway_engine::bench::canonical_rows(&read_parquet(&out).await).unwrap();
+    assert_eq!(
+        rows,
+        [
+            "1 | 1 | 1.50000000e1 | 2 | 2",
+            "1 | 2 | 3.00000000e0 | 1 | NULL",
+            "2 | 1 | 7.00000000e0 | 1 | 5",
+        ]
+    );
+}
+
+#[test]
+fn explain_shows_pools_shared_views_and_the_merge_tree() {
+    let spec = FeatureSpec::load(workspace().join("testdata/features/customer.toml")).unwrap();
+    let text = explain_features(&spec, &BuildOptions::default()).unwrap();
+    assert!(text.contains("key: c_custkey"), "{text}");
+    assert!(
+        text.contains(
+            "customer_orders  [sql]  reads orders; SHARED by 3 methods: order_stats, recency, priority_mix"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("profile          pool features  [steps]  reads customer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("returns          pool features  [sql returns.sql]"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "(((profile ⟗ geography) ⟗ (order_stats ⟗ recency)) ⟗ ((priority_mix ⟗ quantities) \
+             ⟗ (returns ⟗ ship_modes))) ⟗ ((late_deliveries ⟗ brands) ⟗ (suppliers ⟗ net_revenue))"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("FAIR mode"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_view_over_its_memory_budget_is_read_from_the_stage_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |budget: &str| {
+        format!(
+            r#"key = "c_custkey"
+[build]
+view_memory = "{budget}"
+[[view]]
+name = "o"
+sql = "select o_custkey as c_custkey, o_totalprice, o_orderdate from orders"
+[[method]]
+name = "spend"
+sql = "select c_custkey, sum(o_totalprice) as spend from o group by c_custkey"
+[[method]]
+name = "last"
+from = "o"
+group_by = ["c_custkey"]
+aggregate = ["max(o_orderdate) AS last_order"]
+"#
+        )
+    };
+    let mut rows = Vec::new();
+    for budget in ["1GiB", "1KiB"] {
+        let path = write_spec(dir.path(), "v.toml", &body(budget));
+        let spec = FeatureSpec::load(&path).unwrap();
+        let out = dir.path().join(format!("{budget}.parquet"));
+        let summary = build_features(&spec, &options(&out)).await.unwrap();
+        assert_eq!(summary.views.len(), 1);
+        assert_eq!(summary.views[0].rows, 15000);
+        assert_eq!(summary.views[0].in_memory, budget == "1GiB");
+        let stage = dir.path().join(format!("{budget}.parquet.fairway-stage"));
+        let spilled = std::fs::read_dir(&stage).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("view-")
+        });
+        assert!(!spilled, "a spilled view is removed after the build");
+        rows.push(fairway_engine::bench::canonical_rows(&read_parquet(&out).await).unwrap());
+    }
+    assert_eq!(rows[0], rows[1]);
+    assert_eq!(rows[0].len(), 1000);
+}
