@@ -353,22 +353,18 @@ impl Session {
     /// `sc.setLocalProperty("spark.scheduler.pool", pool)`, without the
     /// thread): same tables, scheduler and shuffle.
     pub fn with_pool(&self, pool: &str) -> Result<Session> {
-        let client = self.client();
-        client
-            .ctx
-            .state_ref()
-            .write()
-            .config_mut()
-            .options_mut()
-            .set("fairway.scheduler.pool", pool)
-            .map_err(|e| EngineError::config("fairway.scheduler.pool", e.to_string()))?;
-        Ok(client)
+        self.client_with("fairway.scheduler.pool", pool)
     }
 
     /// A client whose jobs belong to job group `group` (like Spark's
     /// `sc.setJobGroup`), so that [`Session::cancel_group`] cancels them
     /// together; same as `SET fairway.job.group = 'group'` in that client.
     pub fn with_job_group(&self, group: &str) -> Result<Session> {
+        self.client_with("fairway.job.group", group)
+    }
+
+    /// A new client with one runtime setting changed.
+    fn client_with(&self, key: &str, value: &str) -> Result<Session> {
         let client = self.client();
         client
             .ctx
@@ -376,8 +372,8 @@ impl Session {
             .write()
             .config_mut()
             .options_mut()
-            .set("fairway.job.group", group)
-            .map_err(|e| EngineError::config("fairway.job.group", e.to_string()))?;
+            .set(key, value)
+            .map_err(|e| EngineError::config(key, e.to_string()))?;
         Ok(client)
     }
 
