@@ -280,3 +280,78 @@ async fn the_example_feature_spec_builds_the_same_table_on_ballista() {
         "a real table"
     );
 }
+
+/// A stock Ballista scheduler and executor, started apart from any fairway
+/// session (as `ballista-scheduler` and `ballista-executor` processes
+/// would be, with their default session state); returns the scheduler's
+/// port.
+async fn stock_ballista_cluster() -> u16 {
+    use ballista_core::serde::BallistaCodec;
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    let address = ballista_scheduler::standalone::new_standalone_scheduler()
+        .await
+        .expect("a Ballista scheduler starts");
+    let url = format!("http://localhost:{}", address.port());
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok(c) = SchedulerGrpcClient::connect(url.clone()).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = client.expect("the scheduler accepts connections");
+    ballista_executor::new_standalone_executor(client, 2, BallistaCodec::default())
+        .await
+        .expect("a Ballista executor starts");
+    address.port()
+}
+
+/// `df://HOST:PORT`: a scheduler that knows nothing of fairway still gets
+/// the tournament tree and the merged USING key, because fairway plans and
+/// optimizes the statement before it sends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_remote_stock_ballista_scheduler_runs_fairway_plans() {
+    let port = stock_ballista_cluster().await;
+    let mut config = EngineConfig::with_slots(2);
+    config
+        .set("fairway.cluster", &format!("df://localhost:{port}"))
+        .unwrap();
+    let remote = Session::start(config).await.expect("connects");
+    assert_eq!(
+        remote.cluster(),
+        Some(&ClusterTarget::Remote {
+            host: "localhost".to_string(),
+            port
+        })
+    );
+    let dir = tpch_data(0.1);
+    register_tpch(&remote, &dir).await;
+    let plain = plain_tpch(&dir, 4).await;
+    for q in [3, 5, 13, 18] {
+        let sql = tpch::query(q).unwrap();
+        let got = remote
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("Q{q} on the remote scheduler: {e}"));
+        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_same_rows(
+            &format!("Q{q} remote"),
+            &got.batches,
+            &expected,
+            is_ordered(sql),
+        );
+    }
+    let sql = "select * from nation n1 full join nation n2 using (n_nationkey) \
+               full join nation n3 using (n_nationkey) \
+               full join nation n4 using (n_nationkey) \
+               full join nation n5 using (n_nationkey) order by n_nationkey";
+    let out = remote
+        .sql(sql)
+        .await
+        .expect("USING chain on the remote scheduler");
+    assert_eq!(out.rows(), 25);
+    assert_eq!(out.schema.field(0).name(), "n_nationkey");
+    let plan = logical_plan(&remote.sql(&format!("explain {sql}")).await.unwrap().batches);
+    assert_eq!(full_join_depth(&plan), 3, "{plan}");
+}
