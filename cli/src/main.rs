@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use fairway_engine::{
-    BuildOptions, EngineConfig, FeatureSpec, OutputFormat, QueryOutput, Session, parse_size,
-    write_output,
+    BuildOptions, ClusterTarget, EngineConfig, FeatureSpec, OutputFormat, QueryOutput, Session,
+    parse_size, write_output,
 };
 
 #[derive(Parser)]
@@ -189,16 +189,46 @@ struct FeaturesBuildArgs {
     /// tournament rule off (the benchmark's baseline).
     #[arg(long)]
     sequential: bool,
-    /// Run the views, methods and merge on Apache DataFusion Ballista:
-    /// df://HOST:PORT or standalone (as for `sql`). The stage area and the
-    /// output stay on this machine; sources and the stage area must be
-    /// readable by the executors at the same paths.
+    /// Views, methods and the merge run there; the stage area and the
+    /// output stay on this machine.
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+#[derive(Args, Default)]
+struct ClusterArgs {
+    /// Run on Apache DataFusion Ballista instead of fairway's stage engine:
+    /// df://HOST:PORT for a running ballista-scheduler, or standalone to
+    /// start Ballista's scheduler and one executor (--slots slots) in this
+    /// process. Tables, settings, tournament joins and SQL-standard USING
+    /// apply there too; pools apply per statement (see --cluster-slots).
+    /// Table files must be readable by the executors at the same paths.
     #[arg(long, value_name = "df://HOST:PORT|standalone")]
     cluster: Option<String>,
-    /// With --cluster: methods that may run there at once, shared by the
-    /// pools [default: --slots].
+    /// With --cluster: statements that may run on the cluster at once,
+    /// shared by the pools in --scheduler-mode fair (a pool gets at most
+    /// max(minShare, its weighted share), all of them when alone)
+    /// [default: --slots].
     #[arg(long = "cluster-slots", value_name = "N")]
     cluster_slots: Option<usize>,
+}
+
+impl ClusterArgs {
+    /// The checked --cluster target and --cluster-slots.
+    fn parse(&self) -> Result<(Option<ClusterTarget>, Option<usize>)> {
+        let target = match &self.cluster {
+            Some(cluster) => Some(
+                cluster
+                    .parse()
+                    .map_err(|m| anyhow!("option --cluster: {m}"))?,
+            ),
+            None => None,
+        };
+        if self.cluster_slots == Some(0) {
+            bail!("option --cluster-slots: must be at least 1");
+        }
+        Ok((target, self.cluster_slots))
+    }
 }
 
 #[derive(Args)]
@@ -403,20 +433,8 @@ struct EngineArgs {
     /// Write every job, stage and task event as a JSON line to FILE.
     #[arg(long = "event-log", value_name = "FILE")]
     event_log: Option<PathBuf>,
-    /// Run the statements on Apache DataFusion Ballista instead of
-    /// fairway's stage engine: df://HOST:PORT for a running
-    /// ballista-scheduler, or standalone to start Ballista's scheduler and
-    /// one executor (--slots slots) in this process. Tables, settings,
-    /// tournament joins and SQL-standard USING apply there too; pools apply
-    /// per statement (see --cluster-slots).
-    #[arg(long, value_name = "df://HOST:PORT|standalone")]
-    cluster: Option<String>,
-    /// With --cluster: statements that may run on the cluster at once,
-    /// shared by the pools in --scheduler-mode fair (a pool gets at most
-    /// max(minShare, its weighted share), all of them when alone)
-    /// [default: --slots].
-    #[arg(long = "cluster-slots", value_name = "N")]
-    cluster_slots: Option<usize>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     /// Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable. Known
     /// fairway keys: fairway.scheduler.slots, fairway.scheduler.mode,
     /// fairway.scheduler.preemption (false: never take a slot from a running
@@ -434,35 +452,54 @@ struct EngineArgs {
     conf: Vec<String>,
 }
 
+/// The settings that `sql`/`run`/`explain` and `bench tpch` share: --conf
+/// pairs first, then the dedicated options, which win.
+fn base_config(
+    conf: &[String],
+    slots: Option<usize>,
+    partitions: Option<usize>,
+    shuffle_memory: Option<&str>,
+    scheduler_mode: Option<&str>,
+) -> Result<EngineConfig> {
+    let mut config = EngineConfig::default();
+    for pair in conf {
+        config.set_pair(pair)?;
+    }
+    if let Some(slots) = slots {
+        config.set("fairway.scheduler.slots", &slots.to_string())?;
+    }
+    if let Some(partitions) = partitions {
+        config.set("fairway.shuffle.partitions", &partitions.to_string())?;
+    }
+    if let Some(size) = shuffle_memory {
+        config.shuffle_memory =
+            parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
+    }
+    if let Some(mode) = scheduler_mode {
+        config
+            .set("fairway.scheduler.mode", mode)
+            .map_err(|e| anyhow!("option --scheduler-mode: {e}"))?;
+    }
+    Ok(config)
+}
+
 fn parse_format(s: &str) -> std::result::Result<OutputFormat, String> {
     s.parse()
 }
 
 impl EngineArgs {
     fn config(&self) -> Result<EngineConfig> {
-        let mut config = EngineConfig::default();
-        for pair in &self.conf {
-            config.set_pair(pair)?;
-        }
-        if let Some(slots) = self.slots {
-            config.set("fairway.scheduler.slots", &slots.to_string())?;
-        }
-        if let Some(partitions) = self.partitions {
-            config.set("fairway.shuffle.partitions", &partitions.to_string())?;
-        }
-        if let Some(size) = &self.shuffle_memory {
-            config.shuffle_memory =
-                parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
-        }
+        let mut config = base_config(
+            &self.conf,
+            self.slots,
+            self.partitions,
+            self.shuffle_memory.as_deref(),
+            self.scheduler_mode.as_deref(),
+        )?;
         if let Some(size) = &self.memory_limit {
             config
                 .set("fairway.memory.limit", size)
                 .map_err(|e| anyhow!("option --memory-limit: {e}"))?;
-        }
-        if let Some(mode) = &self.scheduler_mode {
-            config
-                .set("fairway.scheduler.mode", mode)
-                .map_err(|e| anyhow!("option --scheduler-mode: {e}"))?;
         }
         if let Some(file) = &self.allocation_file {
             config.allocation_file = Some(file.clone());
@@ -475,18 +512,7 @@ impl EngineArgs {
         if let Some(log) = &self.event_log {
             config.event_log = Some(log.clone());
         }
-        if let Some(cluster) = &self.cluster {
-            let target = cluster
-                .parse()
-                .map_err(|m| anyhow!("option --cluster: {m}"))?;
-            config.cluster = Some(target);
-        }
-        if let Some(n) = self.cluster_slots {
-            if n == 0 {
-                bail!("option --cluster-slots: must be at least 1");
-            }
-            config.cluster_slots = Some(n);
-        }
+        (config.cluster, config.cluster_slots) = self.cluster.parse()?;
         // Live stage progress, only for a person watching a terminal.
         config.progress = std::io::stderr().is_terminal();
         Ok(config)
@@ -560,12 +586,14 @@ fn main() {
     // its scheduler and executor on it, so it gets the slots' threads.
     let cores = || std::thread::available_parallelism().map_or(2, |n| n.get());
     let driver_threads = match &cli.command {
-        Command::Sql { engine, .. } | Command::Run { engine, .. } if engine.cluster.is_some() => {
+        Command::Sql { engine, .. } | Command::Run { engine, .. }
+            if engine.cluster.cluster.is_some() =>
+        {
             engine.slots.unwrap_or_else(cores).max(2)
         }
         Command::Features {
             command: FeaturesCommand::Build(args),
-        } if args.cluster.is_some() => args.spec.slots.unwrap_or_else(cores).max(2),
+        } if args.cluster.cluster.is_some() => args.spec.slots.unwrap_or_else(cores).max(2),
         _ => 1,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -794,19 +822,7 @@ async fn features_build(args: FeaturesBuildArgs) -> Result<()> {
     options.event_log = args.event_log.clone();
     options.sequential = args.sequential;
     options.progress = std::io::stderr().is_terminal();
-    if let Some(cluster) = &args.cluster {
-        options.cluster = Some(
-            cluster
-                .parse()
-                .map_err(|m| anyhow!("option --cluster: {m}"))?,
-        );
-    }
-    if let Some(n) = args.cluster_slots {
-        if n == 0 {
-            bail!("option --cluster-slots: must be at least 1");
-        }
-        options.cluster_slots = Some(n);
-    }
+    (options.cluster, options.cluster_slots) = args.cluster.parse()?;
     let summary = fairway_engine::build_features(&spec, &options).await?;
     println!("{summary}");
     Ok(())
@@ -884,25 +900,13 @@ async fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
 /// `fairway bench tpch`.
 async fn bench_tpch(args: BenchTpchArgs) -> Result<()> {
     use fairway_engine::bench::{self, BenchEngine, TpchBenchOptions};
-    let mut config = EngineConfig::default();
-    for pair in &args.conf {
-        config.set_pair(pair)?;
-    }
-    if let Some(slots) = args.slots {
-        config.set("fairway.scheduler.slots", &slots.to_string())?;
-    }
-    if let Some(partitions) = args.partitions {
-        config.set("fairway.shuffle.partitions", &partitions.to_string())?;
-    }
-    if let Some(size) = &args.shuffle_memory {
-        config.shuffle_memory =
-            parse_size(size).map_err(|m| anyhow!("option --shuffle-memory: {m}"))?;
-    }
-    if let Some(mode) = &args.scheduler_mode {
-        config
-            .set("fairway.scheduler.mode", mode)
-            .map_err(|e| anyhow!("option --scheduler-mode: {e}"))?;
-    }
+    let config = base_config(
+        &args.conf,
+        args.slots,
+        args.partitions,
+        args.shuffle_memory.as_deref(),
+        args.scheduler_mode.as_deref(),
+    )?;
     let engines = args
         .engines
         .iter()

@@ -36,7 +36,7 @@ impl ClusterTarget {
     pub fn url(&self) -> Option<String> {
         match self {
             ClusterTarget::Standalone => None,
-            ClusterTarget::Remote { host, port } => Some(format!("df://{host}:{port}")),
+            ClusterTarget::Remote { .. } => Some(self.to_string()),
         }
     }
 }

@@ -8,7 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_same_rows, is_ordered, plain_tpch, register_tpch, session, tpch_data};
+use common::{
+    assert_same_rows, is_ordered, plain_rows, plain_tpch, read_parquet, register_tpch, session,
+    tpch_data,
+};
 use fairway_engine::{ClusterTarget, EngineConfig, Session, tpch};
 
 async fn cluster_session(slots: usize, settings: &[(&str, &str)]) -> Session {
@@ -39,13 +42,7 @@ async fn tpch_on_ballista_matches_the_local_engine_and_datafusion() {
             .unwrap_or_else(|e| panic!("Q{q} on Ballista: {e}"));
         assert_eq!(on_cluster.stages, 0, "no local stages ran");
         let on_local = local.sql(sql).await.expect("local run");
-        let expected = plain
-            .sql(sql)
-            .await
-            .expect("plain plan")
-            .collect()
-            .await
-            .expect("plain run");
+        let expected = plain_rows(&plain, sql).await;
         assert!(!expected.is_empty(), "Q{q}: reference returned nothing");
         let ordered = is_ordered(sql);
         assert_same_rows(
@@ -257,22 +254,8 @@ async fn the_example_feature_spec_builds_the_same_table_on_ballista() {
     .expect("build on Ballista");
     assert_eq!(remote.methods.len(), local.methods.len());
     assert!(remote.methods.len() >= 10);
-    let read = |name: &str| {
-        let path = dir.path().join(name);
-        async move {
-            let ctx = fairway_engine::plain_datafusion_context(2);
-            ctx.read_parquet(
-                path.to_string_lossy().as_ref(),
-                datafusion::prelude::ParquetReadOptions::default(),
-            )
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-        }
-    };
-    let (on_cluster, on_local) = (read("cluster.parquet").await, read("local.parquet").await);
+    let on_cluster = read_parquet(&dir.path().join("cluster.parquet")).await;
+    let on_local = read_parquet(&dir.path().join("local.parquet")).await;
     assert_eq!(on_cluster[0].schema(), on_local[0].schema(), "same columns");
     assert_same_rows("customer_shared.toml", &on_cluster, &on_local, false);
     assert!(
@@ -334,7 +317,7 @@ async fn a_remote_stock_ballista_scheduler_runs_fairway_plans() {
             .sql(sql)
             .await
             .unwrap_or_else(|e| panic!("Q{q} on the remote scheduler: {e}"));
-        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        let expected = plain_rows(&plain, sql).await;
         assert_same_rows(
             &format!("Q{q} remote"),
             &got.batches,

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{assert_same_rows, is_ordered, plain_tpch, register_tpch};
+use common::{assert_same_rows, is_ordered, plain_rows, plain_tpch, register_tpch};
 use fairway_engine::{EngineConfig, Session, tpch};
 
 fn bundled_tpch() -> PathBuf {
@@ -53,7 +53,7 @@ async fn injected_failures_are_retried_and_results_match_datafusion() {
             .sql(sql)
             .await
             .unwrap_or_else(|e| panic!("Q{q}: {e}"));
-        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        let expected = plain_rows(&plain, sql).await;
         assert_same_rows(&format!("Q{q}"), &ours.batches, &expected, is_ordered(sql));
     }
     let m = session.scheduler().metrics();
@@ -244,7 +244,7 @@ async fn a_memory_limit_makes_operators_spill_and_results_stay_right() {
                group by k order by s desc, k limit 5";
     let ours = session.sql(sql).await.unwrap();
     let plain = fairway_engine::plain_datafusion_context(2);
-    let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+    let expected = plain_rows(&plain, sql).await;
     assert_same_rows("spilling aggregation", &ours.batches, &expected, true);
 
     let report = session
@@ -285,7 +285,7 @@ async fn tpch_with(settings: &[(&str, &str)], shuffle_memory: &str) -> (u64, u64
             .sql(sql)
             .await
             .unwrap_or_else(|e| panic!("Q{q} with {settings:?}: {e}"));
-        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        let expected = plain_rows(&plain, sql).await;
         assert_same_rows(&format!("Q{q}"), &ours.batches, &expected, is_ordered(sql));
     }
     let m = session.scheduler().metrics();

@@ -3,6 +3,9 @@
 //! made before work starts, duplicate keys, atomic output and cancellation,
 //! incremental rebuilds, multi-column keys and CSV sources, explain.
 
+mod common;
+
+use common::read_parquet;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -10,7 +13,7 @@ use std::time::{Duration, Instant};
 use fairway_engine::arrow::array::{Array, ArrayRef};
 use fairway_engine::arrow::record_batch::RecordBatch;
 use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
-use fairway_engine::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use fairway_engine::datafusion::prelude::SessionContext;
 use fairway_engine::features::Body;
 use fairway_engine::{
     BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features,
@@ -73,19 +76,6 @@ fn key_of(batch: &RecordBatch, key: &[String], row: usize) -> String {
         .map(|k| cell(batch.column_by_name(k).unwrap(), row))
         .collect::<Vec<_>>()
         .join("|")
-}
-
-async fn read_parquet(path: &Path) -> Vec<RecordBatch> {
-    let ctx = plain_datafusion_context(2);
-    ctx.read_parquet(
-        path.to_string_lossy().as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await
-    .unwrap()
-    .collect()
-    .await
-    .unwrap()
 }
 
 /// The same spec computed independently: plain DataFusion (no stages, no

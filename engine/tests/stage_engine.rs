@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_same_rows, register_tpch, session, tpch_data};
+use common::{assert_same_rows, plain_rows, register_tpch, session, tpch_data};
 use fairway_engine::{EngineConfig, Session, plain_datafusion_context, tpch};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -176,7 +176,7 @@ async fn broadcast_joins_of_every_type_match_datafusion() {
             .sql(sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let expected = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        let expected = plain_rows(&plain, sql).await;
         assert_same_rows(sql, &ours.batches, &expected, false);
     }
     assert!(

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_same_rows, is_ordered, plain_tpch, register_tpch};
+use common::{assert_same_rows, is_ordered, plain_rows, plain_tpch, register_tpch};
 use fairway_engine::{EngineConfig, Session, tpch};
 
 /// A small deterministic random source (splitmix64), so a failure can be
@@ -100,7 +100,7 @@ async fn fifty_jobs_in_five_pools_with_cancellations_and_failures() {
     let plain = plain_tpch(&data, 4).await;
     let mut expected = Vec::new();
     for sql in &queries {
-        expected.push(plain.sql(sql).await.unwrap().collect().await.unwrap());
+        expected.push(plain_rows(&plain, sql).await);
     }
 
     let mut random = Random(8);

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{assert_same_rows, is_ordered, plain_tpch, register_tpch, session, tpch_data};
+use common::{
+    assert_same_rows, is_ordered, plain_rows, plain_tpch, register_tpch, session, tpch_data,
+};
 use fairway_engine::tpch;
 
 async fn check_all_queries(slots: usize, partitions: usize, shuffle_memory: usize) {
@@ -21,13 +23,7 @@ async fn check_all_queries(slots: usize, partitions: usize, shuffle_memory: usiz
             .sql(sql)
             .await
             .unwrap_or_else(|e| panic!("{label}: {e}"));
-        let expected = plain
-            .sql(sql)
-            .await
-            .expect("plain plan")
-            .collect()
-            .await
-            .expect("plain run");
+        let expected = plain_rows(&plain, sql).await;
         assert!(!expected.is_empty(), "{label}: reference returned nothing");
         assert_same_rows(&label, &ours.batches, &expected, is_ordered(sql));
         assert!(ours.stages >= 2, "{label}: ran as {} stage(s)", ours.stages);

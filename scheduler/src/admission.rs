@@ -50,7 +50,6 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    next: u64,
     running: BTreeMap<String, usize>,
     waiting: VecDeque<Waiter>,
 }
@@ -98,7 +97,6 @@ impl JobAdmission {
         let (admit, admitted) = oneshot::channel();
         {
             let mut state = self.inner.lock();
-            state.next += 1;
             state.waiting.push_back(Waiter {
                 pool: pool.to_string(),
                 admit,

@@ -39,6 +39,30 @@ pub async fn plain_tpch(dir: &std::path::Path, partitions: usize) -> SessionCont
     ctx
 }
 
+/// The rows plain DataFusion gives for `sql`: the independent reference.
+pub async fn plain_rows(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+    ctx.sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("plain DataFusion plans {sql}: {e}"))
+        .collect()
+        .await
+        .unwrap_or_else(|e| panic!("plain DataFusion runs {sql}: {e}"))
+}
+
+/// A parquet file or folder read whole by plain DataFusion.
+pub async fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
+    let ctx = plain_datafusion_context(2);
+    ctx.read_parquet(
+        path.to_string_lossy().as_ref(),
+        fairway_engine::datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap()
+    .collect()
+    .await
+    .unwrap()
+}
+
 pub fn session(slots: usize, partitions: usize, shuffle_memory: usize) -> Session {
     let mut config = EngineConfig::with_slots(slots).partitions(partitions);
     config.shuffle_memory = shuffle_memory;
