@@ -25,6 +25,10 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    /// A path fairway refuses to write, replace, delete or read: a link, an
+    /// input the output would overwrite, a lock held by another process.
+    #[error("{}: {message}", path.display())]
+    File { path: PathBuf, message: String },
     /// Planning or execution failed inside DataFusion (bad SQL, unknown
     /// table, a failing task).
     #[error("{}", describe_datafusion(.0))]
@@ -69,6 +73,13 @@ impl EngineError {
         EngineError::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        EngineError::File {
+            path: path.into(),
+            message: message.into(),
         }
     }
 

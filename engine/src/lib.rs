@@ -32,6 +32,7 @@ mod error;
 mod event_log;
 mod faults;
 pub mod features;
+pub mod files;
 mod job;
 mod merge;
 mod output;
