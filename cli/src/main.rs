@@ -556,6 +556,9 @@ impl InputArgs {
     }
 }
 
+/// Stack of the driver runtime's threads.
+const DRIVER_STACK: usize = 64 << 20;
+
 fn main() {
     // A bug must still end with one clear line, never a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -597,7 +600,12 @@ fn main() {
         _ => 1,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(driver_threads)
+        // At least two, so a worker is always free to see a signal.
+        .worker_threads(driver_threads.max(2))
+        // Statements are planned on these threads (`fairway run`), and
+        // DataFusion plans an expression nested up to the depth limit
+        // recursively: give them the main thread's room and more.
+        .thread_stack_size(DRIVER_STACK)
         .thread_name("fairway-driver")
         .enable_all()
         .build()
@@ -608,7 +616,23 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = runtime.block_on(run(cli));
+    // SIGTERM and SIGHUP end the command as Ctrl-C ends a statement: the
+    // running work is dropped, which cancels its jobs and removes its
+    // shuffle folders and temporary files, then the process exits with
+    // 128 + the signal's number.
+    let result = match runtime.block_on(async {
+        tokio::select! {
+            result = run(cli) => Ok(result),
+            signal = termination() => Err(signal),
+        }
+    }) {
+        Ok(result) => result,
+        Err((number, name)) => {
+            drop(runtime);
+            eprintln!("fairway: {name}: running jobs cancelled, temporary files removed");
+            std::process::exit(128 + number);
+        }
+    };
     if let Some(limit) = stats {
         eprintln!("{}", peak_memory_line(limit.as_deref()));
     }
@@ -616,6 +640,25 @@ fn main() {
         eprintln!("error: {}", describe(&e));
         std::process::exit(1);
     }
+}
+
+/// Waits for SIGTERM or SIGHUP (installed on the first poll) and returns
+/// its number and name.
+async fn termination() -> (i32, &'static str) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            return tokio::select! {
+                _ = term.recv() => (15, "SIGTERM"),
+                _ = hup.recv() => (1, "SIGHUP"),
+            };
+        }
+    }
+    std::future::pending().await
 }
 
 /// `peak RSS: 301.2 MiB (memory limit 512MiB)`, from the kernel's
@@ -1154,7 +1197,15 @@ async fn repl(session: &Session, format: OutputFormat) -> Result<()> {
         } else {
             "     ..> "
         };
-        match editor.readline(prompt) {
+        // Read the line on a thread of its own, so a signal that arrives
+        // while the shell waits for input is still acted on at once.
+        let (back, line) = tokio::task::spawn_blocking(move || {
+            let line = editor.readline(prompt);
+            (editor, line)
+        })
+        .await?;
+        editor = back;
+        match line {
             Ok(line) => {
                 let trimmed = line.trim();
                 if buffer.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {

@@ -20,6 +20,16 @@ use crate::error::{EngineError, Result};
 /// output.
 pub const TEMP_SUFFIX: &str = ".fairway-tmp";
 
+/// Whether `name` is one of fairway's own working files or folders (a
+/// temporary, a lock, a feature build's stage folder, a shuffle folder),
+/// which readers of a user's folder skip.
+pub fn is_fairway_own(name: &str) -> bool {
+    name.ends_with(TEMP_SUFFIX)
+        || name.ends_with(".fairway-stage")
+        || name.ends_with(".fairway-lock")
+        || name.starts_with("fairway-shuffle-")
+}
+
 /// A temporary file beside `dest`, created exclusively (O_EXCL) under a
 /// random name that records this process's PID.
 pub fn temp_file_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {

@@ -459,7 +459,8 @@ impl Session {
         crate::tables::register_tables_in(&self.ctx, dir).await
     }
 
-    /// Splits `sql` into statements with the session's SQL dialect.
+    /// Splits `sql` into statements with the session's SQL dialect, and
+    /// refuses any nested deeper than [`crate::MAX_EXPRESSION_DEPTH`].
     pub fn parse_statements(&self, sql: &str) -> Result<Vec<Statement>> {
         let dialect_name = self
             .ctx
@@ -471,9 +472,10 @@ impl Session {
         let dialect = dialect_from_str(&dialect_name).ok_or_else(|| {
             EngineError::config("datafusion.sql_parser.dialect", "unknown SQL dialect")
         })?;
-        Ok(DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?
+        let statements = DFParser::parse_sql_with_dialect(sql, dialect.as_ref())?
             .into_iter()
-            .collect())
+            .collect();
+        crate::limits::check_depth(statements)
     }
 
     /// Plans one parsed statement: DDL and `SET` take effect here.
@@ -481,6 +483,9 @@ impl Session {
         self.standardize_using(&mut statement).await;
         let state = self.ctx.state();
         let plan = state.statement_to_plan(statement).await?;
+        if let LogicalPlan::Copy(copy) = &plan {
+            refuse_copy_onto_input(copy)?;
+        }
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
 
@@ -705,6 +710,58 @@ impl Session {
             Err(e) => Err(tasks.job_error(e)),
         }
     }
+}
+
+/// Refuses a `COPY ... TO` whose target is, or lies inside, a file or
+/// folder of a table the statement reads: writing there would overwrite
+/// or grow the input while it is read.
+fn refuse_copy_onto_input(copy: &datafusion::logical_expr::dml::CopyTo) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::datasource::listing::ListingTable;
+    use datafusion::datasource::source_as_provider;
+    let Some(target) = local_path(&copy.output_url) else {
+        return Ok(());
+    };
+    let mut inputs = Vec::new();
+    copy.input.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(listing) = provider.downcast_ref::<ListingTable>()
+        {
+            for url in listing.table_paths() {
+                if let Some(path) = local_file(url) {
+                    inputs.push((scan.table_name.to_string(), path));
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    for (table, input) in inputs {
+        if crate::files::is_same_or_inside(&target, &input) {
+            return Err(EngineError::file(
+                &target,
+                format!(
+                    "COPY would write into table '{table}' ({}), which the statement reads; \
+                     choose another target",
+                    input.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The local file system path of a table or COPY location (`file://` URL
+/// or plain path); `None` for an object store URL.
+fn local_path(location: &str) -> Option<std::path::PathBuf> {
+    let url = datafusion::datasource::listing::ListingTableUrl::parse(location).ok()?;
+    local_file(&url)
+}
+
+fn local_file(url: &datafusion::datasource::listing::ListingTableUrl) -> Option<std::path::PathBuf> {
+    (url.scheme() == "file")
+        .then(|| url.get_url().to_file_path().ok())
+        .flatten()
 }
 
 /// The text of `EXPLAIN ANALYZE`: every stage's header, a line of its

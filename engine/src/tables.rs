@@ -51,26 +51,94 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
         }
     })?;
     if meta.is_file() {
-        return TableFormat::from_extension(p)
-            .ok_or_else(|| table_error(table, path, "not a .parquet or .csv file"));
+        let format = TableFormat::from_extension(p)
+            .ok_or_else(|| table_error(table, path, "not a .parquet or .csv file"))?;
+        if format == TableFormat::Parquet && meta.len() == 0 {
+            return Err(table_error(
+                table,
+                path,
+                "the file is empty (0 bytes), not a parquet file",
+            ));
+        }
+        return Ok(format);
+    }
+    if !meta.is_dir() {
+        return Err(table_error(
+            table,
+            path,
+            "not a regular file or folder (a pipe, socket or device?)",
+        ));
     }
     let mut found = None;
     find_format(p, &mut found).map_err(|e| table_error(table, path, e.to_string()))?;
-    found.ok_or_else(|| table_error(table, path, "folder holds no .parquet or .csv files"))
+    let format =
+        found.ok_or_else(|| table_error(table, path, "folder holds no .parquet or .csv files"))?;
+    if format == TableFormat::Parquet
+        && let Some(empty) = find_empty_parquet(p).map_err(|e| table_error(table, path, e.to_string()))?
+    {
+        return Err(table_error(
+            table,
+            path,
+            format!(
+                "{} is empty (0 bytes), not a parquet file",
+                empty.display()
+            ),
+        ));
+    }
+    Ok(format)
+}
+
+/// Whether a folder entry is skipped when a folder is read as tables:
+/// hidden and `_` files (Spark's `_SUCCESS`, `_metadata`) and fairway's own
+/// working files.
+fn skipped(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('_') || crate::files::is_fairway_own(name)
+}
+
+/// The first 0-byte parquet file under `dir` (searched like
+/// [`find_format`]), if any.
+fn find_empty_parquet(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if skipped(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Some(found) = find_empty_parquet(&path)? {
+                return Ok(Some(found));
+            }
+        } else if meta.is_file()
+            && meta.len() == 0
+            && TableFormat::from_extension(&path) == Some(TableFormat::Parquet)
+        {
+            return Ok(Some(path));
+        }
+    }
+    Ok(None)
 }
 
 fn find_format(dir: &Path, found: &mut Option<TableFormat>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.starts_with('_') {
+        if skipped(&entry.file_name().to_string_lossy()) {
             continue;
         }
         let path = entry.path();
-        if entry.file_type()?.is_dir() {
+        // Links are followed to what they name; pipes, sockets and devices
+        // are never opened.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
             find_format(&path, found)?;
+        } else if !meta.is_file() {
+            continue;
         } else if let Some(format) = TableFormat::from_extension(&path) {
             *found = Some(format);
         }
@@ -114,7 +182,10 @@ pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Res
 
 /// Registers every parquet or CSV file and every folder holding such files
 /// in `dir` as a table named after its file stem (`lineitem.parquet` and
-/// `lineitem/` both become `lineitem`). Returns the table names.
+/// `lineitem/` both become `lineitem`). Hidden and `_` entries, fairway's
+/// own working files and folders (feature stage folders, temporaries,
+/// locks, shuffle folders) and anything that is not a regular file or a
+/// folder (a pipe, say) are skipped. Returns the table names.
 pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
     let mut paths: Vec<_> = entries
@@ -128,15 +199,19 @@ pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<S
     for path in paths {
         let file_name = path.file_name().map(|n| n.to_string_lossy().to_string());
         let Some(file_name) = file_name else { continue };
-        if file_name.starts_with('.') || file_name.starts_with('_') {
+        if skipped(&file_name) {
             continue;
         }
-        let usable = if path.is_dir() {
+        // Pipes, sockets, devices and dangling links are not tables.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let usable = if meta.is_dir() {
             let mut found = None;
             find_format(&path, &mut found).map_err(|e| EngineError::io(&path, e))?;
             found.is_some()
         } else {
-            TableFormat::from_extension(&path).is_some()
+            meta.is_file() && TableFormat::from_extension(&path).is_some()
         };
         if !usable {
             continue;

@@ -260,7 +260,21 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
     fs::create_dir_all(out).map_err(|e| TpchError::io("creating directory", out, e))?;
 
     let lock_path = out.join(LOCK_FILE);
-    let lock = match File::create(&lock_path) {
+    if fs::symlink_metadata(&lock_path).is_ok_and(|m| !m.is_file()) {
+        return Err(TpchError::io(
+            "opening lock file",
+            &lock_path,
+            io::Error::other("it is a link or not a regular file; fairway does not follow it"),
+        ));
+    }
+    // Opened without truncating: the lock file holds nothing, and a file
+    // put there by someone else is left as it was.
+    let lock = match fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+    {
         Ok(lock) => lock,
         Err(e) => {
             // A read-only directory can still serve data generated earlier.
@@ -277,12 +291,28 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
         .map_err(|e| TpchError::io("locking", &lock_path, e))?;
     // The lock is released when `lock` is dropped at the end of this function.
 
-    for table in Table::ALL {
-        remove_if_exists(&temp_path(out, table))?;
-    }
+    crate::files::remove_stale_temporaries(out);
 
     let marker = out.join(SCALE_FACTOR_MARKER);
     let marker_matches = read_marker(&marker) == Some(sf);
+    if read_marker(&marker).is_none() {
+        // Without a marker fairway did not generate this folder's tables:
+        // a table file there is the user's, never to be replaced.
+        for table in Table::ALL {
+            let path = table_path(out, table);
+            if fs::symlink_metadata(&path).is_ok() {
+                return Err(TpchError::io(
+                    "refusing to replace",
+                    &path,
+                    io::Error::other(format!(
+                        "{} has no {SCALE_FACTOR_MARKER} marker, so fairway did not generate \
+                         it; choose an empty folder",
+                        out.display()
+                    )),
+                ));
+            }
+        }
+    }
     if !marker_matches {
         // Drop everything generated at another (or an unknown) scale factor
         // before recording the new one: from here on, every table file in
@@ -291,7 +321,7 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
         for table in Table::ALL {
             remove_if_exists(&table_path(out, table))?;
         }
-        write_marker(out, &marker, sf)?;
+        write_marker(&marker, sf)?;
     }
 
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -308,17 +338,14 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
             Some(rows) => rows,
             None => {
                 reused = false;
-                let temp = temp_path(out, table);
-                let rows = match write_table(table, sf, &temp, ROW_GROUP_ROWS, threads) {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        // Best effort: the temporary file is useless now.
-                        let _ = fs::remove_file(&temp);
-                        return Err(e);
-                    }
-                };
-                fs::rename(&temp, &path)
-                    .map_err(|e| TpchError::io("renaming temporary file to", &path, e))?;
+                // A fresh temporary (exclusive, random name), removed if
+                // the write fails.
+                let temp = crate::files::temp_file_beside(&path).map_err(|e| {
+                    TpchError::io("creating a temporary file for", &path, io::Error::other(e.to_string()))
+                })?;
+                let rows = write_table(table, sf, temp.path(), ROW_GROUP_ROWS, threads)?;
+                temp.persist(&path)
+                    .map_err(|e| TpchError::io("renaming temporary file to", &path, e.error))?;
                 rows
             }
         };
@@ -330,10 +357,6 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
 
 fn table_path(out: &Path, table: Table) -> PathBuf {
     out.join(format!("{}.parquet", table.name()))
-}
-
-fn temp_path(out: &Path, table: Table) -> PathBuf {
-    out.join(format!(".{}.parquet.tmp", table.name()))
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), TpchError> {
@@ -350,13 +373,20 @@ fn read_marker(marker: &Path) -> Option<f64> {
     fs::read_to_string(marker).ok()?.trim().parse().ok()
 }
 
-fn write_marker(out: &Path, marker: &Path, sf: f64) -> Result<(), TpchError> {
-    let temp = out.join(format!(".{SCALE_FACTOR_MARKER}.tmp"));
+fn write_marker(marker: &Path, sf: f64) -> Result<(), TpchError> {
     // `{}` on f64 prints the shortest text that parses back to the same value.
-    fs::write(&temp, format!("{sf}\n"))
-        .map_err(|e| TpchError::io("writing scale factor marker", &temp, e))?;
-    fs::rename(&temp, marker)
-        .map_err(|e| TpchError::io("renaming scale factor marker to", marker, e))
+    crate::files::write_atomically(marker, |file| {
+        use std::io::Write;
+        file.write_all(format!("{sf}\n").as_bytes())
+            .map_err(|e| crate::EngineError::io(marker, e))
+    })
+    .map_err(|e| {
+        TpchError::io(
+            "writing scale factor marker",
+            marker,
+            io::Error::other(e.to_string()),
+        )
+    })
 }
 
 /// Row counts of all tables when the marker records `sf` and every table
@@ -686,6 +716,35 @@ mod tests {
             .collect::<Result<Vec<_>, _>>()
             .unwrap();
         concat_batches(&schema, &batches).unwrap()
+    }
+
+    /// Issue 14: a folder fairway did not generate keeps its files, and a
+    /// link planted at the old predictable temporary name or at the lock
+    /// is never written through.
+    #[cfg(unix)]
+    #[test]
+    fn user_files_and_planted_links_are_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("mine");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("nation.parquet"), b"my own nation table").unwrap();
+        let err = generate_parquet(0.01, &out).unwrap_err().to_string();
+        assert!(err.contains("nation.parquet") && err.contains("did not generate"), "{err}");
+        assert_eq!(fs::read(out.join("nation.parquet")).unwrap(), b"my own nation table");
+
+        let precious = dir.path().join("precious");
+        fs::write(&precious, b"keep me").unwrap();
+        let out = dir.path().join("gen");
+        fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&precious, out.join(".region.parquet.tmp")).unwrap();
+        std::os::unix::fs::symlink(&precious, out.join(".nation.parquet.tmp")).unwrap();
+        generate_parquet(0.01, &out).unwrap();
+        assert_eq!(fs::read(&precious).unwrap(), b"keep me");
+        std::os::unix::fs::symlink(&precious, out.join("lock-target")).unwrap();
+        fs::remove_file(out.join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&precious, out.join(LOCK_FILE)).unwrap();
+        assert!(generate_parquet(0.01, &out).is_err(), "a linked lock is refused");
+        assert_eq!(fs::read(&precious).unwrap(), b"keep me");
     }
 
     #[test]

@@ -1,0 +1,361 @@
+//! Issue 14: hostile input gets a result or a clean error (never an abort
+//! or a hang), signals clean up, COPY never writes into its own input, and
+//! `--tables` reads only what is a table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// One deadline for every command here: generous, because CI machines are
+/// slow, but a hang still ends the test instead of the run.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fairway"))
+        .args(args)
+        .current_dir(workspace())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fairway")
+}
+
+/// Runs fairway and fails the test if it outlives [`DEADLINE`].
+fn fairway(args: &[&str]) -> Output {
+    let mut child = spawn(args);
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "{args:?} still ran after {DEADLINE:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+/// Either the statement's result, or one clean `error:` line with exit
+/// status 1: never a signal (an abort is 134, a stack overflow SIGSEGV).
+fn assert_result_or_clean_error(out: &Output, result: &str, error: &str) {
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.code().is_some(),
+        "killed by a signal ({:?}): {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    if out.status.success() {
+        assert!(stdout.contains(result), "expected {result} in {stdout}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(error), "expected '{error}' in: {stderr}");
+    }
+}
+
+#[test]
+fn ten_thousand_terms_and_ten_thousand_ors_never_abort() {
+    let terms = vec!["1"; 10_001].join("+");
+    let out = fairway(&["sql", "--format", "csv", "-c", &format!("select {terms} as s")]);
+    assert_result_or_clean_error(&out, "10001", "nested too deeply");
+
+    let ors: Vec<String> = (0..10_000).map(|i| format!("n_nationkey = {i}")).collect();
+    let sql = format!(
+        "select count(*) as n from nation where {}",
+        ors.join(" or ")
+    );
+    let out = fairway(&[
+        "sql",
+        "--format",
+        "csv",
+        "--tables",
+        "testdata/tpch-sf0.01",
+        "-c",
+        &sql,
+    ]);
+    assert_result_or_clean_error(&out, "25", "nested too deeply");
+}
+
+/// `select count(*) from nation t0 join nation t1 on t0.k = t1.k join ...`
+fn join_chain(n: usize) -> String {
+    let mut sql = String::from("select count(*) as n from nation t0");
+    for i in 1..n {
+        sql.push_str(&format!(
+            " join nation t{i} on t{}.n_nationkey = t{i}.n_nationkey",
+            i - 1
+        ));
+    }
+    sql
+}
+
+#[test]
+fn long_join_chains_never_abort_or_hang() {
+    // Within the limit a long chain runs; past it, a clear error at once.
+    let out = fairway(&[
+        "sql",
+        "--format",
+        "csv",
+        "--slots",
+        "2",
+        "--tables",
+        "testdata/tpch-sf0.01",
+        "-c",
+        &join_chain(60),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("25"), "{}", text(&out.stdout));
+    for n in [300, 1000] {
+        let out = fairway(&[
+            "sql",
+            "--format",
+            "csv",
+            "--slots",
+            "2",
+            "--tables",
+            "testdata/tpch-sf0.01",
+            "-c",
+            &join_chain(n),
+        ]);
+        assert_result_or_clean_error(&out, "25", "more than 256 tables");
+    }
+}
+
+#[test]
+fn absurd_slots_and_partitions_are_clean_errors() {
+    for args in [
+        ["sql", "--slots", "100000", "-c", "select 1"],
+        ["sql", "--partitions", "1000000", "-c", "select 1"],
+    ] {
+        let out = fairway(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        assert!(stderr.contains("at most"), "names the maximum: {stderr}");
+    }
+}
+
+#[test]
+fn copy_onto_a_table_it_reads_is_refused_and_the_table_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("nation.parquet");
+    std::fs::copy(
+        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
+        &table,
+    )
+    .unwrap();
+    let before = std::fs::read(&table).unwrap();
+    let alias = dir.path().join("alias");
+    std::os::unix::fs::symlink(dir.path(), &alias).unwrap();
+    let spellings = [
+        table.display().to_string(),
+        format!("{}/../{}/nation.parquet", dir.path().display(), dir.path().file_name().unwrap().to_string_lossy()),
+        alias.join("nation.parquet").display().to_string(),
+    ];
+    for target in &spellings {
+        let out = fairway(&[
+            "sql",
+            "--table",
+            &format!("t={}", table.display()),
+            "-c",
+            &format!("copy (select * from t where n_nationkey < 3) to '{target}' stored as parquet"),
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{target}: {stderr}");
+        assert!(stderr.contains("COPY would write into table 't'"), "{stderr}");
+        assert!(stderr.contains("nation.parquet"), "{stderr}");
+        assert_eq!(std::fs::read(&table).unwrap(), before, "{target}");
+    }
+    // Into the folder of a folder table, too.
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(&table, folder.join("part-0.parquet")).unwrap();
+    let out = fairway(&[
+        "sql",
+        "--table",
+        &format!("t={}", folder.display()),
+        "-c",
+        &format!(
+            "copy (select * from t) to '{}' stored as parquet",
+            folder.join("more.parquet").display()
+        ),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 1);
+    // Elsewhere it works.
+    let elsewhere = dir.path().join("copy.parquet");
+    let out = fairway(&[
+        "sql",
+        "--table",
+        &format!("t={}", table.display()),
+        "-c",
+        &format!(
+            "copy (select * from t) to '{}' stored as parquet",
+            elsewhere.display()
+        ),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(elsewhere.exists());
+}
+
+#[test]
+fn a_zero_byte_parquet_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.parquet");
+    std::fs::write(&empty, b"").unwrap();
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::copy(
+        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
+        folder.join("part-0.parquet"),
+    )
+    .unwrap();
+    std::fs::write(folder.join("part-1.parquet"), b"").unwrap();
+    for (path, named) in [
+        (empty.as_path(), "empty.parquet"),
+        (folder.as_path(), "part-1.parquet"),
+        (Path::new("testdata/bad/zero_bytes.parquet"), "zero_bytes.parquet"),
+    ] {
+        let out = fairway(&[
+            "sql",
+            "--table",
+            &format!("t={}", path.display()),
+            "-c",
+            "select * from t",
+        ]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(named) && stderr.contains("0 bytes"), "{stderr}");
+    }
+}
+
+#[test]
+fn tables_dir_skips_pipes_hidden_files_and_fairways_own_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
+        dir.path().join("nation.parquet"),
+    )
+    .unwrap();
+    let fifo = dir.path().join("pipe.parquet");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    std::fs::write(dir.path().join(".hidden.parquet"), b"not parquet").unwrap();
+    let stage = dir.path().join("features.parquet.fairway-stage");
+    std::fs::create_dir(&stage).unwrap();
+    std::fs::write(stage.join("part-0.parquet"), b"not parquet").unwrap();
+    std::fs::write(
+        dir.path().join(".out.parquet.999999999.abc.fairway-tmp"),
+        b"x",
+    )
+    .unwrap();
+    let out = fairway(&[
+        "sql",
+        "--format",
+        "csv",
+        "--tables",
+        &dir.path().display().to_string(),
+        "-c",
+        "show tables",
+    ]);
+    let stderr = text(&out.stderr);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(",nation,"), "{stdout}");
+    assert!(!stdout.contains("pipe"), "{stdout}");
+    assert!(!stdout.contains("fairway"), "{stdout}");
+    assert!(!stdout.contains("hidden"), "{stdout}");
+    // A pipe named as a table is a clear error, not a hang.
+    let out = fairway(&[
+        "sql",
+        "--table",
+        &format!("t={}", fifo.display()),
+        "-c",
+        "select 1",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("pipe.parquet") && stderr.contains("not a regular file"), "{stderr}");
+}
+
+fn shuffle_folders(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// SIGTERM and SIGHUP during a query that spills its shuffle: the jobs are
+/// cancelled, the shuffle folder is removed, a message is printed and the
+/// exit status is 128 + the signal.
+#[test]
+fn sigterm_and_sighup_cancel_and_clean_up() {
+    for (signal, status) in [("TERM", 143), ("HUP", 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let shuffle = dir.path().display().to_string();
+        let mut child = spawn(&[
+            "sql",
+            "--slots",
+            "2",
+            "--shuffle-memory",
+            "0",
+            "--conf",
+            &format!("fairway.shuffle.dir={shuffle}"),
+            "--tables",
+            "testdata/tpch-sf0.01",
+            "-c",
+            "select count(*) from (select l_orderkey, count(*) from lineitem group by l_orderkey) a \
+             cross join (select l_partkey, count(*) from lineitem group by l_partkey) b \
+             where a.l_orderkey + b.l_partkey < 0",
+        ]);
+        // Wait until a job's shuffle data is on disk.
+        let start = Instant::now();
+        while shuffle_folders(dir.path()).is_empty() {
+            assert!(child.try_wait().unwrap().is_none(), "ended before the signal");
+            assert!(start.elapsed() < DEADLINE, "no shuffle folder appeared");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(child.try_wait().unwrap().is_none(), "ended before the signal");
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(30), "SIG{signal} ignored");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "SIG{signal}: {stderr}");
+        assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
+        assert!(stderr.contains("cancelled"), "{stderr}");
+        assert_eq!(
+            shuffle_folders(dir.path()),
+            Vec::<String>::new(),
+            "SIG{signal} left shuffle data behind"
+        );
+    }
+}
