@@ -608,13 +608,25 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime
+        .block_on(run(cli))
+        .and_then(|()| event_logs_complete());
     if let Some(limit) = stats {
         eprintln!("{}", peak_memory_line(limit.as_deref()));
     }
     if let Err(e) = result {
         eprintln!("error: {}", describe(&e));
         std::process::exit(1);
+    }
+}
+
+/// A command (`sql`, `run`, `features build`, ...) whose event log could not
+/// be written completely fails at its end, after its results: the write
+/// already warned once, naming the file and the error.
+fn event_logs_complete() -> Result<()> {
+    match fairway_engine::EventLog::failures().first() {
+        Some(failure) => bail!("{failure}: the event log is incomplete"),
+        None => Ok(()),
     }
 }
 
@@ -706,28 +718,9 @@ async fn run(cli: Cli) -> Result<()> {
             output,
             title,
         } => {
-            use fairway_engine::timeline;
-            let log = timeline::read_event_log(&events)?;
             let title = title.unwrap_or_else(|| format!("fairway timeline: {}", events.display()));
-            let html = timeline::render_html(&log, &title);
-            let name = output
-                .file_name()
-                .ok_or_else(|| anyhow!("option --output: {} is not a file", output.display()))?;
-            let mut temp_name = std::ffi::OsString::from(".");
-            temp_name.push(name);
-            temp_name.push(format!(".{}.tmp", std::process::id()));
-            let temp = output.with_file_name(temp_name);
-            let written = std::fs::write(&temp, html)
-                .with_context(|| format!("cannot write {}", output.display()))
-                .and_then(|()| {
-                    std::fs::rename(&temp, &output)
-                        .with_context(|| format!("cannot write {}", output.display()))
-                });
-            if written.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
-            written?;
-            eprintln!("wrote {}: {}", output.display(), timeline::totals(&log));
+            let totals = fairway_engine::timeline::write_page(&events, &output, &title)?;
+            eprintln!("wrote {}: {totals}", output.display());
             Ok(())
         }
         Command::Bench {
