@@ -626,9 +626,11 @@ fn main() {
             signal = termination() => Err(signal),
         }
     }) {
-        Ok(result) => result,
+        Ok(result) => result.and_then(|()| event_logs_complete()),
         Err((number, name)) => {
-            drop(runtime);
+            // Let aborted tasks finish dropping; a shell's pending line
+            // read is not waited for.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
             eprintln!("fairway: {name}: running jobs cancelled, temporary files removed");
             std::process::exit(128 + number);
         }
@@ -659,6 +661,16 @@ async fn termination() -> (i32, &'static str) {
         }
     }
     std::future::pending().await
+}
+
+/// A command (`sql`, `run`, `features build`, ...) whose event log could not
+/// be written completely fails at its end, after its results: the write
+/// already warned once, naming the file and the error.
+fn event_logs_complete() -> Result<()> {
+    match fairway_engine::EventLog::failures().first() {
+        Some(failure) => bail!("{failure}: the event log is incomplete"),
+        None => Ok(()),
+    }
 }
 
 /// `peak RSS: 301.2 MiB (memory limit 512MiB)`, from the kernel's
@@ -749,28 +761,9 @@ async fn run(cli: Cli) -> Result<()> {
             output,
             title,
         } => {
-            use fairway_engine::timeline;
-            let log = timeline::read_event_log(&events)?;
             let title = title.unwrap_or_else(|| format!("fairway timeline: {}", events.display()));
-            let html = timeline::render_html(&log, &title);
-            let name = output
-                .file_name()
-                .ok_or_else(|| anyhow!("option --output: {} is not a file", output.display()))?;
-            let mut temp_name = std::ffi::OsString::from(".");
-            temp_name.push(name);
-            temp_name.push(format!(".{}.tmp", std::process::id()));
-            let temp = output.with_file_name(temp_name);
-            let written = std::fs::write(&temp, html)
-                .with_context(|| format!("cannot write {}", output.display()))
-                .and_then(|()| {
-                    std::fs::rename(&temp, &output)
-                        .with_context(|| format!("cannot write {}", output.display()))
-                });
-            if written.is_err() {
-                let _ = std::fs::remove_file(&temp);
-            }
-            written?;
-            eprintln!("wrote {}: {}", output.display(), timeline::totals(&log));
+            let totals = fairway_engine::timeline::write_page(&events, &output, &title)?;
+            eprintln!("wrote {}: {totals}", output.display());
             Ok(())
         }
         Command::Bench {

@@ -31,6 +31,13 @@ use crate::error::{EngineError, Result};
 /// Writes scheduler events as JSON lines. The file is created (truncated)
 /// when the log opens; lines are flushed at the end of every job and when
 /// the log is dropped.
+///
+/// A log is never left truncated silently: the first write that fails
+/// (a full disk, a file that became unwritable) prints one warning on
+/// stderr naming the file and the error, the log stops writing (so it holds
+/// no gap in the middle), and [`EventLog::error`] (for this log) and
+/// [`EventLog::failures`] (for every log of the process) report it, so
+/// that the command can end with an error after its results.
 pub struct EventLog {
     path: PathBuf,
     start: Instant,
@@ -38,10 +45,14 @@ pub struct EventLog {
 }
 
 struct LogState {
-    out: BufWriter<File>,
+    /// `None` once a write failed.
+    out: Option<BufWriter<File>>,
     jobs: HashMap<JobId, (String, String)>,
-    failed: bool,
+    error: Option<String>,
 }
+
+/// The failures of every event log of this process, one message each.
+static FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 impl EventLog {
     pub fn create(path: &Path) -> Result<Self> {
@@ -53,9 +64,9 @@ impl EventLog {
             path: path.to_path_buf(),
             start: Instant::now(),
             state: Mutex::new(LogState {
-                out: BufWriter::new(file),
+                out: Some(BufWriter::new(file)),
                 jobs: HashMap::new(),
-                failed: false,
+                error: None,
             }),
         })
     }
@@ -64,9 +75,50 @@ impl EventLog {
         &self.path
     }
 
+    /// Writes the buffered lines to the file; a failure is recorded as by
+    /// a failed event.
     pub fn flush(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = state.out.flush();
+        let flushed = match &mut state.out {
+            Some(out) => out.flush(),
+            None => Ok(()),
+        };
+        if let Err(e) = flushed {
+            self.fail(&mut state, &e);
+        }
+    }
+
+    /// Why this log is incomplete, if a write to it failed: `cannot write
+    /// event log FILE: ERROR`.
+    pub fn error(&self) -> Option<String> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.error.clone()
+    }
+
+    /// The errors of every event log of this process that could not be
+    /// written completely, in the order they failed: a command checks this
+    /// at its end, after flushing, and fails if it is not empty.
+    pub fn failures() -> Vec<String> {
+        FAILURES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The first failure: warn once, stop writing (a log with a hole in
+    /// the middle would read as complete), remember the error.
+    fn fail(&self, state: &mut LogState, e: &std::io::Error) {
+        if state.error.is_some() {
+            return;
+        }
+        let message = format!("cannot write event log {}: {e}", self.path.display());
+        eprintln!("warning: {message}; the log is incomplete and the command will fail at its end");
+        // Drop the writer without the flush that its `Drop` would retry.
+        if let Some(out) = state.out.take() {
+            let _ = out.into_parts();
+        }
+        FAILURES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(message.clone());
+        state.error = Some(message);
     }
 }
 
@@ -85,8 +137,9 @@ fn task_fields(task: &TaskContext, pool: &str) -> Fields {
 
 impl SchedulerListener for EventLog {
     fn on_event(&self, event: &SchedulerEvent) {
-        let time_us = self.start.elapsed().as_micros() as u64;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken under the lock, so the times in the file never go back.
+        let time_us = self.start.elapsed().as_micros() as u64;
         let (name, fields): (&str, Fields) = match event {
             SchedulerEvent::JobStart {
                 job,
@@ -165,18 +218,18 @@ impl SchedulerListener for EventLog {
             line.push_str(&format!(",\"{key}\":{value}"));
         }
         line.push_str("}\n");
-        let written = state.out.write_all(line.as_bytes()).and_then(|_| {
+        let Some(out) = &mut state.out else {
+            return;
+        };
+        let written = out.write_all(line.as_bytes()).and_then(|_| {
             if name == "job_end" {
-                state.out.flush()
+                out.flush()
             } else {
                 Ok(())
             }
         });
-        if let Err(e) = written
-            && !state.failed
-        {
-            state.failed = true;
-            log::error!("cannot write event log {}: {e}", self.path.display());
+        if let Err(e) = written {
+            self.fail(&mut state, &e);
         }
     }
 }
@@ -184,5 +237,64 @@ impl SchedulerListener for EventLog {
 impl Drop for EventLog {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(log: &EventLog, job: JobId) {
+        log.on_event(&SchedulerEvent::JobStart {
+            job,
+            description: format!("job {job}"),
+            pool: "default".into(),
+        });
+        log.on_event(&SchedulerEvent::JobEnd {
+            job,
+            status: JobStatus::Succeeded,
+        });
+    }
+
+    #[test]
+    fn lines_are_written_and_times_never_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let log = EventLog::create(&path).unwrap();
+        for j in 1..=50 {
+            job(&log, j);
+        }
+        log.flush();
+        assert_eq!(log.error(), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let times: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["time_us"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(times.len(), 100);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    }
+
+    /// `/dev/full` accepts the open and fails every write with ENOSPC.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_failed_write_is_recorded_once_and_the_log_stops() {
+        let path = Path::new("/dev/full");
+        let log = EventLog::create(path).unwrap();
+        job(&log, 1);
+        let error = log.error().expect("the write to /dev/full failed");
+        assert!(error.contains("/dev/full"), "{error}");
+        assert!(error.contains("No space left"), "{error}");
+        // Later events and flushes neither panic nor replace the first error.
+        job(&log, 2);
+        log.flush();
+        assert_eq!(log.error().as_deref(), Some(error.as_str()));
+        let failures = EventLog::failures();
+        assert_eq!(failures.iter().filter(|f| **f == error).count(), 1);
+        assert!(log.state.lock().unwrap().out.is_none());
     }
 }

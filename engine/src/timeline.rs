@@ -6,28 +6,47 @@
 //! The page is plain HTML with inline CSS and one inline SVG; tooltips are
 //! SVG `<title>` elements, so it needs no script and no network.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::{self, Write as _};
-use std::io::BufRead;
+use std::io::{BufRead, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-/// Reading an event log failed.
+use crate::error::EngineError;
+use crate::files;
+
+/// The highest slot number a log may name: a timeline draws one row per
+/// slot, so a slot number sizes the page.
+pub const MAX_SLOT: u64 = 9_999;
+/// The latest time (and longest duration) a log may hold: ten years, in
+/// microseconds.
+pub const MAX_TIME_US: u64 = 10 * 366 * 24 * 3_600 * 1_000_000;
+/// The most tasks a stage may have.
+pub const MAX_TASKS: u64 = u32::MAX as u64;
+/// The longest line a log may hold (a job's description is on its line).
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Reading an event log or writing its page failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TimelineError {
-    #[error("cannot read event log {}: {source}", path.display())]
+    #[error("cannot read event log {}: {source}", printable(&path.display().to_string()))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("event log {}, line {line}: {message}", path.display())]
+    #[error("event log {}, line {line}: {message}", printable(&path.display().to_string()))]
     Parse {
         path: PathBuf,
         line: usize,
+        /// Control characters of the log are escaped in it.
         message: String,
     },
+    /// The page could not be written, or its output is refused.
+    #[error(transparent)]
+    Write(#[from] EngineError),
 }
 
 /// The task fields shared by `task_start`, `task_yield`, `task_resume` and
@@ -93,30 +112,60 @@ pub struct Event {
 }
 
 /// Reads a JSON-lines event log. Blank lines and events with unknown names
-/// are skipped; anything else that cannot be read is an error naming the
-/// file and the line.
+/// are skipped; anything else that cannot be read (not JSON, a missing
+/// field, a number out of range, invalid UTF-8, a line over
+/// [`MAX_LINE_BYTES`]) is an error naming the file and the line. Events
+/// come back in the order of the file.
 pub fn read_event_log(path: &Path) -> Result<Vec<Event>, TimelineError> {
+    let file = std::fs::File::open(path).map_err(|source| TimelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_lines(path, std::io::BufReader::new(file), MAX_LINE_BYTES)
+}
+
+/// The events of `reader`, the log at `path`, whose lines hold at most
+/// `max_line` bytes.
+fn read_lines(
+    path: &Path,
+    mut reader: impl BufRead,
+    max_line: usize,
+) -> Result<Vec<Event>, TimelineError> {
     let io = |source| TimelineError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    let parse = |line: usize, message: String| TimelineError::Parse {
+        path: path.to_path_buf(),
+        line,
+        message: printable(&message).into_owned(),
+    };
     let mut events = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io)?;
+    let mut buf = Vec::new();
+    for number in 1.. {
+        buf.clear();
+        // A line is read up to one byte past the limit, never further.
+        let read = (&mut reader)
+            .take(max_line as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        } else if buf.len() > max_line {
+            return Err(parse(number, format!("line longer than {max_line} bytes")));
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|e| parse(number, format!("not valid UTF-8: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(&line) {
+        match parse_line(line) {
             Ok(Some(event)) => events.push(event),
             Ok(None) => {}
-            Err(message) => {
-                return Err(TimelineError::Parse {
-                    path: path.to_path_buf(),
-                    line: i + 1,
-                    message,
-                });
-            }
+            Err(message) => return Err(parse(number, message)),
         }
     }
     Ok(events)
@@ -137,7 +186,6 @@ fn parse_line(line: &str) -> Result<Option<Event>, String> {
         map: &map,
         event: &name,
     };
-    let time_us = f.u64("time_us")?;
     let kind = match name.as_str() {
         "job_start" => EventKind::JobStart {
             job: f.u64("job")?,
@@ -153,7 +201,7 @@ fn parse_line(line: &str) -> Result<Option<Event>, String> {
         "stage_submitted" => EventKind::StageSubmitted {
             job: f.u64("job")?,
             stage: f.u64("stage")?,
-            tasks: f.u64("tasks")?,
+            tasks: f.at_most("tasks", MAX_TASKS, "tasks")?,
         },
         "stage_completed" => EventKind::StageCompleted {
             job: f.u64("job")?,
@@ -164,7 +212,7 @@ fn parse_line(line: &str) -> Result<Option<Event>, String> {
         "task_resume" => EventKind::TaskResume(f.task()?),
         "task_end" => EventKind::TaskEnd {
             task: f.task()?,
-            duration_us: f.u64("duration_us")?,
+            duration_us: f.at_most("duration_us", MAX_TIME_US, "µs, ten years")?,
             rows: f.u64("rows")?,
             bytes: f.u64("bytes")?,
             status: f.str("status")?,
@@ -172,6 +220,7 @@ fn parse_line(line: &str) -> Result<Option<Event>, String> {
         },
         _ => return Ok(None),
     };
+    let time_us = f.at_most("time_us", MAX_TIME_US, "µs, ten years")?;
     Ok(Some(Event { time_us, kind }))
 }
 
@@ -193,6 +242,18 @@ impl Fields<'_> {
         }
     }
 
+    /// A number no greater than `max`; `unit` follows `max` in the message.
+    fn at_most(&self, key: &str, max: u64, unit: &str) -> Result<u64, String> {
+        let value = self.u64(key)?;
+        if value > max {
+            return Err(format!(
+                "{}: field `{key}` is {value}, out of range: at most {max} {unit}",
+                self.event
+            ));
+        }
+        Ok(value)
+    }
+
     fn str(&self, key: &str) -> Result<String, String> {
         match self.map.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
@@ -211,7 +272,7 @@ impl Fields<'_> {
             partition: self.u64("partition")?,
             attempt: self.u64("attempt")?,
             pool: self.str("pool")?,
-            slot: self.u64("slot")?,
+            slot: self.at_most("slot", MAX_SLOT, "(a timeline draws one row per slot)")?,
         })
     }
 }
@@ -252,6 +313,8 @@ pub fn totals(events: &[Event]) -> Totals {
 #[derive(Debug, Clone)]
 struct Bar {
     task: TaskRef,
+    /// Index of the task's pool in [`Timeline::pools`].
+    pool: usize,
     start: u64,
     end: u64,
 }
@@ -263,6 +326,10 @@ struct JobInfo {
     status: Option<String>,
     start: Option<u64>,
     end: Option<u64>,
+    /// Slot-time its tasks held, in microseconds.
+    busy_us: u64,
+    /// Its place among the jobs (by number), which picks its colour.
+    index: usize,
 }
 
 struct TaskEndInfo {
@@ -272,40 +339,78 @@ struct TaskEndInfo {
     error: Option<String>,
 }
 
-/// A log turned into what the page draws.
+type TaskKey = (u64, u64, u64, u64);
+
+/// A log turned into what the page draws. Built in one pass over the
+/// events in time order, with a map lookup per event, so it takes time
+/// linear in the log (after an n log n sort).
 struct Timeline {
     t0: u64,
     t1: u64,
     bars: Vec<Bar>,
     slots: u64,
     jobs: BTreeMap<u64, JobInfo>,
+    /// Pool names, sorted; the empty name is among them only if used.
     pools: Vec<String>,
-    ends: HashMap<(u64, u64, u64, u64), TaskEndInfo>,
-    /// (time, job, stage, submitted, tasks)
+    /// Slot-time each pool's tasks held, by index into `pools`.
+    pool_busy_us: Vec<u64>,
+    ends: HashMap<TaskKey, TaskEndInfo>,
+    /// (time, job, stage, submitted, tasks), in time order.
     stages: Vec<(u64, u64, u64, bool, u64)>,
+}
+
+/// The slot-holding intervals while they are being found: no two tasks
+/// hold one slot at once, so intervals never overlap on a slot and the
+/// busy slot-time never exceeds slots x wall time.
+#[derive(Default)]
+struct OpenTasks {
+    /// Task → (the task, when it took its slot).
+    open: HashMap<TaskKey, (TaskRef, u64)>,
+    /// Slot → the task holding it.
+    holder: HashMap<u64, TaskKey>,
+    bars: Vec<(TaskRef, u64, u64)>,
+}
+
+impl OpenTasks {
+    /// Ends `key`'s interval at `time`, if it holds a slot.
+    fn close(&mut self, key: &TaskKey, time: u64) {
+        if let Some((task, start)) = self.open.remove(key) {
+            if self.holder.get(&task.slot) == Some(key) {
+                self.holder.remove(&task.slot);
+            }
+            self.bars.push((task, start, time.max(start)));
+        }
+    }
+
+    /// `task` takes its slot at `time`. A task of its own still open (a
+    /// start without an end) is closed first, and so is another task that
+    /// a log without its end shows on the same slot: the slot changed hands.
+    fn open(&mut self, task: &TaskRef, time: u64) {
+        let key = task.key();
+        self.close(&key, time);
+        if let Some(other) = self.holder.get(&task.slot).copied() {
+            self.close(&other, time);
+        }
+        self.holder.insert(task.slot, key);
+        self.open.insert(key, (task.clone(), time));
+    }
 }
 
 impl Timeline {
     fn build(events: &[Event]) -> Self {
-        let t0 = events.iter().map(|e| e.time_us).min().unwrap_or(0);
-        let t1 = events.iter().map(|e| e.time_us).max().unwrap_or(0);
-        let mut open: HashMap<(u64, u64, u64, u64), (TaskRef, u64)> = HashMap::new();
-        let mut bars = Vec::new();
+        // Time order (a stable sort keeps the file's order within one
+        // microsecond); a log written by fairway is in order already.
+        let mut order: Vec<&Event> = events.iter().collect();
+        order.sort_by_key(|e| e.time_us);
+        let t0 = order.first().map_or(0, |e| e.time_us);
+        let t1 = order.last().map_or(0, |e| e.time_us);
+        let mut tasks = OpenTasks::default();
         let mut jobs: BTreeMap<u64, JobInfo> = BTreeMap::new();
-        let mut pools: BTreeSet<String> = BTreeSet::new();
+        let mut pools: BTreeSet<&str> = BTreeSet::new();
         let mut ends = HashMap::new();
         let mut stages = Vec::new();
         let mut max_slot: Option<u64> = None;
-        let mut close = |open: &mut HashMap<_, (TaskRef, u64)>, task: &TaskRef, time: u64| {
-            if let Some((held, start)) = open.remove(&task.key()) {
-                bars.push(Bar {
-                    task: held,
-                    start,
-                    end: time.max(start),
-                });
-            }
-        };
-        for event in events {
+        for event in order {
             let time = event.time_us;
             match &event.kind {
                 EventKind::JobStart {
@@ -317,7 +422,7 @@ impl Timeline {
                     info.pool = pool.clone();
                     info.description = description.clone();
                     info.start = Some(time);
-                    pools.insert(pool.clone());
+                    pools.insert(pool);
                 }
                 EventKind::JobEnd {
                     job,
@@ -342,14 +447,16 @@ impl Timeline {
                     stages.push((time, *job, *stage, false, 0));
                 }
                 EventKind::TaskStart(task) | EventKind::TaskResume(task) => {
-                    // A start without an end before it: close the old interval.
-                    close(&mut open, task, time);
+                    tasks.open(task, time);
                     max_slot = max_slot.max(Some(task.slot));
-                    pools.insert(task.pool.clone());
-                    jobs.entry(task.job).or_default();
-                    open.insert(task.key(), (task.clone(), time));
+                    pools.insert(&task.pool);
+                    // A job known only from its tasks takes their pool.
+                    let info = jobs.entry(task.job).or_default();
+                    if info.pool.is_empty() {
+                        info.pool = task.pool.clone();
+                    }
                 }
-                EventKind::TaskYield(task) => close(&mut open, task, time),
+                EventKind::TaskYield(task) => tasks.close(&task.key(), time),
                 EventKind::TaskEnd {
                     task,
                     duration_us,
@@ -358,7 +465,7 @@ impl Timeline {
                     error,
                     ..
                 } => {
-                    close(&mut open, task, time);
+                    tasks.close(&task.key(), time);
                     ends.insert(
                         task.key(),
                         TaskEndInfo {
@@ -372,22 +479,48 @@ impl Timeline {
             }
         }
         // Tasks still holding a slot when the log ends hold it to the end.
-        let mut still_open: Vec<_> = open.into_values().collect();
+        let mut still_open: Vec<_> = tasks.open.drain().map(|(_, v)| v).collect();
         still_open.sort_by_key(|(t, start)| (*start, t.key()));
-        for (task, start) in still_open {
+        tasks.bars.extend(
+            still_open
+                .into_iter()
+                .map(|(task, start)| (task, start, t1)),
+        );
+
+        let pools: Vec<String> = pools
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect();
+        let pool_index: HashMap<&str, usize> = pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.as_str(), i))
+            .collect();
+        for (index, info) in jobs.values_mut().enumerate() {
+            info.index = index;
+        }
+        let mut pool_busy_us = vec![0; pools.len()];
+        let mut bars = Vec::with_capacity(tasks.bars.len());
+        for (task, start, end) in tasks.bars {
+            let held = end - start;
+            // An empty pool name has no lane and no legend entry.
+            let pool = pool_index
+                .get(task.pool.as_str())
+                .copied()
+                .unwrap_or(usize::MAX);
+            if let Some(busy) = pool_busy_us.get_mut(pool) {
+                *busy += held;
+            }
+            if let Some(info) = jobs.get_mut(&task.job) {
+                info.busy_us += held;
+            }
             bars.push(Bar {
                 task,
+                pool,
                 start,
-                end: t1,
+                end,
             });
-        }
-        // Jobs known only from their tasks: take the pool of a task.
-        for (job, info) in jobs.iter_mut() {
-            if info.pool.is_empty()
-                && let Some(bar) = bars.iter().find(|b| b.task.job == *job)
-            {
-                info.pool = bar.task.pool.clone();
-            }
         }
         Self {
             t0,
@@ -395,7 +528,8 @@ impl Timeline {
             bars,
             slots: max_slot.map_or(0, |s| s + 1),
             jobs,
-            pools: pools.into_iter().filter(|p| !p.is_empty()).collect(),
+            pools,
+            pool_busy_us,
             ends,
             stages,
         }
@@ -422,13 +556,12 @@ impl Timeline {
     }
 
     fn job_colour(&self, job: u64) -> &'static str {
-        let index = self.jobs.keys().position(|j| *j == job).unwrap_or(0);
+        let index = self.jobs.get(&job).map_or(0, |info| info.index);
         JOB_PALETTE[index % JOB_PALETTE.len()]
     }
 
-    fn pool_colour(&self, pool: &str) -> &'static str {
-        let index = self.pools.iter().position(|p| p == pool).unwrap_or(0);
-        POOL_PALETTE[index % POOL_PALETTE.len()]
+    fn pool_colour(&self, pool: usize) -> &'static str {
+        POOL_PALETTE[pool % POOL_PALETTE.len()]
     }
 }
 
@@ -441,7 +574,44 @@ const POOL_PALETTE: [&str; 6] = [
     "#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#66a61e", "#a6761d",
 ];
 
-/// Escapes text for HTML and XML content and attribute values.
+/// Whether `c` must not reach a page or a terminal as it is: control
+/// characters (C0, DEL, C1) and the invisible ones that reorder or break
+/// the text shown around them (bidirectional overrides and isolates, line
+/// and paragraph separators).
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// `\u{1b}` for a hidden character.
+fn push_visible(out: &mut String, c: char) {
+    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+}
+
+/// Text for a message on a terminal: every control or invisible character
+/// (newlines too) written as `\u{..}`.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_hidden) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hidden(c) {
+            push_visible(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Escapes text for HTML and XML content and attribute values: markup
+/// characters as entities, control and invisible characters other than
+/// newline and tab as visible `\u{..}` (no entity can stand for them).
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -451,7 +621,8 @@ pub(crate) fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push(' '),
+            '\n' | '\t' => out.push(c),
+            c if is_hidden(c) => push_visible(&mut out, c),
             c => out.push(c),
         }
     }
@@ -520,7 +691,70 @@ const BUCKETS: usize = 160;
 
 /// Renders the whole page: one self-contained HTML document.
 pub fn render_html(events: &[Event], title: &str) -> String {
-    let tl = Timeline::build(events);
+    render_page(&Timeline::build(events), title)
+}
+
+/// `fairway timeline EVENTS -o OUTPUT`: reads the log, renders its page and
+/// writes it to `output` atomically (see [`files::write_atomically`]);
+/// returns the log's totals. An output that is the log itself (by another
+/// spelling, a link or a hard link) is refused before anything is read.
+pub fn write_page(events: &Path, output: &Path, title: &str) -> Result<Totals, TimelineError> {
+    refuse_log_as_output(events, output)?;
+    let log = read_event_log(events)?;
+    let timeline = Timeline::build(&log);
+    drop(log);
+    let html = render_page(&timeline, title);
+    // A page replaced keeps its permissions; a new one is readable by all,
+    // as a page written in place would be (the temporary is 0600).
+    let permissions = std::fs::metadata(output).map(|m| m.permissions()).ok();
+    files::write_atomically(output, |file| {
+        file.write_all(html.as_bytes())
+            .map_err(|e| EngineError::io(output, e))?;
+        #[cfg(unix)]
+        let permissions = permissions.or_else(|| {
+            use std::os::unix::fs::PermissionsExt;
+            Some(std::fs::Permissions::from_mode(0o644))
+        });
+        match permissions {
+            Some(p) => file
+                .set_permissions(p)
+                .map_err(|e| EngineError::io(output, e)),
+            None => Ok(()),
+        }
+    })?;
+    Ok(timeline.totals())
+}
+
+fn refuse_log_as_output(events: &Path, output: &Path) -> Result<(), EngineError> {
+    if files::resolve(events) == files::resolve(output) || same_file(events, output) {
+        return Err(EngineError::file(
+            output,
+            format!(
+                "the output is the event log {} itself; writing the page would replace \
+                 the log: choose another output",
+                printable(&events.display().to_string())
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether two paths that both exist are one file (hard links included).
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_a: &Path, _b: &Path) -> bool {
+    false
+}
+
+fn render_page(tl: &Timeline, title: &str) -> String {
     let totals = tl.totals();
     let mut html = String::new();
     let title = escape(title);
@@ -546,9 +780,9 @@ pub fn render_html(events: &[Event], title: &str) -> String {
         tl.jobs.len(),
         tl.bars.len(),
     );
-    render_svg(&tl, &mut html);
-    render_pool_legend(&tl, &mut html);
-    render_job_legend(&tl, &mut html);
+    render_svg(tl, &mut html);
+    render_pool_legend(tl, &mut html);
+    render_job_legend(tl, &mut html);
     html.push_str(
         "<p class=\"note\">Bars: the intervals in which a task held a slot (a task that \
          yielded has several). Solid lines: stage submitted; dashed lines: stage completed. \
@@ -727,11 +961,14 @@ fn render_svg(tl: &Timeline, html: &mut String) {
         lane_top + LANE_HEIGHT - 2.0,
     );
     let bucket_us = wall / BUCKETS as f64;
-    let mut busy = vec![vec![0.0f64; tl.pools.len()]; BUCKETS];
+    // Per bucket, the busy slot-time of each pool that has some there: a
+    // bar touches at most BUCKETS buckets, and the lane holds no cell for
+    // a pool that is idle in a bucket.
+    let mut busy: Vec<BTreeMap<usize, f64>> = vec![BTreeMap::new(); BUCKETS];
     for bar in &tl.bars {
-        let Some(p) = tl.pools.iter().position(|p| *p == bar.task.pool) else {
+        if bar.pool >= tl.pools.len() {
             continue;
-        };
+        }
         let (s, e) = (
             (bar.start - tl.t0) as f64,
             (bar.end.saturating_sub(tl.t0)) as f64,
@@ -743,7 +980,7 @@ fn render_svg(tl: &Timeline, html: &mut String) {
             let hi = lo + bucket_us;
             let overlap = e.min(hi) - s.max(lo);
             if overlap > 0.0 {
-                bucket[p] += overlap;
+                *bucket.entry(bar.pool).or_default() += overlap;
             }
         }
     }
@@ -751,7 +988,7 @@ fn render_svg(tl: &Timeline, html: &mut String) {
     for (b, bucket) in busy.iter().enumerate() {
         let mut y = lane_top + LANE_HEIGHT;
         let bx = LEFT + bucket_w * b as f64;
-        for (p, pool_busy) in bucket.iter().enumerate() {
+        for (&p, pool_busy) in bucket {
             let share = pool_busy / bucket_us;
             if share <= 0.0 {
                 continue;
@@ -763,7 +1000,7 @@ fn render_svg(tl: &Timeline, html: &mut String) {
                 "<rect class=\"pool\" x=\"{bx:.2}\" y=\"{y:.2}\" width=\"{:.2}\" height=\"{h:.2}\" \
                  fill=\"{}\"><title>pool {} · {:.2} busy slots at {}</title></rect>",
                 bucket_w + 0.3,
-                tl.pool_colour(&tl.pools[p]),
+                tl.pool_colour(p),
                 escape(&tl.pools[p]),
                 share,
                 seconds((b as f64 * bucket_us) as u64)
@@ -775,20 +1012,14 @@ fn render_svg(tl: &Timeline, html: &mut String) {
 
 fn render_pool_legend(tl: &Timeline, html: &mut String) {
     html.push_str("<div class=\"pools\"><span class=\"k\">pools</span>");
-    for pool in &tl.pools {
-        let busy: u64 = tl
-            .bars
-            .iter()
-            .filter(|b| b.task.pool == *pool)
-            .map(|b| b.end - b.start)
-            .sum();
+    for (p, pool) in tl.pools.iter().enumerate() {
         let _ = write!(
             html,
             "<span class=\"pool-entry\"><span class=\"swatch\" style=\"background:{}\"></span>{} \
              <span class=\"muted\">({} busy)</span></span>",
-            tl.pool_colour(pool),
+            tl.pool_colour(p),
             escape(pool),
-            seconds(busy)
+            seconds(tl.pool_busy_us[p])
         );
     }
     html.push_str("</div>\n");
@@ -804,13 +1035,12 @@ fn render_job_legend(tl: &Timeline, html: &mut String) {
             (Some(s), Some(e)) => duration(e.saturating_sub(s)),
             _ => "–".to_string(),
         };
-        let busy: u64 = tl
-            .bars
-            .iter()
-            .filter(|b| b.task.job == *job)
-            .map(|b| b.end - b.start)
-            .sum();
         let status = info.status.as_deref().unwrap_or("unfinished");
+        // The class names only the statuses the page styles.
+        let class = match status {
+            "succeeded" | "failed" | "cancelled" | "unfinished" => status,
+            _ => "other",
+        };
         let _ = writeln!(
             html,
             "<tr class=\"job\"><td><span class=\"swatch\" style=\"background:{}\"></span></td>\
@@ -818,9 +1048,9 @@ fn render_job_legend(tl: &Timeline, html: &mut String) {
              <td>{}</td><td class=\"desc\" title=\"{}\">{}</td></tr>",
             tl.job_colour(*job),
             escape(&info.pool),
+            class,
             escape(status),
-            escape(status),
-            duration(busy),
+            duration(info.busy_us),
             escape(&truncate(&info.description, 1000)),
             escape(&truncate(&info.description, 80)),
         );
@@ -1014,5 +1244,287 @@ mod tests {
         let err = read_event_log(missing).unwrap_err();
         assert!(matches!(err, TimelineError::Io { .. }));
         assert!(err.to_string().contains("/no/such/events.jsonl"));
+    }
+
+    fn parse_error(text: &str) -> (usize, String) {
+        let (_dir, path) = write_log(text);
+        match read_event_log(&path).unwrap_err() {
+            err @ TimelineError::Parse { line, .. } => (line, err.to_string()),
+            other => panic!("expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_slot_number_out_of_range_is_an_error_naming_the_line() {
+        let (line, message) = parse_error(
+            "{\"event\":\"job_start\",\"time_us\":0,\"job\":1,\"pool\":\"p\",\"description\":\"d\"}\n\
+             {\"event\":\"task_start\",\"time_us\":5,\"job\":1,\"stage\":0,\"partition\":0,\
+             \"attempt\":0,\"pool\":\"p\",\"slot\":4000000000}\n",
+        );
+        assert_eq!(line, 2, "{message}");
+        assert!(message.contains("events.jsonl, line 2"), "{message}");
+        assert!(
+            message.contains("`slot` is 4000000000, out of range: at most 9999"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn huge_times_durations_and_counts_are_errors() {
+        let (line, message) = parse_error(
+            "{\"event\":\"stage_completed\",\"time_us\":18446744073709551615,\"job\":1,\"stage\":0}\n",
+        );
+        assert_eq!(line, 1);
+        assert!(
+            message.contains("`time_us` is 18446744073709551615"),
+            "{message}"
+        );
+        let (_, message) = parse_error(
+            "{\"event\":\"task_end\",\"time_us\":5,\"job\":1,\"stage\":0,\"partition\":0,\
+             \"attempt\":0,\"pool\":\"p\",\"slot\":0,\"duration_us\":18446744073709551615,\
+             \"rows\":0,\"bytes\":0,\"status\":\"succeeded\"}\n",
+        );
+        assert!(
+            message.contains("`duration_us` is 18446744073709551615"),
+            "{message}"
+        );
+        let (_, message) = parse_error(
+            "{\"event\":\"stage_submitted\",\"time_us\":5,\"job\":1,\"stage\":0,\"tasks\":1000000000000000}\n",
+        );
+        assert!(message.contains("`tasks` is 1000000000000000"), "{message}");
+        // The largest values allowed still render, with bounded work.
+        let edge = format!(
+            "{{\"event\":\"task_start\",\"time_us\":0,\"job\":1,\"stage\":0,\"partition\":0,\
+             \"attempt\":0,\"pool\":\"p\",\"slot\":{MAX_SLOT}}}\n\
+             {{\"event\":\"stage_completed\",\"time_us\":{MAX_TIME_US},\"job\":1,\"stage\":0}}\n"
+        );
+        let (_dir, path) = write_log(&edge);
+        let events = read_event_log(&path).unwrap();
+        let html = render_html(&events, "edge");
+        assert_eq!(totals(&events).slots, MAX_SLOT + 1);
+        assert!(html.len() < 8 << 20, "{} bytes", html.len());
+    }
+
+    #[test]
+    fn invalid_utf8_and_overlong_lines_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(
+            &path,
+            b"\n{\"event\":\"job_start\",\"description\":\"\xff\"}\n",
+        )
+        .unwrap();
+        let message = read_event_log(&path).unwrap_err().to_string();
+        assert!(message.contains("line 2: not valid UTF-8"), "{message}");
+
+        let long = format!("{{\"event\":\"x\",\"pad\":\"{}\"}}\n", "a".repeat(100));
+        let file = std::io::BufReader::new(long.as_bytes());
+        let err = read_lines(&path, file, 50).unwrap_err().to_string();
+        assert!(err.contains("line 1: line longer than 50 bytes"), "{err}");
+        let file = std::io::BufReader::new(long.as_bytes());
+        assert!(read_lines(&path, file, long.len()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn events_out_of_order_give_the_timeline_of_the_sorted_log() {
+        let (_dir, path) = write_log(LOG);
+        let sorted = read_event_log(&path).unwrap();
+        let reversed: String = LOG.lines().rev().map(|l| format!("{l}\n")).collect();
+        let (_dir2, path2) = write_log(&reversed);
+        let shuffled = read_event_log(&path2).unwrap();
+        assert_eq!(totals(&shuffled), totals(&sorted));
+        let html = render_html(&shuffled, "x");
+        assert_eq!(html.matches("<rect class=\"task\"").count(), 4);
+        assert!(!html.contains("no task_end"), "{html}");
+    }
+
+    /// A log that shows two tasks on one slot at once (which fairway never
+    /// writes) cannot make the busy slot-time exceed slots x wall time.
+    #[test]
+    fn utilisation_never_exceeds_100_percent() {
+        let mut log = String::new();
+        for p in 0..3 {
+            log.push_str(&format!(
+                "{{\"event\":\"task_start\",\"time_us\":0,\"job\":1,\"stage\":0,\"partition\":{p},\
+                 \"attempt\":0,\"pool\":\"p\",\"slot\":0}}\n"
+            ));
+        }
+        for p in 0..3 {
+            log.push_str(&format!(
+                "{{\"event\":\"task_end\",\"time_us\":1000,\"job\":1,\"stage\":0,\"partition\":{p},\
+                 \"attempt\":0,\"pool\":\"p\",\"slot\":0,\"duration_us\":1000,\"rows\":1,\
+                 \"bytes\":1,\"status\":\"succeeded\"}}\n"
+            ));
+        }
+        let (_dir, path) = write_log(&log);
+        let events = read_event_log(&path).unwrap();
+        let t = totals(&events);
+        assert_eq!((t.wall_us, t.busy_us, t.slots), (1000, 1000, 1), "{t}");
+        assert!(t.utilisation_pct <= 100.0, "{t}");
+        // The pool lane never shows more busy slots than there are.
+        let html = render_html(&events, "x");
+        let shares: Vec<f64> = html
+            .split(" busy slots at ")
+            .filter_map(|s| s.rsplit(" · ").next().and_then(|v| v.parse().ok()))
+            .collect();
+        assert!(!shares.is_empty(), "{html}");
+        assert!(shares.iter().all(|s| *s <= 1.0 + 1e-9), "{shares:?}");
+        // And the sample log, in any order, stays within bounds too.
+        let (_dir, path) = write_log(LOG);
+        assert!(totals(&read_event_log(&path).unwrap()).utilisation_pct <= 100.0);
+    }
+
+    /// `jobs` jobs in `jobs` pools, each one stage of one task on one of 8
+    /// slots.
+    fn many_jobs(jobs: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        for j in 0..jobs {
+            let t = j * 10;
+            let pool = format!("pool{j}");
+            let task = TaskRef {
+                job: j,
+                stage: 0,
+                partition: 0,
+                attempt: 0,
+                pool: pool.clone(),
+                slot: j % 8,
+            };
+            let description = format!("select {j} from t where x = 'job {j}'");
+            events.extend(
+                [
+                    EventKind::JobStart {
+                        job: j,
+                        pool: pool.clone(),
+                        description: description.clone(),
+                    },
+                    EventKind::StageSubmitted {
+                        job: j,
+                        stage: 0,
+                        tasks: 1,
+                    },
+                    EventKind::TaskStart(task.clone()),
+                    EventKind::TaskEnd {
+                        task,
+                        duration_us: 40,
+                        rows: 1,
+                        bytes: 8,
+                        status: "succeeded".into(),
+                        error: None,
+                    },
+                    EventKind::StageCompleted { job: j, stage: 0 },
+                    EventKind::JobEnd {
+                        job: j,
+                        pool,
+                        description,
+                        status: "succeeded".into(),
+                    },
+                ]
+                .into_iter()
+                .enumerate()
+                .map(|(i, kind)| Event {
+                    time_us: t + [0, 0, 0, 40, 40, 40][i],
+                    kind,
+                }),
+            );
+        }
+        events
+    }
+
+    /// The page of 100,000 jobs took 52 s when each job scanned every job
+    /// and bar; it must grow about linearly: 5x the jobs take well under
+    /// the 25x of a quadratic build (best of two runs each).
+    #[test]
+    fn a_hundred_thousand_jobs_render_in_linear_time() {
+        let time = |events: &[Event]| {
+            (0..2)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    let html = render_html(events, "many");
+                    assert!(html.ends_with("</html>\n"));
+                    start.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let small = many_jobs(20_000);
+        let large = many_jobs(100_000);
+        let (small_s, large_s) = (time(&small), time(&large));
+        let ratio = large_s / small_s.max(1e-6);
+        assert!(
+            ratio < 12.0,
+            "20,000 jobs {small_s:.3} s, 100,000 jobs {large_s:.3} s: ratio {ratio:.1}"
+        );
+        assert!(large_s < 60.0, "100,000 jobs took {large_s:.1} s");
+        let html = render_html(&large, "many");
+        assert_eq!(html.matches("<tr class=\"job\">").count(), 100_000);
+        assert!(html.contains("jobs</span><span class=\"v\">100000<"));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_the_page_and_in_messages() {
+        let log = "{\"event\":\"job_start\",\"time_us\":0,\"job\":1,\"pool\":\"p\\u0007ool\",\
+                   \"description\":\"select \\u001b[31mred\\u001b[0m \\u202eevil\\u202c from t\\u0000\"}\n\
+                   {\"event\":\"task_start\",\"time_us\":0,\"job\":1,\"stage\":0,\"partition\":0,\
+                   \"attempt\":0,\"pool\":\"p\\u0007ool\",\"slot\":0}\n\
+                   {\"event\":\"task_end\",\"time_us\":10,\"job\":1,\"stage\":0,\"partition\":0,\
+                   \"attempt\":0,\"pool\":\"p\\u0007ool\",\"slot\":0,\"duration_us\":10,\"rows\":1,\
+                   \"bytes\":8,\"status\":\"fail\\u001bed\",\"error\":\"boom\\u001b[2J\"}\n";
+        let (_dir, path) = write_log(log);
+        let html = render_html(&read_event_log(&path).unwrap(), "t\u{1b}itle\u{202e}");
+        for hidden in ['\u{0}', '\u{7}', '\u{1b}', '\u{202e}', '\u{202c}'] {
+            assert!(!html.contains(hidden), "{hidden:?} in the page");
+        }
+        assert!(
+            html.contains("select \\u{1b}[31mred\\u{1b}[0m \\u{202e}evil\\u{202c} from t\\u{0}")
+        );
+        assert!(html.contains("<td>p\\u{7}ool</td>"), "{html}");
+        assert!(html.contains("<h1>t\\u{1b}itle\\u{202e}</h1>"));
+        assert!(html.contains("error: boom\\u{1b}[2J"));
+        assert!(html.contains("status other\">fail\\u{1b}ed</td>"), "{html}");
+
+        let (_, message) = parse_error(
+            "{\"event\":\"task_start\",\"time_us\":1,\"job\":2,\"stage\":0,\"partition\":0,\
+             \"attempt\":0,\"pool\":\"x\",\"slot\":\"\\u202e\\u001b[2J\"}\n",
+        );
+        assert!(!message.chars().any(is_hidden), "{message:?}");
+        assert!(message.contains("\\u{202e}"), "{message}");
+        assert_eq!(printable("a\nb\u{1b}"), "a\\u{a}b\\u{1b}");
+        assert!(matches!(printable("plain"), Cow::Borrowed("plain")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_page_is_never_written_over_its_own_log() {
+        let (dir, path) = write_log(LOG);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let link = dir.path().join("link.html");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let hard = dir.path().join("hard.html");
+        std::fs::hard_link(&path, &hard).unwrap();
+        for output in [
+            path.clone(),
+            dir.path().join("sub/../events.jsonl"),
+            link,
+            hard,
+        ] {
+            let err = write_page(&path, &output, "x").unwrap_err().to_string();
+            assert!(err.contains("is the event log"), "{err}");
+            assert!(err.contains(&output.display().to_string()), "{err}");
+            assert!(err.contains(&path.display().to_string()), "{err}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), LOG);
+        }
+        let page = dir.path().join("page.html");
+        let t = write_page(&path, &page, "x").unwrap();
+        assert!((t.utilisation_pct - 55.0).abs() < 1e-9);
+        assert!(
+            std::fs::read_to_string(&page)
+                .unwrap()
+                .starts_with("<!DOCTYPE html>")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&page), 0o644, "a new page is readable by all");
+        std::fs::set_permissions(&page, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write_page(&path, &page, "y").unwrap();
+        assert_eq!(mode(&page), 0o600, "a replaced page keeps its mode");
     }
 }
