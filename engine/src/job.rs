@@ -448,6 +448,7 @@ fn is_retryable(error: &EngineError) -> bool {
         | EngineError::Planner(_)
         | EngineError::Scheduler(_)
         | EngineError::Spec { .. }
+        | EngineError::File { .. }
         | EngineError::FeatureStep { .. } => false,
     }
 }
