@@ -97,7 +97,11 @@ async fn an_output_onto_a_source_file_is_refused() {
         e.contains("would overwrite source 'orders'") && e.contains(&show(&source)),
         "{e}"
     );
-    assert_eq!(snapshot(dir.path()), before, "nothing changed, nothing added");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "nothing changed, nothing added"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +158,8 @@ async fn an_output_onto_the_spec_or_a_sql_file_is_refused() {
     );
     let e = refused(&spec, &sql_file).await;
     assert!(
-        e.contains("would overwrite the sql_file of method 'spend'") && e.contains(&show(&sql_file)),
+        e.contains("would overwrite the sql_file of method 'spend'")
+            && e.contains(&show(&sql_file)),
         "{e}"
     );
     let e = refused(&spec, &view_sql).await;
@@ -212,7 +217,11 @@ async fn an_output_onto_a_source_through_a_link_or_dots_is_refused_naming_both()
 async fn an_output_or_a_stage_folder_that_is_a_link_is_refused() {
     use std::os::unix::fs::symlink;
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), "f.toml", &format!("key = \"c_custkey\"\n{SPEND}"));
+    let spec = write_spec(
+        dir.path(),
+        "f.toml",
+        &format!("key = \"c_custkey\"\n{SPEND}"),
+    );
     let precious = tempfile::tempdir().unwrap();
     std::fs::write(precious.path().join("mine.txt"), b"precious").unwrap();
     let keep = snapshot(precious.path());
@@ -290,7 +299,9 @@ async fn foreign_entries_of_the_stage_folder_survive_builds() {
         all.into_iter()
             .filter(|(p, _)| {
                 let rel = p.strip_prefix(stage).unwrap().to_string_lossy().to_string();
-                planted.iter().any(|n| rel == *n || rel.starts_with(&format!("{n}/")))
+                planted
+                    .iter()
+                    .any(|n| rel == *n || rel.starts_with(&format!("{n}/")))
             })
             .collect::<BTreeMap<_, _>>()
     };
@@ -319,11 +330,18 @@ async fn foreign_entries_of_the_stage_folder_survive_builds() {
         );
         assert_eq!(snapshot(outside.path()), keep_outside);
         let names = entries(&stage);
-        assert_eq!(names.len(), 3 + planted.len(), "old results removed: {names:?}");
+        assert_eq!(
+            names.len(),
+            3 + planted.len(),
+            "old results removed: {names:?}"
+        );
     }
     let names = entries(&stage);
     let old_spend = first.iter().find(|n| n.starts_with("spend-")).unwrap();
-    assert!(!names.contains(old_spend), "the stale result is gone: {names:?}");
+    assert!(
+        !names.contains(old_spend),
+        "the stale result is gone: {names:?}"
+    );
 }
 
 #[cfg(unix)]
@@ -372,35 +390,63 @@ sql = "select c_custkey, max(o_totalprice) as largest from o group by c_custkey"
     let summary = build_features(&FeatureSpec::load(&spec).unwrap(), &options(&out))
         .await
         .unwrap();
-    assert!(!summary.views[0].in_memory, "the view went to the stage area");
+    assert!(
+        !summary.views[0].in_memory,
+        "the view went to the stage area"
+    );
     assert_eq!(summary.rows, 1000);
-    assert_eq!(snapshot(outside.path()), keep, "the links' targets unchanged");
+    assert_eq!(
+        snapshot(outside.path()),
+        keep,
+        "the links' targets unchanged"
+    );
     for (link, _) in &links {
         assert!(
-            std::fs::symlink_metadata(link).unwrap().file_type().is_symlink(),
+            std::fs::symlink_metadata(link)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
             "{} is left alone",
             link.display()
         );
     }
-    assert_eq!(read_parquet(&out).await.iter().map(|b| b.num_rows()).sum::<usize>(), 1000);
+    assert_eq!(
+        read_parquet(&out)
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        1000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_while_another_holds_the_output_fails_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.parquet");
-    let spec = write_spec(dir.path(), "f.toml", &format!("key = \"c_custkey\"\n{SPEND}"));
+    let spec = write_spec(
+        dir.path(),
+        "f.toml",
+        &format!("key = \"c_custkey\"\n{SPEND}"),
+    );
     let lock_path = dir.path().join("out.parquet.fairway-lock");
     let held = LockFile::acquire(&lock_path, "test").unwrap();
     let start = Instant::now();
     let e = refused(&spec, &out).await;
     assert!(start.elapsed() < Duration::from_secs(20), "at once");
     assert!(
-        e.contains(&format!("output {} is being written by fairway process {}", show(&out), std::process::id())),
+        e.contains(&format!(
+            "output {} is being written by fairway process {}",
+            show(&out),
+            std::process::id()
+        )),
         "{e}"
     );
     assert!(!out.exists());
-    assert!(!dir.path().join("out.parquet.fairway-stage").exists(), "stage untouched");
+    assert!(
+        !dir.path().join("out.parquet.fairway-stage").exists(),
+        "stage untouched"
+    );
     drop(held);
     build_features(&FeatureSpec::load(&spec).unwrap(), &options(&out))
         .await
@@ -439,7 +485,10 @@ async fn concurrent_builds_of_one_output_are_serialised() {
                 Err(e) => {
                     let e = e.to_string();
                     assert!(
-                        e.contains(&format!("output {} is being written by fairway process", show(&out))),
+                        e.contains(&format!(
+                            "output {} is being written by fairway process",
+                            show(&out)
+                        )),
                         "round {round}: {e}"
                     );
                 }
@@ -448,7 +497,10 @@ async fn concurrent_builds_of_one_output_are_serialised() {
         let rows: usize = read_parquet(&out).await.iter().map(|b| b.num_rows()).sum();
         assert_eq!(rows, 1500, "round {round}");
     }
-    assert!(built >= 3, "at least one build of each round wrote the output");
+    assert!(
+        built >= 3,
+        "at least one build of each round wrote the output"
+    );
     assert!(!dir.path().join("out.parquet.fairway-lock").exists());
 }
 
@@ -468,27 +520,50 @@ async fn keys_of_different_types_are_refused_unless_cast() {
         let spec = write_spec(dir.path(), "k.toml", &body("", ty));
         let e = refused(&spec, &out).await;
         assert!(
-            e.contains(&format!("key 'c_custkey': method 'a' returns Int64, method 'b' returns {arrow}")),
+            e.contains(&format!(
+                "key 'c_custkey': method 'a' returns Int64, method 'b' returns {arrow}"
+            )),
             "{e}"
         );
         assert!(e.contains("k.toml:"), "names the spec: {e}");
         assert!(e.contains("key_cast"), "names the opt-in: {e}");
         assert!(!out.exists());
     }
-    for key_cast in ["key_cast = \"Int64\"", "key_cast = { c_custkey = \"Int64\" }"] {
-        let spec = write_spec(dir.path(), "k.toml", &body(&format!("[build]\n{key_cast}\n"), "double"));
+    for key_cast in [
+        "key_cast = \"Int64\"",
+        "key_cast = { c_custkey = \"Int64\" }",
+    ] {
+        let spec = write_spec(
+            dir.path(),
+            "k.toml",
+            &body(&format!("[build]\n{key_cast}\n"), "double"),
+        );
         let summary = build_features(&FeatureSpec::load(&spec).unwrap(), &options(&out))
             .await
             .unwrap();
         assert_eq!(summary.rows, 1500);
         let batches = read_parquet(&out).await;
         let schema = batches[0].schema();
-        assert_eq!(schema.field_with_name("c_custkey").unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            schema.field_with_name("c_custkey").unwrap().data_type(),
+            &DataType::Int64
+        );
     }
-    let spec = write_spec(dir.path(), "k.toml", &body("[build]\nkey_cast = \"Integer\"\n", "int"));
+    let spec = write_spec(
+        dir.path(),
+        "k.toml",
+        &body("[build]\nkey_cast = \"Integer\"\n", "int"),
+    );
     let e = FeatureSpec::load(&spec).unwrap_err().to_string();
-    assert!(e.contains("key_cast: 'Integer' is not an Arrow type"), "{e}");
-    let spec = write_spec(dir.path(), "k.toml", &body("[build]\nkey_cast = { id = \"Int64\" }\n", "int"));
+    assert!(
+        e.contains("key_cast: 'Integer' is not an Arrow type"),
+        "{e}"
+    );
+    let spec = write_spec(
+        dir.path(),
+        "k.toml",
+        &body("[build]\nkey_cast = { id = \"Int64\" }\n", "int"),
+    );
     let e = FeatureSpec::load(&spec).unwrap_err().to_string();
     assert!(e.contains("'id' is not a key column"), "{e}");
 }
@@ -505,19 +580,31 @@ async fn null_keys_are_refused_unless_allowed() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(e.starts_with("method 'n' failed: it returns a NULL key"), "{e}");
+    assert!(
+        e.starts_with("method 'n' failed: it returns a NULL key"),
+        "{e}"
+    );
     assert!(e.contains("'c_custkey' is NULL in 150 rows"), "{e}");
     assert!(e.contains("allow_null_keys = true"), "{e}");
     assert!(!out.exists());
-    let spec = write_spec(dir.path(), "n.toml", &format!("{body}allow_null_keys = true\n"));
-    let summary = build_features(&FeatureSpec::load(&spec).unwrap(), &options(&out))
-        .await
-        .unwrap();
-    assert_eq!(summary.rows, 1500, "NULL keys kept, and not duplicates of each other");
     let spec = write_spec(
         dir.path(),
         "n.toml",
-        &format!("key = \"c_custkey\"\n[[view]]\nname = \"v\"\nsql = \"select 1\"\nallow_null_keys = true\n{SPEND}"),
+        &format!("{body}allow_null_keys = true\n"),
+    );
+    let summary = build_features(&FeatureSpec::load(&spec).unwrap(), &options(&out))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary.rows, 1500,
+        "NULL keys kept, and not duplicates of each other"
+    );
+    let spec = write_spec(
+        dir.path(),
+        "n.toml",
+        &format!(
+            "key = \"c_custkey\"\n[[view]]\nname = \"v\"\nsql = \"select 1\"\nallow_null_keys = true\n{SPEND}"
+        ),
     );
     let e = FeatureSpec::load(&spec).unwrap_err().to_string();
     assert!(e.contains("allow_null_keys is a method option"), "{e}");
@@ -541,14 +628,21 @@ async fn stale_temporaries_of_dead_processes_only_are_removed() {
         std::fs::write(folder.join("part-0.parquet"), b"x").unwrap();
     }
     let alive = [
-        dir.path().join(format!(".out.parquet.{}.live1.fairway-tmp", std::process::id())),
+        dir.path().join(format!(
+            ".out.parquet.{}.live1.fairway-tmp",
+            std::process::id()
+        )),
         stage.join(".other.1.live2.fairway-tmp"),
         dir.path().join(".out.parquet.999999999.tmp"),
     ];
     for file in &alive {
         std::fs::write(file, b"in use").unwrap();
     }
-    let spec = write_spec(dir.path(), "f.toml", &format!("key = \"c_custkey\"\n{SPEND}"));
+    let spec = write_spec(
+        dir.path(),
+        "f.toml",
+        &format!("key = \"c_custkey\"\n{SPEND}"),
+    );
     build_features(&FeatureSpec::load(&spec).unwrap(), &options(&out))
         .await
         .unwrap();
@@ -556,7 +650,12 @@ async fn stale_temporaries_of_dead_processes_only_are_removed() {
         assert!(!path.exists(), "{} removed", path.display());
     }
     for path in &alive {
-        assert_eq!(std::fs::read(path).unwrap(), b"in use", "{} kept", path.display());
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            b"in use",
+            "{} kept",
+            path.display()
+        );
     }
 }
 
@@ -574,7 +673,9 @@ async fn the_bad_corpus_specs_are_refused_before_any_work() {
     let e = refused_with(&bad.join("mixed_key_types.toml"), BuildOptions::default()).await;
     assert!(
         e.contains("mixed_key_types.toml:")
-            && e.contains("key 'c_custkey': method 'profile' returns Int64, method 'spend' returns Float64"),
+            && e.contains(
+                "key 'c_custkey': method 'profile' returns Int64, method 'spend' returns Float64"
+            ),
         "{e}"
     );
 }

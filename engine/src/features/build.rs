@@ -925,7 +925,9 @@ async fn materialise_view(
         let folder = files::temp_dir_beside(&stage.join(format!("view-{}", view.name)))?;
         let file = folder.path().join(RESULT_FILE);
         write_parquet_new(&file, &out, OutputCompression::Lz4, None)?;
-        session.register_table(&name, &file.to_string_lossy()).await?;
+        session
+            .register_table(&name, &file.to_string_lossy())
+            .await?;
         spilled = Some(folder);
     }
     let report = ViewReport {

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::arrow::datatypes::DataType;
 use serde::Deserialize;
 
 use crate::config::parse_size;
@@ -94,10 +94,7 @@ impl Default for BuildSettings {
 impl BuildSettings {
     /// The type key column `key` is cast to, if `key_cast` names one.
     pub fn key_cast_of(&self, key: &str) -> Option<&DataType> {
-        self.key_cast
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, t)| t)
+        self.key_cast.iter().find(|(k, _)| k == key).map(|(_, t)| t)
     }
 }
 
