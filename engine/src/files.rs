@@ -70,10 +70,7 @@ fn temp_parts(dest: &Path) -> (PathBuf, String) {
 /// which is then renamed over `dest`. If `write` or the rename fails, the
 /// temporary is removed and `dest` is left as it was. A `dest` that is a
 /// symbolic link or a folder is refused before anything is written.
-pub fn write_atomically<T>(
-    dest: &Path,
-    write: impl FnOnce(&mut File) -> Result<T>,
-) -> Result<T> {
+pub fn write_atomically<T>(dest: &Path, write: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
     refuse_link_or_dir(dest, "output")?;
     let mut temp = temp_file_beside(dest)?;
     let value = write(temp.as_file_mut())?;
@@ -346,9 +343,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // PID 0 is never a user process; ours is alive.
         let dead = dir.path().join(".out.parquet.999999999.abc.fairway-tmp");
-        let alive = dir
-            .path()
-            .join(format!(".out.parquet.{}.abc.fairway-tmp", std::process::id()));
+        let alive = dir.path().join(format!(
+            ".out.parquet.{}.abc.fairway-tmp",
+            std::process::id()
+        ));
         let foreign = dir.path().join(".out.parquet.999999999.tmp");
         for p in [&dead, &alive, &foreign] {
             std::fs::write(p, b"x").unwrap();

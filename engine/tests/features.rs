@@ -5,9 +5,10 @@
 
 mod common;
 
+use common::features::{options, tpch_file, workspace, write_spec};
 use common::read_parquet;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fairway_engine::arrow::array::{Array, ArrayRef};
@@ -19,41 +20,6 @@ use fairway_engine::{
     BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features,
     plain_datafusion_context,
 };
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn tpch_file(table: &str) -> String {
-    workspace()
-        .join("testdata/tpch-sf0.01")
-        .join(format!("{table}.parquet"))
-        .to_string_lossy()
-        .to_string()
-}
-
-fn options(out: &Path) -> BuildOptions {
-    BuildOptions {
-        out: Some(out.to_path_buf()),
-        slots: Some(2),
-        ..BuildOptions::default()
-    }
-}
-
-/// A spec in `dir` over the bundled TPC-H sf0.01 tables (absolute paths).
-/// Top-level keys of `body` (before its first table) stay at the top.
-fn write_spec(dir: &Path, name: &str, body: &str) -> PathBuf {
-    let split = body.find("\n[").map_or(body.len(), |i| i + 1);
-    let mut text = body[..split].to_string();
-    text.push_str("[sources]\n");
-    for table in ["customer", "orders", "lineitem", "nation"] {
-        text.push_str(&format!("{table} = \"{}\"\n", tpch_file(table)));
-    }
-    text.push_str(&body[split..]);
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn cell(array: &ArrayRef, row: usize) -> String {
     let options = FormatOptions::default().with_null("NULL");
@@ -426,8 +392,14 @@ sql = "select c_custkey, cast(c_name as int) as name_number from customer"
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
     assert!(
-        names.iter().all(|n| !n.ends_with(".tmp")),
+        names
+            .iter()
+            .all(|n| !n.ends_with(".tmp") && !n.ends_with(".fairway-tmp")),
         "no temporary output left: {names:?}"
+    );
+    assert!(
+        !names.contains("out.parquet.fairway-lock"),
+        "the lock is removed after a failed build: {names:?}"
     );
     // The scheduler reports a cancelled job's end from its own thread.
     let mut events = String::new();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::datasource::MemTable;
@@ -20,12 +20,14 @@ use parquet::file::properties::WriterProperties;
 
 use super::cache::{
     self, FileStamp, Lineage, Manifest, ManifestEntry, RESULT_FILE, fingerprint, lineage,
-    source_files, stage_dir,
+    source_files,
 };
+use super::guard::{self, OutputPaths};
 use super::progress::{BuildProgress, method_job, view_job};
 use super::spec::{Body, Definition, FeatureSpec, OutputCompression};
 use crate::config::EngineConfig;
 use crate::error::{EngineError, Result};
+use crate::files;
 use crate::merge::{MergeHow, merge_frames};
 use crate::session::{QueryOutput, Session};
 
@@ -284,6 +286,49 @@ pub(crate) async fn plan_definition(client: &Session, def: &Definition) -> Resul
     }
 }
 
+/// A method's rows as a DataFrame planned in `client`, with its key
+/// columns cast as `[build] key_cast` says (other columns untouched, in
+/// their order).
+pub(crate) async fn plan_method(
+    client: &Session,
+    spec: &FeatureSpec,
+    def: &Definition,
+) -> Result<DataFrame> {
+    use datafusion::arrow::compute::can_cast_types;
+    use datafusion::common::Column;
+    use datafusion::logical_expr::{Expr, cast};
+    let df = plan_definition(client, def).await?;
+    if spec.build.key_cast.is_empty() {
+        return Ok(df);
+    }
+    let mut changed = false;
+    let mut columns = Vec::with_capacity(df.schema().fields().len());
+    for (qualifier, field) in df.schema().iter() {
+        let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+        match spec.build.key_cast_of(field.name()) {
+            Some(to) if to != field.data_type() => {
+                if !can_cast_types(field.data_type(), to) {
+                    return Err(EngineError::config(
+                        "key_cast",
+                        format!(
+                            "key '{}' of type {} cannot be cast to {to}",
+                            field.name(),
+                            field.data_type()
+                        ),
+                    ));
+                }
+                changed = true;
+                columns.push(cast(column, to.clone()).alias(field.name()));
+            }
+            _ => columns.push(column),
+        }
+    }
+    if !changed {
+        return Ok(df);
+    }
+    Ok(df.select(columns)?)
+}
+
 fn parse_all(df: &DataFrame, exprs: &[String]) -> Result<Vec<datafusion::prelude::Expr>> {
     exprs
         .iter()
@@ -299,6 +344,8 @@ pub(crate) struct Checked {
     pub lineages: Vec<Lineage>,
     pub features: Vec<Vec<String>>,
     pub files: BTreeMap<String, Vec<FileStamp>>,
+    /// The Arrow type of each key column, the same in every method.
+    pub key_types: Vec<DataType>,
 }
 
 /// Direct reads (lower-case table names) of every view, by view name, and
@@ -409,8 +456,10 @@ pub(crate) async fn check(
     }
     let mut features: Vec<Vec<String>> = Vec::new();
     let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    // Per key column: the first method's name and the type it returns.
+    let mut key_types: Vec<(&str, DataType)> = Vec::new();
     for method in &spec.methods {
-        let df = plan_definition(&session, method)
+        let df = plan_method(&session, spec, method)
             .await
             .map_err(|e| spec.error(method.line, format!("method '{}': {e}", method.name)))?;
         let names: Vec<String> = df
@@ -429,6 +478,30 @@ pub(crate) async fn check(
                         names.join(", ")
                     ),
                 ));
+            }
+        }
+        for (k, key) in spec.key.iter().enumerate() {
+            let field = df
+                .schema()
+                .fields()
+                .iter()
+                .find(|f| f.name() == key)
+                .expect("the key column is there");
+            let ty = field.data_type();
+            match key_types.get(k) {
+                None => key_types.push((&method.name, ty.clone())),
+                Some((first, first_ty)) if first_ty != ty => {
+                    return Err(spec.error(
+                        method.line,
+                        format!(
+                            "key '{key}': method '{first}' returns {first_ty}, method '{}' \
+                             returns {ty}; every method must return the key with one type \
+                             (cast it in the method, or set [build] key_cast = \"{first_ty}\")",
+                            method.name
+                        ),
+                    ));
+                }
+                Some(_) => {}
             }
         }
         let mine: Vec<String> = names
@@ -466,6 +539,7 @@ pub(crate) async fn check(
         lineages,
         features,
         files,
+        key_types: key_types.into_iter().map(|(_, t)| t).collect(),
     })
 }
 
@@ -545,14 +619,21 @@ async fn build_checked(
     progress: Option<&BuildProgress>,
     start: Instant,
 ) -> Result<BuildSummary> {
+    // The output must not be (or lie inside) an input, nor be a link or a
+    // folder: refused before anything is planned or run.
+    let paths = OutputPaths::new(output)?;
+    guard::check_output(spec, options, &paths)?;
     let checked = check(spec, options, listener).await?;
     let session = &checked.session;
-    let stage = stage_dir(output);
-    std::fs::create_dir_all(&stage).map_err(|e| EngineError::io(&stage, e))?;
+    // One build at a time per output; released (and its file removed)
+    // when the build ends, whichever way.
+    let _lock = paths.lock_and_prepare()?;
+    let stage = paths.stage.clone();
+    let previous = Manifest::read(&stage);
     let manifest = if options.force {
         Manifest::default()
     } else {
-        Manifest::read(&stage)
+        previous.clone()
     };
     let fingerprints: Vec<String> = spec
         .methods
@@ -583,6 +664,24 @@ async fn build_checked(
             None => to_build.push(i),
         }
     }
+    // Record the result folders about to be written as fairway's before any
+    // is created, so that a build that fails still knows them; an entry of
+    // the stage folder under such a name that is not fairway's is refused.
+    let mut owned = previous.owned.clone();
+    for &i in &to_build {
+        let folder = format!("{}-{}", spec.methods[i].name, fingerprints[i]);
+        cache::check_result_folder(&stage, &folder, &previous.owned)?;
+        owned.insert(folder);
+    }
+    if owned != previous.owned {
+        Manifest {
+            methods: previous.methods.clone(),
+            owned: owned.clone(),
+        }
+        .write(&stage)?;
+    }
+    // Views spilled to the stage area, removed when the build ends.
+    let spilled = std::sync::Mutex::new(Vec::new());
     let shared = shared_views(spec, &checked.lineages, &to_build);
     let needed: BTreeSet<String> = to_build
         .iter()
@@ -603,6 +702,7 @@ async fn build_checked(
                 needed: needed.contains(&view.name.to_ascii_lowercase()),
                 shared: &shared,
                 stage: &stage,
+                spilled: &spilled,
                 progress,
                 reports: &mut view_reports,
             })
@@ -611,6 +711,7 @@ async fn build_checked(
         }
         Ok::<_, EngineError>(view_reports)
     };
+    let checked_ref = &checked;
     let runs = to_build.iter().map(|&i| {
         let method = &spec.methods[i];
         let pool = method.pool_or(&checked.default_pool).to_string();
@@ -629,7 +730,7 @@ async fn build_checked(
                 let _ = views_progress.wait_for(|&done| done > last).await;
             }
             let started = Instant::now();
-            let rows = run_method(session, spec, method, &pool, &stage, &folder)
+            let rows = run_method(session, spec, checked_ref, method, &pool, &stage, &folder)
                 .await
                 .map_err(|e| {
                     if let Some(p) = progress {
@@ -680,6 +781,7 @@ async fn build_checked(
     let merge_start = Instant::now();
     let (rows, columns) = merge_and_write(session, spec, options, output, &stage, &folders).await?;
     let mut new_manifest = Manifest::default();
+    drop(spilled);
     for (i, method) in spec.methods.iter().enumerate() {
         let report = reports[i].as_ref().expect("every method built or reused");
         new_manifest.methods.insert(
@@ -691,8 +793,9 @@ async fn build_checked(
             },
         );
     }
+    let keep: BTreeSet<String> = folders.iter().cloned().collect();
+    new_manifest.owned = cache::remove_stale(&stage, &owned, &keep);
     new_manifest.write(&stage)?;
-    cache::remove_stale(&stage, &new_manifest);
     session.flush_event_log();
     Ok(BuildSummary {
         output: output.to_path_buf(),
@@ -716,6 +819,7 @@ struct ViewStep<'a> {
     /// Views to materialise, with the methods reading each.
     shared: &'a [(String, Vec<String>)],
     stage: &'a Path,
+    spilled: &'a std::sync::Mutex<Vec<tempfile::TempDir>>,
     progress: Option<&'a BuildProgress>,
     reports: &'a mut Vec<ViewReport>,
 }
@@ -732,6 +836,7 @@ async fn compute_view(step: ViewStep<'_>) -> Result<()> {
         needed,
         shared,
         stage,
+        spilled,
         progress,
         reports,
     } = step;
@@ -756,13 +861,19 @@ async fn compute_view(step: ViewStep<'_>) -> Result<()> {
             .register_table(name.as_str(), df.into_view())?;
         return Ok(());
     };
-    let report = materialise_view(session, &client, view, df, readers, spec, stage)
+    let (report, folder) = materialise_view(session, &client, view, df, readers, spec, stage)
         .await
         .map_err(|e| EngineError::FeatureStep {
             kind: "view",
             name: view.name.clone(),
             message: e.to_string(),
         })?;
+    if let Some(folder) = folder {
+        spilled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(folder);
+    }
     if let Some(p) = progress {
         p.finish(
             &job,
@@ -778,7 +889,8 @@ async fn compute_view(step: ViewStep<'_>) -> Result<()> {
 }
 
 /// Runs a shared view once and registers its rows under its name: in
-/// memory within the spec's `view_memory`, else as parquet in the stage area.
+/// memory within the spec's `view_memory`, else as parquet in a temporary
+/// folder of the stage area, returned to be removed when the build ends.
 async fn materialise_view(
     session: &Session,
     client: &Session,
@@ -787,7 +899,7 @@ async fn materialise_view(
     readers: &[String],
     spec: &FeatureSpec,
     stage: &Path,
-) -> Result<ViewReport> {
+) -> Result<(ViewReport, Option<tempfile::TempDir>)> {
     let started = Instant::now();
     let out = client.execute(df, &view_job(&view.name)).await?;
     let rows = out.rows();
@@ -795,6 +907,7 @@ async fn materialise_view(
     let name = view.name.to_ascii_lowercase();
     // On a cluster the executors read the view, so it must be files.
     let in_memory = bytes <= spec.build.view_memory && session.cluster().is_none();
+    let mut spilled = None;
     if in_memory {
         let partitions = session.config().partitions.max(1);
         let schema = result_schema(&out);
@@ -807,36 +920,69 @@ async fn materialise_view(
             .context()
             .register_table(name.as_str(), Arc::new(table))?;
     } else {
-        let folder = stage.join(format!("view-{}-{}", view.name, std::process::id()));
-        write_parquet_dir(&folder, &out, OutputCompression::Lz4, None)?;
+        // A fresh folder of its own (random name, removed when the build
+        // ends; by the next build if this process dies).
+        let folder = files::temp_dir_beside(&stage.join(format!("view-{}", view.name)))?;
+        let file = folder.path().join(RESULT_FILE);
+        write_parquet_new(&file, &out, OutputCompression::Lz4, None)?;
         session
-            .register_table(&name, &folder.to_string_lossy())
+            .register_table(&name, &file.to_string_lossy())
             .await?;
+        spilled = Some(folder);
     }
-    Ok(ViewReport {
+    let report = ViewReport {
         name: view.name.clone(),
         methods: readers.to_vec(),
         rows,
         bytes,
         in_memory,
         elapsed: started.elapsed(),
-    })
+    };
+    Ok((report, spilled))
 }
 
-/// Runs one method as a job in `pool`, checks its keys are unique (unless
-/// allowed) and materialises it as `<stage>/<folder>/part-0.parquet`.
-/// Returns its row count.
+/// Runs one method as a job in `pool`, checks its keys (the planned types,
+/// no NULL and unique, unless allowed) and materialises it as
+/// `<stage>/<folder>/part-0.parquet`. Returns its row count.
 async fn run_method(
     session: &Session,
     spec: &FeatureSpec,
+    checked: &Checked,
     method: &Definition,
     pool: &str,
     stage: &Path,
     folder: &str,
 ) -> Result<usize> {
     let client = session.with_pool(pool)?;
-    let df = plan_definition(&client, method).await?;
+    let df = plan_method(&client, spec, method).await?;
     let out = client.execute(df, &method_job(&method.name)).await?;
+    let schema = result_schema(&out);
+    for (key, planned) in spec.key.iter().zip(&checked.key_types) {
+        let ty = schema
+            .field_with_name(key)
+            .map_err(datafusion::error::DataFusionError::from)?
+            .data_type();
+        if ty != planned {
+            return Err(EngineError::FeatureStep {
+                kind: "method",
+                name: method.name.clone(),
+                message: format!("key '{key}' is {ty} in its result, {planned} when planned"),
+            });
+        }
+    }
+    if !method.allow_null_keys
+        && let Some((key, rows)) = null_key(&out, &spec.key)
+    {
+        return Err(EngineError::FeatureStep {
+            kind: "method",
+            name: method.name.clone(),
+            message: format!(
+                "it returns a NULL key: '{key}' is NULL in {rows} row{}; a key identifies \
+                 a row (set allow_null_keys = true to allow this)",
+                if rows == 1 { "" } else { "s" }
+            ),
+        });
+    }
     let duplicate = match method.allow_duplicate_keys {
         true => None,
         false => duplicate_key(&out, &spec.key)?,
@@ -853,6 +999,20 @@ async fn run_method(
     }
     write_parquet_dir(&stage.join(folder), &out, OutputCompression::Lz4, None)?;
     Ok(out.rows())
+}
+
+/// The first key column holding NULLs in `out`, with how many rows it is
+/// NULL in.
+fn null_key(out: &QueryOutput, key: &[String]) -> Option<(String, usize)> {
+    key.iter().find_map(|k| {
+        let rows: usize = out
+            .batches
+            .iter()
+            .filter_map(|b| b.column_by_name(k))
+            .map(|c| c.logical_null_count())
+            .sum();
+        (rows > 0).then(|| (k.clone(), rows))
+    })
 }
 
 fn result_schema(out: &QueryOutput) -> SchemaRef {
@@ -886,6 +1046,10 @@ fn duplicate_key(out: &QueryOutput, key: &[String]) -> Result<Option<String>> {
             .convert_columns(&columns)
             .map_err(datafusion::error::DataFusionError::from)?;
         for (r, row) in rows.iter().enumerate() {
+            // NULL keys never match one another (see `null_key`).
+            if columns.iter().any(|c| c.is_null(r)) {
+                continue;
+            }
             if !seen.insert(row.owned()) {
                 let options = FormatOptions::default().with_null("NULL");
                 let cells: Vec<String> = indices
@@ -905,31 +1069,62 @@ fn duplicate_key(out: &QueryOutput, key: &[String]) -> Result<Option<String>> {
     Ok(None)
 }
 
-/// Writes `out` as `<folder>/part-0.parquet`, through a temporary folder
-/// renamed at the end, so a folder that exists is complete.
+/// Writes `out` as `<folder>/part-0.parquet`, through a fresh temporary
+/// folder beside it (random name) renamed at the end, so a folder that
+/// exists is complete. A folder already at `folder` is replaced only when
+/// it is a real folder (the caller checked it is fairway's, see
+/// [`cache::check_result_folder`]); a link or a file there is refused.
 fn write_parquet_dir(
     folder: &Path,
     out: &QueryOutput,
     compression: OutputCompression,
     row_group_size: Option<usize>,
 ) -> Result<()> {
-    let mut temp_name = folder.file_name().unwrap_or_default().to_os_string();
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = folder.with_file_name(temp_name);
-    let _ = std::fs::remove_dir_all(&temp);
-    std::fs::create_dir_all(&temp).map_err(|e| EngineError::io(&temp, e))?;
-    let written = write_parquet_file(&temp.join(RESULT_FILE), out, compression, row_group_size)
-        .and_then(|()| {
-            let _ = std::fs::remove_dir_all(folder);
-            std::fs::rename(&temp, folder).map_err(|e| EngineError::io(folder, e))
-        });
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&temp);
+    let temp = files::temp_dir_beside(folder)?;
+    write_parquet_new(
+        &temp.path().join(RESULT_FILE),
+        out,
+        compression,
+        row_group_size,
+    )?;
+    match std::fs::symlink_metadata(folder) {
+        Err(_) => {}
+        Ok(meta) if meta.is_dir() => {
+            // `remove_dir_all` does not follow links inside the folder.
+            std::fs::remove_dir_all(folder).map_err(|e| EngineError::io(folder, e))?
+        }
+        Ok(_) => {
+            return Err(EngineError::file(
+                folder,
+                "not a folder fairway wrote; fairway does not replace it",
+            ));
+        }
     }
-    written
+    let path = temp.keep();
+    std::fs::rename(&path, folder).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&path);
+        EngineError::io(folder, e)
+    })
 }
 
-fn write_parquet_file(
+/// Writes `out` as a new parquet file at `path` (which must not exist).
+fn write_parquet_new(
+    path: &Path,
+    out: &QueryOutput,
+    compression: OutputCompression,
+    row_group_size: Option<usize>,
+) -> Result<()> {
+    let file = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| EngineError::io(path, e))?;
+    write_parquet(file, path, out, compression, row_group_size)
+}
+
+/// Writes `out` as parquet to `file` (`path` names it in errors).
+fn write_parquet<W: std::io::Write + Send>(
+    file: W,
     path: &Path,
     out: &QueryOutput,
     compression: OutputCompression,
@@ -938,7 +1133,6 @@ fn write_parquet_file(
     let parquet_err = |e: parquet::errors::ParquetError| {
         EngineError::io(path, std::io::Error::other(e.to_string()))
     };
-    let file = std::fs::File::create(path).map_err(|e| EngineError::io(path, e))?;
     let mut props = WriterProperties::builder().set_compression(compression.parquet());
     if let Some(size) = row_group_size {
         props = props.set_max_row_group_row_count(Some(size));
@@ -996,23 +1190,15 @@ async fn merge_and_write(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
-    }
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(output.file_name().unwrap_or_default());
-    temp_name.push(format!(".{}.tmp", std::process::id()));
-    let temp = output.with_file_name(temp_name);
-    let written = write_parquet_file(
-        &temp,
-        &out,
-        spec.output.compression,
-        spec.output.row_group_size,
-    )
-    .and_then(|()| std::fs::rename(&temp, output).map_err(|e| EngineError::io(output, e)));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written?;
+    // A fresh temporary beside the output, renamed over it when complete.
+    files::write_atomically(output, |file| {
+        write_parquet(
+            file,
+            output,
+            &out,
+            spec.output.compression,
+            spec.output.row_group_size,
+        )
+    })?;
     Ok((out.rows(), columns))
 }

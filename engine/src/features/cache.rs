@@ -1,6 +1,13 @@
 //! The stage area beside the output: each method's materialised result in
 //! a folder named after its fingerprint, and a manifest of the last
 //! successful build, which lets an unchanged method reuse its result.
+//!
+//! The stage area may hold a user's files too: fairway deletes only the
+//! entries it recorded in the manifest as its own (result folders, named
+//! `<method>-<16 hex digits>`), never follows a link there, and leaves
+//! everything else alone. Temporaries (spilled views, folders being
+//! written) have the random names of [`crate::files`] and are removed when
+//! the build ends or, if it died, by the next build.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -197,6 +204,21 @@ pub(crate) fn fingerprint(
             "refused"
         },
     );
+    put(
+        "nulls",
+        if method.allow_null_keys {
+            "allowed"
+        } else {
+            "refused"
+        },
+    );
+    let casts: Vec<String> = spec
+        .build
+        .key_cast
+        .iter()
+        .map(|(k, t)| format!("{k}={t}"))
+        .collect();
+    put("key_cast", &casts.join("\u{1}"));
     for view in &lineage.views {
         if let Some(def) = spec.view(view) {
             put("view", &format!("{view}={}", def.normalised()));
@@ -222,10 +244,28 @@ pub(crate) struct ManifestEntry {
     pub rows: usize,
 }
 
-/// `<stage>/manifest.json`: the methods of the last successful build.
+/// `<stage>/manifest.json`: the methods of the last successful build, and
+/// the stage entries fairway created and has not deleted yet.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Manifest {
     pub methods: BTreeMap<String, ManifestEntry>,
+    /// Result folders fairway created (the methods' and older ones): the
+    /// only entries of the stage area it may replace or delete. Written
+    /// before a build creates one, so a failed build's are known too.
+    pub owned: BTreeSet<String>,
+}
+
+/// Whether `name` is a result folder's: `<method>-<16 hex digits>`.
+pub(crate) fn is_result_folder(name: &str) -> bool {
+    let Some((method, hash)) = name.rsplit_once('-') else {
+        return false;
+    };
+    !method.is_empty()
+        && method
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && hash.len() == 16
+        && hash.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f'))
 }
 
 impl Manifest {
@@ -246,6 +286,16 @@ impl Manifest {
             return Manifest::default();
         }
         let mut methods = BTreeMap::new();
+        let mut owned = BTreeSet::new();
+        if let Some(names) = value["owned"].as_array() {
+            owned.extend(
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|n| is_result_folder(n))
+                    .map(str::to_string),
+            );
+        }
         if let Some(map) = value["methods"].as_object() {
             for (name, entry) in map {
                 if let (Some(fingerprint), Some(folder), Some(rows)) = (
@@ -253,6 +303,10 @@ impl Manifest {
                     entry["folder"].as_str(),
                     entry["rows"].as_u64(),
                 ) {
+                    if !is_result_folder(folder) {
+                        continue;
+                    }
+                    owned.insert(folder.to_string());
                     methods.insert(
                         name.clone(),
                         ManifestEntry {
@@ -264,10 +318,11 @@ impl Manifest {
                 }
             }
         }
-        Manifest { methods }
+        Manifest { methods, owned }
     }
 
-    /// Writes the manifest atomically (temporary file, then rename).
+    /// Writes the manifest atomically (a fresh temporary, then rename); a
+    /// manifest that is a link or a folder is refused.
     pub fn write(&self, stage: &Path) -> Result<()> {
         let methods: serde_json::Map<String, Value> = self
             .methods
@@ -279,12 +334,17 @@ impl Manifest {
                 )
             })
             .collect();
-        let text = serde_json::to_string_pretty(&json!({"format": FORMAT, "methods": methods}))
-            .expect("JSON of strings and numbers");
+        let owned: Vec<&str> = self.owned.iter().map(String::as_str).collect();
+        let text = serde_json::to_string_pretty(
+            &json!({"format": FORMAT, "methods": methods, "owned": owned}),
+        )
+        .expect("JSON of strings and numbers");
         let path = Self::path(stage);
-        let temp = stage.join(format!(".manifest.json.{}.tmp", std::process::id()));
-        std::fs::write(&temp, text).map_err(|e| EngineError::io(&temp, e))?;
-        std::fs::rename(&temp, &path).map_err(|e| EngineError::io(&path, e))
+        crate::files::write_atomically(&path, |file| {
+            use std::io::Write;
+            file.write_all(text.as_bytes())
+                .map_err(|e| EngineError::io(&path, e))
+        })
     }
 
     /// The folder of `method`'s reusable result for `fingerprint`, if the
@@ -298,7 +358,11 @@ impl Manifest {
         self.methods
             .get(method)
             .filter(|e| e.fingerprint == fingerprint)
-            .filter(|e| stage.join(&e.folder).join(RESULT_FILE).is_file())
+            .filter(|e| is_own_folder(&stage.join(&e.folder)))
+            .filter(|e| {
+                std::fs::symlink_metadata(stage.join(&e.folder).join(RESULT_FILE))
+                    .is_ok_and(|m| m.is_file())
+            })
     }
 }
 
@@ -315,22 +379,62 @@ pub(crate) fn stage_dir(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
-/// Removes folders of the stage area that the manifest does not name
-/// (results of older builds, views spilled by this one).
-pub(crate) fn remove_stale(stage: &Path, manifest: &Manifest) {
-    let keep: BTreeSet<&str> = manifest
-        .methods
-        .values()
-        .map(|e| e.folder.as_str())
-        .collect();
-    let Ok(entries) = std::fs::read_dir(stage) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if entry.path().is_dir() && !keep.contains(name.as_str()) {
-            let _ = std::fs::remove_dir_all(entry.path());
+/// Whether `path` is a real folder (not a link) with a result folder's name.
+fn is_own_folder(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(is_result_folder)
+        && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Deletes the result folders in `owned` (recorded as fairway's) that
+/// `keep` does not name; only real folders with a result folder's name are
+/// deleted, never a link or a file. Returns the entries of `owned` still
+/// there (kept, or not deletable), which stay recorded.
+pub(crate) fn remove_stale(
+    stage: &Path,
+    owned: &BTreeSet<String>,
+    keep: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut left = BTreeSet::new();
+    for name in owned {
+        if keep.contains(name) {
+            left.insert(name.clone());
+            continue;
         }
+        let path = stage.join(name);
+        let gone = match std::fs::symlink_metadata(&path) {
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            // `remove_dir_all` does not follow links inside the folder.
+            Ok(_) if is_own_folder(&path) => std::fs::remove_dir_all(&path).is_ok(),
+            // A file or link under a recorded name is not ours: leave it.
+            Ok(_) => true,
+        };
+        if !gone {
+            left.insert(name.clone());
+        }
+    }
+    left
+}
+
+/// Makes way for a result folder about to be written at `stage/name`: an
+/// absent one is fine, one recorded in `owned` (a real folder) is ours to
+/// replace; anything else there is a user's, and the build is refused
+/// before it starts.
+pub(crate) fn check_result_folder(
+    stage: &Path,
+    name: &str,
+    owned: &BTreeSet<String>,
+) -> Result<()> {
+    let path = stage.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Err(_) => Ok(()),
+        Ok(_) if owned.contains(name) && is_own_folder(&path) => Ok(()),
+        Ok(_) => Err(EngineError::file(
+            &path,
+            "a result folder is to be written here, but this entry of the stage folder is \
+             not one fairway recorded as its own; fairway does not replace it (move it away)",
+        )),
     }
 }
 
@@ -370,6 +474,8 @@ mod tests {
         );
     }
 
+    const FOLDER: &str = "m-0123456789abcdef";
+
     #[test]
     fn the_manifest_round_trips_and_checks_the_folder() {
         let dir = tempfile::tempdir().unwrap();
@@ -378,20 +484,63 @@ mod tests {
             "m".into(),
             ManifestEntry {
                 fingerprint: "abc".into(),
-                folder: "m-abc".into(),
+                folder: FOLDER.into(),
                 rows: 3,
             },
         );
+        m.owned.insert("old-fedcba9876543210".into());
         m.write(dir.path()).unwrap();
         let read = Manifest::read(dir.path());
         assert_eq!(read.methods, m.methods);
+        assert_eq!(
+            read.owned,
+            BTreeSet::from([FOLDER.to_string(), "old-fedcba9876543210".to_string()]),
+            "the methods' folders are owned too"
+        );
         assert!(
             read.reusable(dir.path(), "m", "abc").is_none(),
             "no data file yet"
         );
-        std::fs::create_dir(dir.path().join("m-abc")).unwrap();
-        std::fs::write(dir.path().join("m-abc").join(RESULT_FILE), b"x").unwrap();
+        std::fs::create_dir(dir.path().join(FOLDER)).unwrap();
+        std::fs::write(dir.path().join(FOLDER).join(RESULT_FILE), b"x").unwrap();
         assert!(read.reusable(dir.path(), "m", "abc").is_some());
         assert!(read.reusable(dir.path(), "m", "abd").is_none());
+    }
+
+    #[test]
+    fn result_folders_are_recognised_by_name() {
+        assert!(is_result_folder(FOLDER));
+        assert!(is_result_folder("order_stats-0123456789abcdef"));
+        assert!(!is_result_folder("m-0123456789abcde"));
+        assert!(!is_result_folder("m-0123456789ABCDEF"));
+        assert!(!is_result_folder("-0123456789abcdef"));
+        assert!(!is_result_folder("my files-0123456789abcdef"));
+        assert!(!is_result_folder("mine"));
+    }
+
+    #[test]
+    fn a_manifest_cannot_make_fairway_delete_what_is_not_a_result_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            Manifest::path(dir.path()),
+            format!(
+                r#"{{"format": "{FORMAT}", "owned": ["mine", "{FOLDER}"], "methods":
+                {{"m": {{"fingerprint": "f", "folder": "..", "rows": 1}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let read = Manifest::read(dir.path());
+        assert!(read.methods.is_empty(), "'..' is no result folder");
+        assert_eq!(read.owned, BTreeSet::from([FOLDER.to_string()]));
+        std::fs::create_dir(dir.path().join("mine")).unwrap();
+        let owned = BTreeSet::from(["mine".to_string(), FOLDER.to_string()]);
+        // A file under a recorded name is not fairway's: left, and forgotten.
+        std::fs::write(dir.path().join(FOLDER), b"user's").unwrap();
+        let left = remove_stale(dir.path(), &owned, &BTreeSet::new());
+        assert!(dir.path().join("mine").is_dir());
+        assert_eq!(std::fs::read(dir.path().join(FOLDER)).unwrap(), b"user's");
+        assert!(left.is_empty(), "neither is fairway's: {left:?}");
+        assert!(check_result_folder(dir.path(), FOLDER, &owned).is_err());
+        assert!(check_result_folder(dir.path(), "n-0123456789abcdef", &owned).is_ok());
     }
 }

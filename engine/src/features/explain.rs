@@ -64,7 +64,22 @@ pub fn explain_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<St
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "feature table {}", spec.file.display());
-    let _ = writeln!(w, "key: {}", spec.key.join(", "));
+    let casts: Vec<String> = spec
+        .build
+        .key_cast
+        .iter()
+        .map(|(k, t)| format!("{k} as {t}"))
+        .collect();
+    let _ = writeln!(
+        w,
+        "key: {}{}",
+        spec.key.join(", "),
+        if casts.is_empty() {
+            String::new()
+        } else {
+            format!(" (cast in every method: {})", casts.join(", "))
+        }
+    );
     let output = options.out.clone().or_else(|| spec.output.path.clone());
     let _ = writeln!(
         w,
@@ -144,10 +159,11 @@ pub fn explain_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<St
             kind(&method.body),
             reads.join(", "),
             sources.join(", "),
-            if method.allow_duplicate_keys {
-                "  duplicate keys allowed"
-            } else {
-                ""
+            match (method.allow_duplicate_keys, method.allow_null_keys) {
+                (true, true) => "  duplicate and NULL keys allowed",
+                (true, false) => "  duplicate keys allowed",
+                (false, true) => "  NULL keys allowed",
+                (false, false) => "",
             }
         );
     }

@@ -8,8 +8,13 @@
 //! 1. **Check** ([`FeatureSpec::load`], then planning): the spec's keys and
 //!    syntax, every source's files, every table a view or method reads, and
 //!    every view and method planned (DataFusion logical planning, nothing
-//!    runs) to check it returns the key and that no two methods return the
-//!    same feature column. Any error stops the build before it starts.
+//!    runs) to check it returns the key, with the same Arrow type in every
+//!    method (or cast by `[build] key_cast`), and that no two methods return
+//!    the same feature column; the output must not be, or lie inside, one of
+//!    the build's inputs, nor be a link or a folder (see `guard`). Any error
+//!    stops the build before it starts. Then the build takes the output's
+//!    lock `<output>.fairway-lock` (a second build of the same output fails
+//!    at once) and removes temporaries that dead fairway processes left.
 //! 2. **Reuse**: each method's fingerprint (its normalised definition, the
 //!    key, the views it reads and the files, sizes and modification times
 //!    of the sources it reads) is compared with the manifest of the last
@@ -20,7 +25,7 @@
 //!    build: in memory within `[build] view_memory`, else as parquet in the
 //!    stage area. Other views stay logical and are inlined by the planner.
 //! 4. **Methods** run concurrently, each as a job in its pool (FAIR by
-//!    default); each result is checked for duplicate keys and written to
+//!    default); each result is checked for NULL and duplicate keys and written to
 //!    `<stage>/<method>-<fingerprint>/`. When one fails the others' jobs are
 //!    cancelled at once.
 //! 5. **Merge**: all results are merged on the key with
@@ -32,6 +37,7 @@
 mod build;
 mod cache;
 mod explain;
+mod guard;
 mod progress;
 mod spec;
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -74,6 +75,10 @@ pub struct BuildSettings {
     pub view_memory: usize,
     /// `fairway.*` / `datafusion.*` settings of the build's session.
     pub conf: Vec<(String, String)>,
+    /// `key_cast`: the Arrow type every method's key column is cast to,
+    /// per key column. Empty (the default): every method must return each
+    /// key column with the same type, or the build is refused.
+    pub key_cast: Vec<(String, DataType)>,
 }
 
 impl Default for BuildSettings {
@@ -81,7 +86,15 @@ impl Default for BuildSettings {
         Self {
             view_memory: 1 << 30,
             conf: Vec::new(),
+            key_cast: Vec::new(),
         }
+    }
+}
+
+impl BuildSettings {
+    /// The type key column `key` is cast to, if `key_cast` names one.
+    pub fn key_cast_of(&self, key: &str) -> Option<&DataType> {
+        self.key_cast.iter().find(|(k, _)| k == key).map(|(_, t)| t)
     }
 }
 
@@ -143,6 +156,9 @@ pub struct Definition {
     pub body: Body,
     /// Whether several rows per key are allowed (methods only).
     pub allow_duplicate_keys: bool,
+    /// Whether rows whose key (a key column) is NULL are allowed (methods
+    /// only).
+    pub allow_null_keys: bool,
     /// Line of its `name = ` in the spec, for messages.
     pub line: Option<usize>,
 }
@@ -209,6 +225,15 @@ struct RawBuild {
     view_memory: Option<String>,
     #[serde(default)]
     conf: BTreeMap<String, String>,
+    key_cast: Option<RawKeyCast>,
+}
+
+/// `key_cast = "Int64"` (every key column) or `key_cast = { k = "Int64" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawKeyCast {
+    All(String),
+    Each(BTreeMap<String, String>),
 }
 
 #[derive(Deserialize, Default)]
@@ -236,6 +261,8 @@ struct RawDefinition {
     select: Vec<String>,
     #[serde(default)]
     allow_duplicate_keys: bool,
+    #[serde(default)]
+    allow_null_keys: bool,
 }
 
 /// `base/path` with `.` and `name/..` removed without touching the file
@@ -336,6 +363,9 @@ impl FeatureSpec {
             })?;
         }
         spec.build.conf = raw.build.conf.into_iter().collect();
+        if let Some(cast) = raw.build.key_cast {
+            spec.build.key_cast = spec.key_cast(cast)?;
+        }
         spec.output = OutputSettings {
             path: raw.output.path.map(|p| PathBuf::from(spec.resolve(&p))),
             compression: match raw.output.compression {
@@ -365,6 +395,39 @@ impl FeatureSpec {
         }
         spec.check_names()?;
         Ok(spec)
+    }
+
+    /// `[build] key_cast` checked: known key columns, known Arrow types.
+    fn key_cast(&self, raw: RawKeyCast) -> Result<Vec<(String, DataType)>> {
+        let line = self.line_of("key_cast");
+        let pairs: Vec<(String, String)> = match raw {
+            RawKeyCast::All(t) => self.key.iter().map(|k| (k.clone(), t.clone())).collect(),
+            RawKeyCast::Each(map) => map.into_iter().collect(),
+        };
+        pairs
+            .into_iter()
+            .map(|(key, name)| {
+                if !self.key.contains(&key) {
+                    return Err(self.error(
+                        line,
+                        format!(
+                            "[build] key_cast: '{key}' is not a key column (key: {})",
+                            self.key.join(", ")
+                        ),
+                    ));
+                }
+                let ty = name.trim().parse::<DataType>().map_err(|_| {
+                    self.error(
+                        line,
+                        format!(
+                            "[build] key_cast: '{name}' is not an Arrow type (e.g. Int64, \
+                             Int32, Utf8, Date32)"
+                        ),
+                    )
+                })?;
+                Ok((key, ty))
+            })
+            .collect()
     }
 
     /// The spec's folder, against which relative paths resolve.
@@ -517,11 +580,17 @@ impl FeatureSpec {
                 "allow_duplicate_keys is a method option (views may have any rows)".into(),
             ));
         }
+        if kind == "view" && raw.allow_null_keys {
+            return Err(err(
+                "allow_null_keys is a method option (views may have any rows)".into(),
+            ));
+        }
         let def = Definition {
             name: raw.name,
             pool: raw.pool,
             body,
             allow_duplicate_keys: raw.allow_duplicate_keys,
+            allow_null_keys: raw.allow_null_keys,
             line,
         };
         // Syntax errors are reported now, before any data is touched.

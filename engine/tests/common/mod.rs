@@ -1,6 +1,8 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+pub mod features;
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 
