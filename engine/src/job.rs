@@ -449,7 +449,6 @@ fn is_retryable(error: &EngineError) -> bool {
         | EngineError::Scheduler(_)
         | EngineError::File { .. }
         | EngineError::Spec { .. }
-        | EngineError::File { .. }
         | EngineError::FeatureStep { .. } => false,
     }
 }

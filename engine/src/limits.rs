@@ -74,9 +74,7 @@ pub(crate) fn check_depth(statements: Vec<Statement>) -> Result<Vec<Statement>> 
             )),
         )),
         Ok(Err(_)) => Err(EngineError::DataFusion(
-            datafusion::error::DataFusionError::Internal(
-                "the statement depth check failed".into(),
-            ),
+            datafusion::error::DataFusionError::Internal("the statement depth check failed".into()),
         )),
         Err(e) => Err(EngineError::DataFusion(
             datafusion::error::DataFusionError::Internal(format!(
@@ -172,9 +170,19 @@ mod tests {
 
     #[test]
     fn a_chain_past_the_limit_is_refused_and_one_within_passes() {
-        let within = format!("select {}", vec!["1"; MAX_EXPRESSION_DEPTH - 10].join("+"));
+        let within = format!(
+            "select {}",
+            std::iter::repeat_n("1", MAX_EXPRESSION_DEPTH - 10)
+                .collect::<Vec<_>>()
+                .join("+")
+        );
         assert_eq!(check_depth(parse(&within)).unwrap().len(), 1);
-        let past = format!("select 1; select {}", vec!["1"; 100_000].join(" or "));
+        let past = format!(
+            "select 1; select {}",
+            std::iter::repeat_n("1", 100_000)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        );
         let err = check_depth(parse(&past)).unwrap_err().to_string();
         assert!(err.contains("statement 2 is nested too deeply"), "{err}");
         assert!(err.contains(&MAX_EXPRESSION_DEPTH.to_string()), "{err}");
@@ -193,7 +201,10 @@ mod tests {
         let err = check_depth(parse(&chain(MAX_TABLES + 1)))
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&format!("more than {MAX_TABLES} tables")), "{err}");
+        assert!(
+            err.contains(&format!("more than {MAX_TABLES} tables")),
+            "{err}"
+        );
     }
 
     #[test]

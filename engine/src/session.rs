@@ -758,10 +758,13 @@ fn local_path(location: &str) -> Option<std::path::PathBuf> {
     local_file(&url)
 }
 
-fn local_file(url: &datafusion::datasource::listing::ListingTableUrl) -> Option<std::path::PathBuf> {
-    (url.scheme() == "file")
-        .then(|| url.get_url().to_file_path().ok())
-        .flatten()
+fn local_file(
+    url: &datafusion::datasource::listing::ListingTableUrl,
+) -> Option<std::path::PathBuf> {
+    if url.scheme() != "file" {
+        return None;
+    }
+    url.get_url().to_file_path().ok()
 }
 
 /// The text of `EXPLAIN ANALYZE`: every stage's header, a line of its

@@ -74,15 +74,13 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
     let format =
         found.ok_or_else(|| table_error(table, path, "folder holds no .parquet or .csv files"))?;
     if format == TableFormat::Parquet
-        && let Some(empty) = find_empty_parquet(p).map_err(|e| table_error(table, path, e.to_string()))?
+        && let Some(empty) =
+            find_empty_parquet(p).map_err(|e| table_error(table, path, e.to_string()))?
     {
         return Err(table_error(
             table,
             path,
-            format!(
-                "{} is empty (0 bytes), not a parquet file",
-                empty.display()
-            ),
+            format!("{} is empty (0 bytes), not a parquet file", empty.display()),
         ));
     }
     Ok(format)

@@ -341,7 +341,11 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
                 // A fresh temporary (exclusive, random name), removed if
                 // the write fails.
                 let temp = crate::files::temp_file_beside(&path).map_err(|e| {
-                    TpchError::io("creating a temporary file for", &path, io::Error::other(e.to_string()))
+                    TpchError::io(
+                        "creating a temporary file for",
+                        &path,
+                        io::Error::other(e.to_string()),
+                    )
                 })?;
                 let rows = write_table(table, sf, temp.path(), ROW_GROUP_ROWS, threads)?;
                 temp.persist(&path)
@@ -729,8 +733,14 @@ mod tests {
         fs::create_dir(&out).unwrap();
         fs::write(out.join("nation.parquet"), b"my own nation table").unwrap();
         let err = generate_parquet(0.01, &out).unwrap_err().to_string();
-        assert!(err.contains("nation.parquet") && err.contains("did not generate"), "{err}");
-        assert_eq!(fs::read(out.join("nation.parquet")).unwrap(), b"my own nation table");
+        assert!(
+            err.contains("nation.parquet") && err.contains("did not generate"),
+            "{err}"
+        );
+        assert_eq!(
+            fs::read(out.join("nation.parquet")).unwrap(),
+            b"my own nation table"
+        );
 
         let precious = dir.path().join("precious");
         fs::write(&precious, b"keep me").unwrap();
@@ -743,7 +753,10 @@ mod tests {
         std::os::unix::fs::symlink(&precious, out.join("lock-target")).unwrap();
         fs::remove_file(out.join(LOCK_FILE)).unwrap();
         std::os::unix::fs::symlink(&precious, out.join(LOCK_FILE)).unwrap();
-        assert!(generate_parquet(0.01, &out).is_err(), "a linked lock is refused");
+        assert!(
+            generate_parquet(0.01, &out).is_err(),
+            "a linked lock is refused"
+        );
         assert_eq!(fs::read(&precious).unwrap(), b"keep me");
     }
 
