@@ -1272,9 +1272,10 @@ mod tests {
                     break;
                 }
                 let parent = parents[next(parents.len())];
-                let inner = model
-                    .tree
-                    .add_pool(parent, pool("inner", modes[next(2)], next(3) as i32, 1 + next(3) as i32));
+                let inner = model.tree.add_pool(
+                    parent,
+                    pool("inner", modes[next(2)], next(3) as i32, 1 + next(3) as i32),
+                );
                 parents.push(inner);
             }
             if parents.is_empty() {
@@ -1294,7 +1295,11 @@ mod tests {
                         }
                     }
                     3..=5 => {
-                        if model.tree.first_schedulable(|j, s| model.has_pending(j, s)).is_some() {
+                        if model
+                            .tree
+                            .first_schedulable(|j, s| model.has_pending(j, s))
+                            .is_some()
+                        {
                             running.push(model.step());
                             total_steps += 1;
                         }
@@ -1317,7 +1322,10 @@ mod tests {
                 assert_eq!(model.tree.running(ROOT), running.len());
             }
         }
-        assert!(total_steps > 1000, "the test exercised the queues: {total_steps}");
+        assert!(
+            total_steps > 1000,
+            "the test exercised the queues: {total_steps}"
+        );
     }
 
     #[test]

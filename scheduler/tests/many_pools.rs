@@ -63,7 +63,11 @@ fn load_and_schedule(pools: usize) -> Times {
     let allocation = parse_allocation_str(&text, "fairscheduler.xml", true).expect("parses");
     let parse = began.elapsed();
     assert_eq!(allocation.pools.len(), pools);
-    assert!(allocation.warnings.is_empty(), "{:?}", &allocation.warnings[..1]);
+    assert!(
+        allocation.warnings.is_empty(),
+        "{:?}",
+        &allocation.warnings[..1]
+    );
     let last = allocation.pools.last().unwrap();
     assert_eq!(
         (last.name.clone(), last.weight, last.min_share),
@@ -108,7 +112,9 @@ fn load_and_schedule(pools: usize) -> Times {
     let jobs = handles.len();
     let mut tasks = 0;
     for handle in handles {
-        tasks += futures::executor::block_on(handle.wait()).expect("job").tasks;
+        tasks += futures::executor::block_on(handle.wait())
+            .expect("job")
+            .tasks;
     }
     let run = began.elapsed();
     assert_eq!(tasks as usize, 2 * jobs);
@@ -116,7 +122,11 @@ fn load_and_schedule(pools: usize) -> Times {
     assert_eq!(statuses.len(), pools + 1, "the file's pools and default");
     assert_eq!(statuses[pools - 1].name, format!("pool-{}", pools - 1));
     assert_eq!(statuses.last().unwrap().name, "default");
-    assert!(statuses.iter().all(|p| p.running_tasks == 0 && p.active_stages == 0));
+    assert!(
+        statuses
+            .iter()
+            .all(|p| p.running_tasks == 0 && p.active_stages == 0)
+    );
     let times = Times { parse, start, run };
     if std::env::var_os("FAIRWAY_MANY_POOLS_REPORT").is_some() {
         eprintln!(

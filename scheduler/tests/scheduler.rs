@@ -971,11 +971,7 @@ fn slots_are_bounded_with_an_error_naming_value_and_maximum() {
     assert_eq!(fairway_scheduler::MAX_SLOTS, 1024);
     // Far more worker threads than a process may start used to end the
     // process; now it is a configuration error, and no thread is started.
-    for slots in [
-        fairway_scheduler::MAX_SLOTS + 1,
-        100_000,
-        usize::MAX,
-    ] {
+    for slots in [fairway_scheduler::MAX_SLOTS + 1, 100_000, usize::MAX] {
         let config = SchedulerConfig {
             slots,
             ..SchedulerConfig::default()
