@@ -83,7 +83,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         let slots = std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1);
+            .unwrap_or(1)
+            .min(MAX_SLOTS);
         Self {
             slots,
             partitions: 2 * slots,
@@ -137,13 +138,13 @@ impl EngineConfig {
         let value = value.trim();
         match key {
             "fairway.scheduler.slots" => {
-                self.slots = parse_count(key, value)?;
+                self.slots = parse_bounded(key, value, &SLOTS_BOUND)?;
                 if !self.partitions_chosen {
                     self.partitions = 2 * self.slots;
                 }
             }
             "fairway.shuffle.partitions" | "datafusion.execution.target_partitions" => {
-                self.partitions = parse_count(key, value)?;
+                self.partitions = parse_bounded(key, value, &PARTITIONS_BOUND)?;
                 self.partitions_chosen = true;
             }
             "fairway.shuffle.memory" => {
@@ -296,20 +297,82 @@ impl EngineConfig {
                 ),
             ));
         }
-        if self.slots == 0 {
+        SLOTS_BOUND.check("fairway.scheduler.slots", self.slots)?;
+        PARTITIONS_BOUND.check("fairway.shuffle.partitions", self.partitions)?;
+        Ok(())
+    }
+}
+
+/// The most slots (`fairway.scheduler.slots`, `--slots`): the scheduler's
+/// [`fairway_scheduler::MAX_SLOTS`], since every slot is a worker thread.
+pub const MAX_SLOTS: usize = fairway_scheduler::MAX_SLOTS;
+
+/// The most partitions (`fairway.shuffle.partitions`, `--partitions`).
+///
+/// Every shuffle has `partitions` reduce tasks and every map task writes
+/// `partitions` buckets, so a stage's cost grows with the partitions
+/// whatever the data: on a 25-row table a GROUP BY took a few
+/// milliseconds at 16 partitions, about a second at 4,096, a few seconds
+/// at 10,000 and minutes at 1,000,000. 10,000 keeps every sane setting
+/// (a few per core of the largest machines) and refuses the ones that
+/// turn a tiny query into minutes.
+pub const MAX_PARTITIONS: usize = 10_000;
+
+/// The range of a count setting, for its checks and errors.
+struct Bound {
+    /// The command-line option that sets it too.
+    option: &'static str,
+    max: usize,
+    /// Why there is a maximum, for the error.
+    why: &'static str,
+}
+
+const SLOTS_BOUND: Bound = Bound {
+    option: "--slots",
+    max: MAX_SLOTS,
+    why: "every slot is a worker thread",
+};
+
+const PARTITIONS_BOUND: Bound = Bound {
+    option: "--partitions",
+    max: MAX_PARTITIONS,
+    why: "every shuffle runs one task per partition, and each map task writes one bucket per \
+          partition",
+};
+
+impl Bound {
+    /// Checks that `count`, the value of `key`, is from 1 to the maximum.
+    fn check(&self, key: &str, count: usize) -> Result<()> {
+        let Self { option, max, why } = self;
+        if count == 0 {
             return Err(EngineError::config(
-                "fairway.scheduler.slots",
-                "must be at least 1",
+                key,
+                format!("must be at least 1, got 0 ({option})"),
             ));
         }
-        if self.partitions == 0 {
+        if count > *max {
             return Err(EngineError::config(
-                "fairway.shuffle.partitions",
-                "must be at least 1",
+                key,
+                format!("{count} is above the maximum of {max} ({option}; {why})"),
             ));
         }
         Ok(())
     }
+}
+
+/// A count from 1 to the maximum of `bound`, for `key`.
+fn parse_bounded(key: &str, value: &str, bound: &Bound) -> Result<usize> {
+    let count = value.parse::<usize>().map_err(|_| {
+        EngineError::config(
+            key,
+            format!(
+                "expected an integer from 1 to {}, got '{value}' ({})",
+                bound.max, bound.option
+            ),
+        )
+    })?;
+    bound.check(key, count)?;
+    Ok(count)
 }
 
 fn patterns(patterns: &[crate::faults::TaskPattern]) -> String {

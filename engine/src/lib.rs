@@ -46,7 +46,9 @@ pub mod tpch;
 mod yield_exec;
 
 pub use cluster::ClusterTarget;
-pub use config::{EngineConfig, FairwayOptions, format_size, parse_size};
+pub use config::{
+    EngineConfig, FairwayOptions, MAX_PARTITIONS, MAX_SLOTS, format_size, parse_size,
+};
 pub use error::{EngineError, Result};
 pub use event_log::EventLog;
 pub use faults::{FaultInjection, TaskPattern};

@@ -9,6 +9,10 @@
 //! FIFO show what the pool ordering costs. A fresh scheduler is made (and
 //! dropped) outside the timed region for every run.
 //!
+//! `many_pools` reads an allocation file of 10,000 or 100,000 pools, starts
+//! a FAIR scheduler with them and runs one 2-task job in every tenth pool:
+//! loading and dispatch must stay close to linear in the pools.
+//!
 //! `cargo bench --workspace --bench dispatch` (see benches/README.md).
 
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use divan::Bencher;
 use divan::counter::ItemsCount;
 use fairway_scheduler::{
     JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, TaskContext, TaskError,
-    TaskOutcome, TaskRunner,
+    TaskOutcome, TaskRunner, parse_allocation_str,
 };
 use futures::future::{BoxFuture, FutureExt};
 
@@ -95,5 +99,62 @@ fn fifo(bencher: Bencher<'_, '_>) {
         .bench_local_values(|s| {
             run_all(&s, 100);
             s
+        });
+}
+
+/// An allocation file of `pools` FAIR pools, one element per line.
+fn allocation_xml(pools: usize) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::from("<?xml version=\"1.0\"?>\n<allocations>\n");
+    for i in 0..pools {
+        writeln!(
+            text,
+            "  <pool name=\"pool{i}\">\n    <schedulingMode>FAIR</schedulingMode>\
+             <weight>{}</weight><minShare>{}</minShare>\n  </pool>",
+            i % 3 + 1,
+            i % 2
+        )
+        .unwrap();
+    }
+    text.push_str("</allocations>\n");
+    text
+}
+
+#[divan::bench(args = [10_000, 100_000], sample_count = 5, sample_size = 1)]
+fn many_pools(bencher: Bencher<'_, '_>, pools: usize) {
+    bencher
+        .counter(ItemsCount::new(pools))
+        .with_inputs(|| allocation_xml(pools))
+        .bench_local_values(|text| {
+            let allocation =
+                parse_allocation_str(&text, "fairscheduler.xml", true).expect("allocation");
+            let scheduler = Scheduler::new(SchedulerConfig {
+                slots: SLOTS,
+                mode: SchedulingMode::Fair,
+                pools: allocation.pools,
+                allocation_file_loaded: true,
+                ..SchedulerConfig::default()
+            })
+            .expect("scheduler");
+            let runner: Arc<dyn TaskRunner> = Arc::new(NoOp);
+            let handles: Vec<_> = (0..pools)
+                .step_by(10)
+                .map(|p| {
+                    let job = JobSpec {
+                        description: format!("job {p}"),
+                        stages: vec![StageSpec {
+                            id: 0,
+                            tasks: 2,
+                            parents: vec![],
+                        }],
+                        pool: Some(format!("pool{p}")),
+                    };
+                    scheduler.submit(job, Arc::clone(&runner)).expect("submit")
+                })
+                .collect();
+            for handle in handles {
+                futures::executor::block_on(handle.wait()).expect("job");
+            }
+            scheduler
         });
 }

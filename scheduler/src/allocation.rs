@@ -235,7 +235,14 @@ fn parse(text: &str, path: &Path, strict: bool) -> Result<Allocation, Allocation
             message: error.to_string(),
         }
     })?;
-    let line_of = |node: roxmltree::Node<'_, '_>| document.text_pos_at(node.range().start).row;
+    // `Document::text_pos_at` counts lines from the start of the text on
+    // every call, which made a file of many pools quadratic to read. The
+    // same line numbers (1 + newlines before the node), by binary search.
+    let newlines: Vec<usize> = text.match_indices('\n').map(|(at, _)| at).collect();
+    let line_of = |node: roxmltree::Node<'_, '_>| {
+        let before = newlines.partition_point(|&at| at < node.range().start);
+        u32::try_from(before + 1).unwrap_or(u32::MAX)
+    };
     let file = path.display();
 
     let mut allocation = Allocation::default();

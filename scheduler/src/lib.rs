@@ -127,11 +127,25 @@ use crate::metrics::Counters;
 use crate::policy::PoolTree;
 use crate::state::{Core, JobResult};
 
+/// The most slots a [`Scheduler`] accepts ([`SchedulerConfig::slots`]).
+///
+/// Every slot is a worker thread of the scheduler's runtime, and the
+/// runtime may add as many blocking threads again. Each thread reserves a
+/// stack (2 MiB by default) and counts against the process and container
+/// thread limits (`ulimit -u`, `pids.max`, often a few thousand); past them
+/// the runtime cannot spawn its workers, and `--slots 100000` used to end
+/// the process instead of failing. A slot is also a task running at once,
+/// and tasks are CPU-bound batch work: more slots than hardware threads
+/// only add switching and memory. 1024 is far above any single machine's
+/// useful count (the default is the number of hardware threads) and, with
+/// at most as many blocking threads, stays within usual thread limits.
+pub const MAX_SLOTS: usize = 1024;
+
 /// Settings of a [`Scheduler`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SchedulerConfig {
     /// Most tasks running at once over all jobs, and the number of worker
-    /// threads. At least 1.
+    /// threads. From 1 to [`MAX_SLOTS`].
     pub slots: usize,
     /// Attempts per task before its job fails (1 = no retries). At least 1.
     /// Fetch failures ([`TaskError::fetch_failed`]) count too.
@@ -163,11 +177,13 @@ pub struct SchedulerConfig {
 }
 
 impl Default for SchedulerConfig {
-    /// As many slots as the machine has hardware threads, no retries, FIFO,
-    /// no preemption.
+    /// As many slots as the machine has hardware threads (at most
+    /// [`MAX_SLOTS`]), no retries, FIFO, no preemption.
     fn default() -> Self {
         Self {
-            slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            slots: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_SLOTS),
             max_task_attempts: 1,
             thread_name: "fairway-worker".to_string(),
             mode: SchedulingMode::Fifo,
@@ -318,14 +334,21 @@ impl Scheduler {
     /// well under a millisecond per worker, at most 2 s) until the worker
     /// threads are up.
     ///
-    /// Fails with [`SchedulerError::InvalidConfig`] when `slots` or
-    /// `max_task_attempts` is 0, and with [`SchedulerError::Internal`] when
-    /// the runtime cannot start.
+    /// Fails with [`SchedulerError::InvalidConfig`] when `slots` is 0 or
+    /// above [`MAX_SLOTS`] or `max_task_attempts` is 0, and with
+    /// [`SchedulerError::Internal`] when the runtime cannot start.
     pub fn new(config: SchedulerConfig) -> Result<Self, SchedulerError> {
         if config.slots == 0 {
             return Err(SchedulerError::InvalidConfig(
-                "slots must be at least 1".to_string(),
+                "slots must be at least 1, got 0".to_string(),
             ));
+        }
+        if config.slots > MAX_SLOTS {
+            return Err(SchedulerError::InvalidConfig(format!(
+                "slots {} is above the maximum of {MAX_SLOTS}: every slot is a worker \
+                 thread (and may add a blocking thread)",
+                config.slots
+            )));
         }
         if config.max_task_attempts == 0 {
             return Err(SchedulerError::InvalidConfig(

@@ -40,9 +40,15 @@
 //! pool's is the sum over its subtree, kept up to date by propagating every
 //! start and end to all ancestors.
 //!
-//! The queue is recomputed from scratch each time **one** slot is handed
-//! out, so shares emerge slot by slot. That is finer than Spark, which sorts
-//! once per offer round and lets the first task set take every slot of the
+//! The queue is taken anew each time **one** slot is handed out, so shares
+//! emerge slot by slot. It is not rebuilt by sorting, though: each pool
+//! keeps its children that have task sets in a sorted set, and a node whose
+//! running count changes moves to its new place there (at every level up
+//! to the root), so a pick costs a few logarithms and not a sort of every
+//! pool (see [`PoolTree`]); the order is the same.
+//!
+//! Handing out slots one by one is finer than Spark, which sorts once per
+//! offer round and lets the first task set take every slot of the
 //! round it can use (Spark's per-round greediness at job start and in local
 //! mode); it matches Spark's busy-cluster case, where each freed core is
 //! offered on its own.
@@ -72,7 +78,8 @@
 //!   for slots exactly like a pending one.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::job::{JobId, StageId};
 use crate::pool::{DEFAULT_POOL, PoolConfig, PoolStatus, SchedulingMode};
@@ -163,10 +170,19 @@ pub(crate) const ROOT: NodeId = 0;
 
 #[derive(Debug)]
 struct Node {
-    name: String,
+    /// Shared with the node's [`Rank`] in its parent's queue.
+    name: Arc<str>,
     parent: Option<NodeId>,
     /// Running tasks of this task set, or of this pool's subtree.
     running: usize,
+    /// Task sets in this node's subtree (1 for a task set). A node with
+    /// none adds nothing to the flat queue and is left out of its parent's
+    /// [`NodeKind::Pool::queue`].
+    task_sets: usize,
+    /// Insertion order among all nodes ever inserted: the tie-break that
+    /// makes the ordered queues behave as a stable sort of the children in
+    /// insertion order.
+    order: u64,
     kind: NodeKind,
 }
 
@@ -176,8 +192,12 @@ enum NodeKind {
         mode: SchedulingMode,
         weight: i32,
         min_share: i32,
-        /// In insertion order.
-        children: Vec<NodeId>,
+        /// Child pools, in insertion order (pools are never removed).
+        pools: Vec<NodeId>,
+        /// The children that have a task set in their subtree, in this
+        /// pool's order. Kept sorted as running counts change, so that
+        /// picking the next stage never sorts.
+        queue: BTreeSet<Rank>,
     },
     TaskSet {
         job: JobId,
@@ -185,12 +205,81 @@ enum NodeKind {
     },
 }
 
+/// A child's place in its parent's queue: what the parent's comparator
+/// reads of the child when it was last (re)inserted, and the insertion
+/// order as the final tie-break (so equal keys keep insertion order, as
+/// Spark's stable sort does). Ordering by the parent's mode with
+/// [`compare_fifo`] or [`compare_fair`], then `order`, is a total order:
+/// both comparators are total preorders, and `order` is unique.
+#[derive(Clone, Debug)]
+struct Rank {
+    /// The parent's mode.
+    mode: SchedulingMode,
+    name: Arc<str>,
+    running: usize,
+    weight: i32,
+    min_share: i32,
+    priority: JobId,
+    stage: Option<StageId>,
+    order: u64,
+    id: NodeId,
+}
+
+impl Rank {
+    fn key(&self) -> SortKey<'_> {
+        SortKey {
+            name: &self.name,
+            running: self.running,
+            weight: self.weight,
+            min_share: self.min_share,
+            priority: self.priority,
+            stage: self.stage,
+        }
+    }
+}
+
+impl Ord for Rank {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let compare = match self.mode {
+            SchedulingMode::Fifo => compare_fifo,
+            SchedulingMode::Fair => compare_fair,
+        };
+        compare(&self.key(), &other.key()).then(self.order.cmp(&other.order))
+    }
+}
+
+impl PartialOrd for Rank {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Rank {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Rank {}
+
 /// Spark's scheduling tree of pools and task sets (see the module docs).
+///
+/// Spark sorts every pool's children each time it builds the flat queue.
+/// Here each pool keeps its queue sorted instead (a [`BTreeSet`] of
+/// [`Rank`]s, holding only children with task sets), and a running count
+/// that changes re-inserts the node in its parent's queue, for it and each
+/// ancestor. Handing out a slot walks the queues in order and stops at the
+/// first schedulable task set: it costs the depth of the tree times a
+/// logarithm, plus the task sets passed over (those with every task
+/// running, at most one per busy slot), whatever the number of pools. The
+/// order is exactly that of a stable sort of the children.
 #[derive(Debug)]
 pub(crate) struct PoolTree {
     /// Arena; removed task sets leave a `None` that `free` lets us reuse.
     nodes: Vec<Option<Node>>,
     free: Vec<NodeId>,
+    /// The next [`Node::order`].
+    next_order: u64,
     /// Top-level pools by name; a later pool of the same name wins.
     pools_by_name: HashMap<String, NodeId>,
     task_sets: HashMap<(JobId, StageId), NodeId>,
@@ -210,19 +299,23 @@ impl PoolTree {
         allocation_file_loaded: bool,
     ) -> Self {
         let root = Node {
-            name: String::new(),
+            name: Arc::from(""),
             parent: None,
             running: 0,
+            task_sets: 0,
+            order: 0,
             kind: NodeKind::Pool {
                 mode,
                 weight: 0,
                 min_share: 0,
-                children: Vec::new(),
+                pools: Vec::new(),
+                queue: BTreeSet::new(),
             },
         };
         let mut tree = Self {
             nodes: vec![Some(root)],
             free: Vec::new(),
+            next_order: 1,
             pools_by_name: HashMap::new(),
             task_sets: HashMap::new(),
         };
@@ -235,6 +328,8 @@ impl PoolTree {
             }
             return tree;
         }
+        tree.nodes.reserve(pools.len() + 1);
+        tree.pools_by_name.reserve(pools.len() + 1);
         for pool in pools {
             tree.add_pool(ROOT, pool.clone());
         }
@@ -292,18 +387,18 @@ impl PoolTree {
         } = config;
         let id = self.insert(
             parent,
-            Node {
-                name: name.clone(),
-                parent: Some(parent),
-                running: 0,
-                kind: NodeKind::Pool {
-                    mode,
-                    weight,
-                    min_share,
-                    children: Vec::new(),
-                },
+            Arc::from(name.as_str()),
+            NodeKind::Pool {
+                mode,
+                weight,
+                min_share,
+                pools: Vec::new(),
+                queue: BTreeSet::new(),
             },
         );
+        if let NodeKind::Pool { pools, .. } = &mut self.node_mut(parent).kind {
+            pools.push(id);
+        }
         if parent == ROOT {
             self.pools_by_name.insert(name, id);
         }
@@ -316,18 +411,30 @@ impl PoolTree {
     pub(crate) fn add_task_set(&mut self, pool: NodeId, job: JobId, stage: StageId, sequence: u64) {
         let id = self.insert(
             pool,
-            Node {
-                name: format!("TaskSet_{sequence}.0"),
-                parent: Some(pool),
-                running: 0,
-                kind: NodeKind::TaskSet { job, stage },
-            },
+            Arc::from(format!("TaskSet_{sequence}.0")),
+            NodeKind::TaskSet { job, stage },
         );
         let previous = self.task_sets.insert((job, stage), id);
         debug_assert!(
             previous.is_none(),
             "task set of job {job} stage {stage} added twice"
         );
+        // The task set and each ancestor that had none enter their
+        // parents' queues.
+        let mut current = id;
+        loop {
+            let node = self.node_mut(current);
+            node.task_sets += 1;
+            let (entered, parent) = (node.task_sets == 1, node.parent);
+            let Some(parent) = parent else {
+                break;
+            };
+            if entered {
+                let rank = self.rank(current);
+                self.queue_mut(parent).insert(rank);
+            }
+            current = parent;
+        }
     }
 
     /// Removes a stage's task set, if it is in the tree. Tasks it still
@@ -336,20 +443,34 @@ impl PoolTree {
         let Some(id) = self.task_sets.remove(&(job, stage)) else {
             return;
         };
-        let node = self.nodes[id].take().expect("task set node");
-        self.propagate(node.parent, |running| *running -= node.running);
-        if let Some(parent) = node.parent
-            && let NodeKind::Pool { children, .. } = &mut self.node_mut(parent).kind
-        {
-            children.retain(|&child| child != id);
+        let running = self.node(id).running;
+        if running > 0 {
+            self.propagate(id, |count| *count -= running);
         }
+        // The task set, and each ancestor left without task sets, leave
+        // their parents' queues.
+        let mut current = id;
+        loop {
+            let node = self.node(current);
+            let (left, parent) = (node.task_sets == 1, node.parent);
+            if left && let Some(parent) = parent {
+                let rank = self.rank(current);
+                self.queue_mut(parent).remove(&rank);
+            }
+            self.node_mut(current).task_sets -= 1;
+            let Some(parent) = parent else {
+                break;
+            };
+            current = parent;
+        }
+        self.nodes[id] = None;
         self.free.push(id);
     }
 
     /// A task of the stage got a slot: +1 on its task set and every ancestor.
     pub(crate) fn task_started(&mut self, job: JobId, stage: StageId) {
         if let Some(&id) = self.task_sets.get(&(job, stage)) {
-            self.propagate(Some(id), |running| *running += 1);
+            self.propagate(id, |running| *running += 1);
         }
     }
 
@@ -357,7 +478,7 @@ impl PoolTree {
     /// ancestor.
     pub(crate) fn task_ended(&mut self, job: JobId, stage: StageId) {
         if let Some(&id) = self.task_sets.get(&(job, stage)) {
-            self.propagate(Some(id), |running| *running -= 1);
+            self.propagate(id, |running| *running -= 1);
         }
     }
 
@@ -393,45 +514,36 @@ impl PoolTree {
         queue: &mut Vec<(JobId, StageId)>,
         first_only: bool,
     ) -> bool {
-        match self.node(node).kind {
-            NodeKind::TaskSet { job, stage } => {
+        match &self.node(node).kind {
+            &NodeKind::TaskSet { job, stage } => {
                 if schedulable(job, stage) {
                     queue.push((job, stage));
                     return first_only;
                 }
                 false
             }
-            NodeKind::Pool { .. } => self
-                .sorted_children(node)
-                .into_iter()
-                .any(|child| self.collect_queue(child, schedulable, queue, first_only)),
+            NodeKind::Pool { queue: ranks, .. } => ranks
+                .iter()
+                .any(|rank| self.collect_queue(rank.id, schedulable, queue, first_only)),
         }
     }
 
-    /// A pool's children sorted with the pool's own mode (stable).
-    fn sorted_children(&self, pool: NodeId) -> Vec<NodeId> {
-        let NodeKind::Pool { mode, children, .. } = &self.node(pool).kind else {
-            return Vec::new();
-        };
-        let compare = match mode {
-            SchedulingMode::Fifo => compare_fifo,
-            SchedulingMode::Fair => compare_fair,
-        };
-        let mut sorted = children.clone();
-        sorted.sort_by(|&a, &b| compare(&self.key(a), &self.key(b)));
-        sorted
-    }
-
-    /// The top-level pools in root order (empty under a FIFO root), as
-    /// their ids and the keys the root sorts them by.
+    /// The top-level pools that have task sets, in root order (empty under
+    /// a FIFO root), as their ids and the keys the root sorts them by.
+    /// Pools without task sets run nothing and wait for nothing, so they
+    /// neither take nor give slots.
     pub(crate) fn top_level_keys(&self) -> Vec<(NodeId, SortKey<'_>)> {
-        let NodeKind::Pool { children, .. } = &self.node(ROOT).kind else {
+        let NodeKind::Pool { queue, .. } = &self.node(ROOT).kind else {
             return Vec::new();
         };
-        children
+        let mut pools: Vec<&Rank> = queue
             .iter()
-            .filter(|&&id| matches!(self.node(id).kind, NodeKind::Pool { .. }))
-            .map(|&id| (id, self.key(id)))
+            .filter(|rank| matches!(self.node(rank.id).kind, NodeKind::Pool { .. }))
+            .collect();
+        pools.sort_unstable_by_key(|rank| rank.order);
+        pools
+            .into_iter()
+            .map(|rank| (rank.id, self.key(rank.id)))
             .collect()
     }
 
@@ -450,10 +562,10 @@ impl PoolTree {
 
     /// The top-level pools in root order (empty under a FIFO root).
     pub(crate) fn statuses(&self) -> Vec<PoolStatus> {
-        let NodeKind::Pool { children, .. } = &self.node(ROOT).kind else {
+        let NodeKind::Pool { pools, .. } = &self.node(ROOT).kind else {
             return Vec::new();
         };
-        children
+        pools
             .iter()
             .filter_map(|&id| {
                 let node = self.node(id);
@@ -464,27 +576,17 @@ impl PoolTree {
                         min_share,
                         ..
                     } => Some(PoolStatus {
-                        name: node.name.clone(),
+                        name: node.name.to_string(),
                         mode,
                         weight,
                         min_share,
                         running_tasks: node.running,
-                        active_stages: self.count_task_sets(id),
+                        active_stages: node.task_sets,
                     }),
                     NodeKind::TaskSet { .. } => None,
                 }
             })
             .collect()
-    }
-
-    fn count_task_sets(&self, node: NodeId) -> usize {
-        match &self.node(node).kind {
-            NodeKind::TaskSet { .. } => 1,
-            NodeKind::Pool { children, .. } => children
-                .iter()
-                .map(|&child| self.count_task_sets(child))
-                .sum(),
-        }
     }
 
     fn key(&self, id: NodeId) -> SortKey<'_> {
@@ -511,18 +613,70 @@ impl PoolTree {
         }
     }
 
-    /// Applies `change` to the running count of `from` and every ancestor.
-    fn propagate(&mut self, from: Option<NodeId>, change: impl Fn(&mut usize)) {
-        let mut next = from;
-        while let Some(id) = next {
-            let node = self.node_mut(id);
-            change(&mut node.running);
-            next = node.parent;
+    /// `id`'s place in its parent's queue, as it is now.
+    fn rank(&self, id: NodeId) -> Rank {
+        let node = self.node(id);
+        let parent = node.parent.expect("the root has no rank");
+        let mode = match self.node(parent).kind {
+            NodeKind::Pool { mode, .. } => mode,
+            NodeKind::TaskSet { .. } => unreachable!("a task set has no children"),
+        };
+        let key = self.key(id);
+        Rank {
+            mode,
+            name: Arc::clone(&node.name),
+            running: key.running,
+            weight: key.weight,
+            min_share: key.min_share,
+            priority: key.priority,
+            stage: key.stage,
+            order: node.order,
+            id,
         }
     }
 
-    fn insert(&mut self, parent: NodeId, node: Node) -> NodeId {
-        let id = match self.free.pop() {
+    fn queue_mut(&mut self, pool: NodeId) -> &mut BTreeSet<Rank> {
+        match &mut self.node_mut(pool).kind {
+            NodeKind::Pool { queue, .. } => queue,
+            NodeKind::TaskSet { .. } => unreachable!("a task set has no children"),
+        }
+    }
+
+    /// Applies `change` to the running count of the task set `from` and
+    /// every ancestor, moving each to its new place in its parent's queue.
+    fn propagate(&mut self, from: NodeId, change: impl Fn(&mut usize)) {
+        let mut next = Some(from);
+        while let Some(id) = next {
+            let parent = self.node(id).parent;
+            // Every node on the way up has a task set (`from`), so it is in
+            // its parent's queue.
+            let old = parent.map(|_| self.rank(id));
+            change(&mut self.node_mut(id).running);
+            if let (Some(parent), Some(old)) = (parent, old) {
+                let new = self.rank(id);
+                let queue = self.queue_mut(parent);
+                let removed = queue.remove(&old);
+                debug_assert!(removed, "node {id} was not in its parent's queue");
+                queue.insert(new);
+            }
+            next = parent;
+        }
+    }
+
+    fn insert(&mut self, parent: NodeId, name: Arc<str>, kind: NodeKind) -> NodeId {
+        if matches!(self.node(parent).kind, NodeKind::TaskSet { .. }) {
+            unreachable!("a task set has no children");
+        }
+        let node = Node {
+            name,
+            parent: Some(parent),
+            running: 0,
+            task_sets: 0,
+            order: self.next_order,
+            kind,
+        };
+        self.next_order += 1;
+        match self.free.pop() {
             Some(id) => {
                 self.nodes[id] = Some(node);
                 id
@@ -531,12 +685,7 @@ impl PoolTree {
                 self.nodes.push(Some(node));
                 self.nodes.len() - 1
             }
-        };
-        match &mut self.node_mut(parent).kind {
-            NodeKind::Pool { children, .. } => children.push(id),
-            NodeKind::TaskSet { .. } => unreachable!("a task set has no children"),
         }
-        id
     }
 
     fn node(&self, id: NodeId) -> &Node {
@@ -547,11 +696,11 @@ impl PoolTree {
         self.nodes[id].as_mut().expect("live node")
     }
 
-    /// A pool's children in insertion order (tests).
+    /// A pool's child pools in insertion order (tests).
     #[cfg(test)]
     fn node_children(&self, id: NodeId) -> Vec<NodeId> {
         match &self.node(id).kind {
-            NodeKind::Pool { children, .. } => children.clone(),
+            NodeKind::Pool { pools, .. } => pools.clone(),
             NodeKind::TaskSet { .. } => Vec::new(),
         }
     }
@@ -1044,6 +1193,139 @@ mod tests {
         model.submit(Some("a"), 1, 1, 5);
         model.submit(Some("b"), 2, 0, 5);
         assert_eq!(model.queue(), vec![(2, 0), (1, 1)]);
+    }
+
+    /// Spark's way to build the queue, as this module did before it kept
+    /// queues sorted: every pool's live children in insertion order,
+    /// stable-sorted by the pool's mode, depth first.
+    fn reference_queue(
+        tree: &PoolTree,
+        schedulable: &dyn Fn(JobId, StageId) -> bool,
+    ) -> Vec<(JobId, StageId)> {
+        fn walk(
+            tree: &PoolTree,
+            node: NodeId,
+            schedulable: &dyn Fn(JobId, StageId) -> bool,
+            out: &mut Vec<(JobId, StageId)>,
+        ) {
+            match tree.node(node).kind {
+                NodeKind::TaskSet { job, stage } => {
+                    if schedulable(job, stage) {
+                        out.push((job, stage));
+                    }
+                }
+                NodeKind::Pool { mode, .. } => {
+                    let mut children: Vec<NodeId> = (0..tree.nodes.len())
+                        .filter(|&id| {
+                            tree.nodes[id]
+                                .as_ref()
+                                .is_some_and(|n| n.parent == Some(node))
+                        })
+                        .collect();
+                    children.sort_by_key(|&id| tree.node(id).order);
+                    let compare = match mode {
+                        Fifo => compare_fifo,
+                        Fair => compare_fair,
+                    };
+                    children.sort_by(|&a, &b| compare(&tree.key(a), &tree.key(b)));
+                    for child in children {
+                        walk(tree, child, schedulable, out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(tree, ROOT, schedulable, &mut out);
+        out
+    }
+
+    #[test]
+    fn kept_sorted_queues_match_sorting_every_time() {
+        // A small deterministic generator (no dependency needed).
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        let mut total_steps = 0;
+        for round in 0..40 {
+            let modes = [Fair, Fifo];
+            let pools: Vec<PoolConfig> = (0..1 + next(6))
+                .map(|i| {
+                    // Repeated names, odd weights and minShares included.
+                    let name = format!("p{}", next(4));
+                    pool(
+                        &name,
+                        modes[next(2)],
+                        next(4) as i32 - usize::from(i == 3) as i32,
+                        next(4) as i32,
+                    )
+                })
+                .collect();
+            let mut model = Model::new(if round % 5 == 4 { Fifo } else { Fair }, &pools, true);
+            // Nested pools under some top-level ones.
+            let mut parents: Vec<NodeId> = model.tree.node_children(ROOT);
+            for _ in 0..next(3) {
+                if parents.is_empty() {
+                    break;
+                }
+                let parent = parents[next(parents.len())];
+                let inner = model.tree.add_pool(
+                    parent,
+                    pool("inner", modes[next(2)], next(3) as i32, 1 + next(3) as i32),
+                );
+                parents.push(inner);
+            }
+            if parents.is_empty() {
+                parents.push(ROOT);
+            }
+            let mut live: Vec<(JobId, StageId)> = Vec::new();
+            let mut running: Vec<(JobId, StageId)> = Vec::new();
+            let mut job = 0;
+            for _ in 0..300 {
+                match next(10) {
+                    0..=2 => {
+                        job += 1;
+                        for stage in 0..1 + next(3) {
+                            let parent = parents[next(parents.len())];
+                            model.submit_under(parent, job, stage, next(5));
+                            live.push((job, stage));
+                        }
+                    }
+                    3..=5 => {
+                        if model
+                            .tree
+                            .first_schedulable(|j, s| model.has_pending(j, s))
+                            .is_some()
+                        {
+                            running.push(model.step());
+                            total_steps += 1;
+                        }
+                    }
+                    6..=7 if !running.is_empty() => {
+                        let (j, s) = running.swap_remove(next(running.len()));
+                        model.tree.task_ended(j, s);
+                    }
+                    8 if !live.is_empty() => {
+                        let (j, s) = live.swap_remove(next(live.len()));
+                        model.tree.remove_task_set(j, s);
+                        running.retain(|&task| task != (j, s));
+                    }
+                    _ => {}
+                }
+                let expected = reference_queue(&model.tree, &|j, s| model.has_pending(j, s));
+                assert_eq!(model.queue(), expected, "round {round}");
+                let everything = reference_queue(&model.tree, &|_, _| true);
+                assert_eq!(model.tree.sorted_queue(|_, _| true), everything);
+                assert_eq!(model.tree.running(ROOT), running.len());
+            }
+        }
+        assert!(
+            total_steps > 1000,
+            "the test exercised the queues: {total_steps}"
+        );
     }
 
     #[test]

@@ -965,3 +965,39 @@ async fn a_stale_report_of_a_lost_output_recomputes_nothing() {
     assert!(runs.contains(&(1, 1, 1)), "reader 1 retried: {runs:?}");
     assert_eq!(summary.tasks, 5, "4 tasks and 1 recomputed: {runs:?}");
 }
+
+#[test]
+fn slots_are_bounded_with_an_error_naming_value_and_maximum() {
+    assert_eq!(fairway_scheduler::MAX_SLOTS, 1024);
+    // Far more worker threads than a process may start used to end the
+    // process; now it is a configuration error, and no thread is started.
+    for slots in [fairway_scheduler::MAX_SLOTS + 1, 100_000, usize::MAX] {
+        let config = SchedulerConfig {
+            slots,
+            ..SchedulerConfig::default()
+        };
+        match Scheduler::new(config) {
+            Err(SchedulerError::InvalidConfig(message)) => {
+                assert!(message.contains(&slots.to_string()), "{message}");
+                assert!(message.contains("maximum of 1024"), "{message}");
+            }
+            other => panic!("{slots} slots: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    match Scheduler::new(SchedulerConfig {
+        slots: 0,
+        ..SchedulerConfig::default()
+    }) {
+        Err(SchedulerError::InvalidConfig(message)) => {
+            assert!(message.contains("at least 1, got 0"), "{message}")
+        }
+        other => panic!("0 slots: expected InvalidConfig, got {other:?}"),
+    }
+    // The maximum itself is a working scheduler.
+    let scheduler = Scheduler::new(SchedulerConfig {
+        slots: fairway_scheduler::MAX_SLOTS,
+        ..SchedulerConfig::default()
+    })
+    .expect("1024 slots");
+    assert_eq!(scheduler.slots(), 1024);
+}

@@ -1,6 +1,6 @@
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -14,7 +14,7 @@ use datafusion::physical_plan::{Partitioning, SendableRecordBatchStream};
 use futures::StreamExt;
 
 use crate::error::ShuffleError;
-use crate::store::{JobShuffle, MapOutput, Reservation};
+use crate::store::{JobShuffle, MapOutput, Reservation, create_new_file};
 
 /// How a map task splits its output for the consumer stage.
 #[derive(Debug, Clone)]
@@ -211,7 +211,7 @@ impl<'a> Sink<'a> {
                 .job
                 .ensure_dir()?
                 .join(format!("{}.bucket-{bucket}.tmp", self.file_stem()));
-            let file = File::create(&path).map_err(|e| ShuffleError::io(&path, e))?;
+            let file = create_new_file(&path).map_err(|e| exists_error(&path, e))?;
             let options = IpcWriteOptions::default()
                 .try_with_compression(compression)
                 .map_err(|source| ShuffleError::Arrow { stage, map, source })?;
@@ -257,29 +257,18 @@ impl<'a> Sink<'a> {
         let stem = self.file_stem();
         let data_path = dir.join(format!("{stem}.data"));
         let index_path = dir.join(format!("{stem}.index"));
-        let data_file = File::create(&data_path).map_err(|e| ShuffleError::io(&data_path, e))?;
-        let mut data = BufWriter::with_capacity(256 * 1024, data_file);
-        let mut offsets = Vec::with_capacity(files.len() + 1);
-        let mut position = 0u64;
-        for file in files {
-            offsets.push(position);
-            let Some(BucketFile { path, mut writer }) = file else {
-                continue;
-            };
-            writer.finish().map_err(|e| self.arrow(e))?;
-            let mut inner = writer.into_inner().map_err(|e| self.arrow(e))?;
-            inner.flush().map_err(|e| ShuffleError::io(&path, e))?;
-            drop(inner);
-            let mut part = File::open(&path).map_err(|e| ShuffleError::io(&path, e))?;
-            position +=
-                std::io::copy(&mut part, &mut data).map_err(|e| ShuffleError::io(&data_path, e))?;
-            std::fs::remove_file(&path).map_err(|e| ShuffleError::io(&path, e))?;
-        }
-        offsets.push(position);
-        data.flush().map_err(|e| ShuffleError::io(&data_path, e))?;
-
-        let index: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
-        std::fs::write(&index_path, index).map_err(|e| ShuffleError::io(&index_path, e))?;
+        let mut created = Vec::new();
+        let written = self.write_data_and_index(files, &data_path, &index_path, &mut created);
+        let (offsets, position) = match written {
+            Ok(done) => done,
+            Err(error) => {
+                // Only files this call made: a name that existed is not ours.
+                for path in created {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(error);
+            }
+        };
 
         self.job
             .counters
@@ -302,6 +291,70 @@ impl<'a> Sink<'a> {
             },
             stats,
         ))
+    }
+}
+
+impl Sink<'_> {
+    /// Concatenates the bucket files into a new data file and writes its
+    /// index, both created exclusively. Returns the offsets and the data
+    /// size. Every file it made or still holds is listed in `created`, so
+    /// that a failure can remove them; the bucket files are removed as they
+    /// are copied.
+    fn write_data_and_index(
+        &self,
+        files: Vec<Option<BucketFile>>,
+        data_path: &Path,
+        index_path: &Path,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(Vec<u64>, u64), ShuffleError> {
+        created.extend(files.iter().flatten().map(|file| file.path.clone()));
+        let data_file = create_new_file(data_path).map_err(|e| exists_error(data_path, e))?;
+        created.push(data_path.to_path_buf());
+        let mut data = BufWriter::with_capacity(256 * 1024, data_file);
+        let mut offsets = Vec::with_capacity(files.len() + 1);
+        let mut position = 0u64;
+        for file in files {
+            offsets.push(position);
+            let Some(BucketFile { path, mut writer }) = file else {
+                continue;
+            };
+            writer.finish().map_err(|e| self.arrow(e))?;
+            let mut inner = writer.into_inner().map_err(|e| self.arrow(e))?;
+            inner.flush().map_err(|e| ShuffleError::io(&path, e))?;
+            // Read back through the handle written to, never by name again.
+            let mut part = inner
+                .into_inner()
+                .map_err(|e| ShuffleError::io(&path, e.into_error()))?;
+            part.seek(SeekFrom::Start(0))
+                .map_err(|e| ShuffleError::io(&path, e))?;
+            position +=
+                std::io::copy(&mut part, &mut data).map_err(|e| ShuffleError::io(data_path, e))?;
+            drop(part);
+            std::fs::remove_file(&path).map_err(|e| ShuffleError::io(&path, e))?;
+            created.retain(|p| p != &path);
+        }
+        offsets.push(position);
+        data.flush().map_err(|e| ShuffleError::io(data_path, e))?;
+
+        let index: Vec<u8> = offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+        let mut index_file =
+            create_new_file(index_path).map_err(|e| exists_error(index_path, e))?;
+        created.push(index_path.to_path_buf());
+        index_file
+            .write_all(&index)
+            .map_err(|e| ShuffleError::io(index_path, e))?;
+        Ok((offsets, position))
+    }
+}
+
+/// The error for a shuffle file that cannot be created; one that exists
+/// (a file or link planted there) says so.
+fn exists_error(path: &Path, error: std::io::Error) -> ShuffleError {
+    if error.kind() == std::io::ErrorKind::AlreadyExists {
+        let message = format!("exists already; shuffle files are only ever created new: {error}");
+        ShuffleError::io(path, std::io::Error::new(error.kind(), message))
+    } else {
+        ShuffleError::io(path, error)
     }
 }
 
