@@ -249,10 +249,13 @@ impl ShuffleService {
 
 impl Drop for ShuffleService {
     fn drop(&mut self) {
-        // Job folders are removed by their JobShuffle; the root is only
-        // removed here, and only if nothing else is left in it.
+        // Job folders are removed by their JobShuffle. The root was created
+        // by this service (exclusively, mode 0700), so whatever is still in
+        // it is ours too: a job whose tasks were aborted mid-write (Ctrl-C,
+        // SIGTERM) or DataFusion's spill files. `remove_dir_all` does not
+        // follow links inside it.
         if self.root_error.is_none() {
-            let _ = std::fs::remove_dir(&self.root);
+            let _ = std::fs::remove_dir_all(&self.root);
         }
     }
 }
