@@ -303,7 +303,10 @@ mod tests {
     fn atomic_write_replaces_and_a_failed_one_leaves_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.txt");
-        write_atomically(&dest, |f| Ok(f.write_all(b"one").unwrap())).unwrap();
+        write_atomically(&dest, |f| {
+            f.write_all(b"one").map_err(|e| EngineError::io(&dest, e))
+        })
+        .unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"one");
         let failed: Result<()> = write_atomically(&dest, |f| {
             f.write_all(b"half").unwrap();
@@ -323,7 +326,10 @@ mod tests {
         std::fs::write(&target, b"mine").unwrap();
         let link = dir.path().join("out");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let err = write_atomically(&link, |f| Ok(f.write_all(b"x").unwrap())).unwrap_err();
+        let err = write_atomically(&link, |f| {
+            f.write_all(b"x").map_err(|e| EngineError::io(&link, e))
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_eq!(std::fs::read(&target).unwrap(), b"mine");
     }
