@@ -1294,15 +1294,14 @@ mod tests {
                             live.push((job, stage));
                         }
                     }
-                    3..=5 => {
+                    3..=5
                         if model
                             .tree
                             .first_schedulable(|j, s| model.has_pending(j, s))
-                            .is_some()
-                        {
-                            running.push(model.step());
-                            total_steps += 1;
-                        }
+                            .is_some() =>
+                    {
+                        running.push(model.step());
+                        total_steps += 1;
                     }
                     6..=7 if !running.is_empty() => {
                         let (j, s) = running.swap_remove(next(running.len()));
