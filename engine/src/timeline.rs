@@ -1449,6 +1449,7 @@ mod tests {
         let large = many_jobs(100_000);
         let (small_s, large_s) = (time(&small), time(&large));
         let ratio = large_s / small_s.max(1e-6);
+        eprintln!("render_html: 20,000 jobs {small_s:.3} s, 100,000 jobs {large_s:.3} s");
         assert!(
             ratio < 12.0,
             "20,000 jobs {small_s:.3} s, 100,000 jobs {large_s:.3} s: ratio {ratio:.1}"
@@ -1467,7 +1468,9 @@ mod tests {
                    \"attempt\":0,\"pool\":\"p\\u0007ool\",\"slot\":0}\n\
                    {\"event\":\"task_end\",\"time_us\":10,\"job\":1,\"stage\":0,\"partition\":0,\
                    \"attempt\":0,\"pool\":\"p\\u0007ool\",\"slot\":0,\"duration_us\":10,\"rows\":1,\
-                   \"bytes\":8,\"status\":\"fail\\u001bed\",\"error\":\"boom\\u001b[2J\"}\n";
+                   \"bytes\":8,\"status\":\"fail\\u001bed\",\"error\":\"boom\\u001b[2J\"}\n\
+                   {\"event\":\"job_end\",\"time_us\":10,\"job\":1,\"pool\":\"p\",\"description\":\"\",\
+                   \"status\":\"odd\\\" onclick=\\\"x\"}\n";
         let (_dir, path) = write_log(log);
         let html = render_html(&read_event_log(&path).unwrap(), "t\u{1b}itle\u{202e}");
         for hidden in ['\u{0}', '\u{7}', '\u{1b}', '\u{202e}', '\u{202c}'] {
@@ -1479,7 +1482,14 @@ mod tests {
         assert!(html.contains("<td>p\\u{7}ool</td>"), "{html}");
         assert!(html.contains("<h1>t\\u{1b}itle\\u{202e}</h1>"));
         assert!(html.contains("error: boom\\u{1b}[2J"));
-        assert!(html.contains("status other\">fail\\u{1b}ed</td>"), "{html}");
+        assert!(
+            html.contains("· fail\\u{1b}ed\nerror: boom\\u{1b}[2J</title>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("status other\">odd&quot; onclick=&quot;x</td>"),
+            "{html}"
+        );
 
         let (_, message) = parse_error(
             "{\"event\":\"task_start\",\"time_us\":1,\"job\":2,\"stage\":0,\"partition\":0,\
