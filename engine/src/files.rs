@@ -77,9 +77,27 @@ pub fn write_atomically<T>(dest: &Path, write: impl FnOnce(&mut File) -> Result<
     temp.as_file_mut()
         .flush()
         .map_err(|e| EngineError::io(temp.path(), e))?;
+    give_output_mode(temp.as_file(), dest);
     temp.persist(dest)
         .map_err(|e| EngineError::io(dest, e.error))?;
     Ok(value)
+}
+
+/// Gives a temporary about to be renamed over `dest` the mode an output
+/// should have: `dest`'s own mode when it is replaced, otherwise 0644 (a
+/// temporary is created 0600, which would hide a new output from the
+/// user's group). Best effort: a failure leaves the temporary's mode.
+pub fn give_output_mode(temp: &File, dest: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dest)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
+        let _ = temp.set_permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = (temp, dest);
 }
 
 /// Refuses a path that is a symbolic link, or (unless it is absent) not a
@@ -327,6 +345,20 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"one");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "the temporary is gone");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_output_is_0644_and_a_replaced_one_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.txt");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        write_atomically(&dest, |_| Ok(())).unwrap();
+        assert_eq!(mode(&dest), 0o644);
+        std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&dest, |_| Ok(())).unwrap();
+        assert_eq!(mode(&dest), 0o640);
     }
 
     #[cfg(unix)]

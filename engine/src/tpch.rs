@@ -348,6 +348,7 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
                     )
                 })?;
                 let rows = write_table(table, sf, temp.path(), ROW_GROUP_ROWS, threads)?;
+                crate::files::give_output_mode(temp.as_file(), &path);
                 temp.persist(&path)
                     .map_err(|e| TpchError::io("renaming temporary file to", &path, e.error))?;
                 rows
