@@ -45,6 +45,15 @@ fn fairway(args: &[&str]) -> Output {
     }
 }
 
+/// A copy of TPC-H's 25-row `nation` table at `dest`.
+fn copy_nation(dest: impl AsRef<Path>) {
+    std::fs::copy(
+        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
+        dest,
+    )
+    .unwrap();
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_string()
 }
@@ -167,11 +176,7 @@ fn absurd_slots_and_partitions_are_clean_errors() {
 fn copy_onto_a_table_it_reads_is_refused_and_the_table_kept() {
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("nation.parquet");
-    std::fs::copy(
-        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
-        &table,
-    )
-    .unwrap();
+    copy_nation(&table);
     let before = std::fs::read(&table).unwrap();
     let alias = dir.path().join("alias");
     std::os::unix::fs::symlink(dir.path(), &alias).unwrap();
@@ -242,11 +247,7 @@ fn a_zero_byte_parquet_file_is_an_error_naming_it() {
     std::fs::write(&empty, b"").unwrap();
     let folder = dir.path().join("folder");
     std::fs::create_dir(&folder).unwrap();
-    std::fs::copy(
-        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
-        folder.join("part-0.parquet"),
-    )
-    .unwrap();
+    copy_nation(folder.join("part-0.parquet"));
     std::fs::write(folder.join("part-1.parquet"), b"").unwrap();
     for (path, named) in [
         (empty.as_path(), "empty.parquet"),
@@ -275,11 +276,7 @@ fn a_zero_byte_parquet_file_is_an_error_naming_it() {
 #[test]
 fn tables_dir_skips_pipes_hidden_files_and_fairways_own_folders() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
-        dir.path().join("nation.parquet"),
-    )
-    .unwrap();
+    copy_nation(dir.path().join("nation.parquet"));
     let fifo = dir.path().join("pipe.parquet");
     let made = Command::new("mkfifo").arg(&fifo).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo");
