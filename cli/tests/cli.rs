@@ -1,24 +1,10 @@
 //! The `fairway` binary end to end: output, summary lines, errors, REPL.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn fairway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fairway"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .expect("run fairway")
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
+mod common;
+use common::{fairway, text, workspace};
 
 /// An error is one `error:` line and exit status 1, never a panic.
 fn assert_clean_error(out: &Output, needle: &str) {

@@ -2,7 +2,7 @@
 //! or a hang), signals clean up, COPY never writes into its own input, and
 //! `--tables` reads only what is a table.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 /// slow, but a hang still ends the test instead of the run.
 const DEADLINE: Duration = Duration::from_secs(180);
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{text, workspace};
 
 fn spawn(args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fairway"))
@@ -52,10 +51,6 @@ fn copy_nation(dest: impl AsRef<Path>) {
         dest,
     )
     .unwrap();
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
 }
 
 /// Either the statement's result, or one clean `error:` line with exit

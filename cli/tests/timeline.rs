@@ -1,25 +1,12 @@
 //! `fairway timeline` on hostile event logs, and `--event-log` when the log
 //! cannot be written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Instant;
 
-fn fairway(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fairway"))
-        .args(args)
-        .current_dir(workspace())
-        .output()
-        .expect("run fairway")
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).to_string()
-}
+mod common;
+use common::{fairway, text, workspace};
 
 fn timeline(log: &Path, html: &Path) -> Output {
     fairway(&[

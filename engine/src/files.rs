@@ -219,9 +219,25 @@ pub fn resolve(path: &Path) -> PathBuf {
     absolute
 }
 
-/// Whether `path` is `other` or lies inside it (both resolved).
+/// Whether `path` is `other` or lies inside it: both resolved (links and
+/// `..`), and, for two paths that exist, the same file under another name
+/// (a hard link).
 pub fn is_same_or_inside(path: &Path, other: &Path) -> bool {
-    resolve(path).starts_with(resolve(other))
+    resolve(path).starts_with(resolve(other)) || same_inode(path, other)
+}
+
+#[cfg(unix)]
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_inode(_a: &Path, _b: &Path) -> bool {
+    false
 }
 
 /// An exclusive lock on a path, held while this value lives: one fairway
@@ -411,6 +427,9 @@ mod tests {
             assert!(is_same_or_inside(&link.join("t.parquet"), &data));
         }
         assert!(!is_same_or_inside(&dir.path().join("other"), &data));
+        let hard = dir.path().join("hard.parquet");
+        std::fs::hard_link(data.join("t.parquet"), &hard).unwrap();
+        assert!(is_same_or_inside(&hard, &data.join("t.parquet")));
     }
 
     #[test]

@@ -726,7 +726,7 @@ pub fn write_page(events: &Path, output: &Path, title: &str) -> Result<Totals, T
 }
 
 fn refuse_log_as_output(events: &Path, output: &Path) -> Result<(), EngineError> {
-    if files::resolve(events) == files::resolve(output) || same_file(events, output) {
+    if files::is_same_or_inside(output, events) {
         return Err(EngineError::file(
             output,
             format!(
@@ -737,21 +737,6 @@ fn refuse_log_as_output(events: &Path, output: &Path) -> Result<(), EngineError>
         ));
     }
     Ok(())
-}
-
-/// Whether two paths that both exist are one file (hard links included).
-#[cfg(unix)]
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn same_file(_a: &Path, _b: &Path) -> bool {
-    false
 }
 
 fn render_page(tl: &Timeline, title: &str) -> String {
