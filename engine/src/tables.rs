@@ -1,5 +1,6 @@
 //! Registering parquet and CSV files, folders and globs as tables.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
@@ -93,9 +94,13 @@ fn skipped(name: &str) -> bool {
     name.starts_with('.') || name.starts_with('_') || crate::files::is_fairway_own(name)
 }
 
-/// The first 0-byte parquet file under `dir` (searched like
-/// [`find_format`]), if any.
-fn find_empty_parquet(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+/// Calls `visit` with every regular file under `dir` (sorted by name,
+/// links followed to what they name, skipped entries and pipes, sockets
+/// and devices left out) until it breaks.
+fn walk_files(
+    dir: &Path,
+    visit: &mut impl FnMut(&Path, &std::fs::Metadata) -> ControlFlow<()>,
+) -> std::io::Result<ControlFlow<()>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -106,44 +111,45 @@ fn find_empty_parquet(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>>
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
-        if meta.is_dir() {
-            if let Some(found) = find_empty_parquet(&path)? {
-                return Ok(Some(found));
-            }
-        } else if meta.is_file()
-            && meta.len() == 0
-            && TableFormat::from_extension(&path) == Some(TableFormat::Parquet)
-        {
-            return Ok(Some(path));
+        let flow = if meta.is_dir() {
+            walk_files(&path, visit)?
+        } else if meta.is_file() {
+            visit(&path, &meta)
+        } else {
+            ControlFlow::Continue(())
+        };
+        if flow.is_break() {
+            return Ok(flow);
         }
     }
-    Ok(None)
+    Ok(ControlFlow::Continue(()))
 }
 
+/// The first 0-byte parquet file under `dir`, if any.
+fn find_empty_parquet(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    let mut empty = None;
+    let _stopped = walk_files(dir, &mut |path, meta| {
+        if meta.len() == 0 && TableFormat::from_extension(path) == Some(TableFormat::Parquet) {
+            empty = Some(path.to_path_buf());
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(empty)
+}
+
+/// The format of the first parquet or CSV file under `dir`.
 fn find_format(dir: &Path, found: &mut Option<TableFormat>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<std::io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        if skipped(&entry.file_name().to_string_lossy()) {
-            continue;
-        }
-        let path = entry.path();
-        // Links are followed to what they name; pipes, sockets and devices
-        // are never opened.
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            find_format(&path, found)?;
-        } else if !meta.is_file() {
-            continue;
-        } else if let Some(format) = TableFormat::from_extension(&path) {
-            *found = Some(format);
-        }
-        if found.is_some() {
-            return Ok(());
-        }
-    }
+    let _stopped = walk_files(
+        dir,
+        &mut |path, _| match TableFormat::from_extension(path) {
+            Some(format) => {
+                *found = Some(format);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        },
+    )?;
     Ok(())
 }
 
