@@ -662,9 +662,21 @@ async fn stale_temporaries_of_dead_processes_only_are_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bad_corpus_specs_are_refused_before_any_work() {
     let bad = workspace().join("testdata/bad");
-    let source = workspace().join("testdata/tpch-sf0.01/nation.parquet");
+    // The spec runs from a copy of its folder layout, so that a regression
+    // overwrites a copy, never the checked-in test data.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::create_dir(copy.path().join("bad")).unwrap();
+    std::fs::create_dir(copy.path().join("tpch-sf0.01")).unwrap();
+    let spec = copy.path().join("bad/output_is_source.toml");
+    std::fs::copy(bad.join("output_is_source.toml"), &spec).unwrap();
+    let source = copy.path().join("tpch-sf0.01/nation.parquet");
+    std::fs::copy(
+        workspace().join("testdata/tpch-sf0.01/nation.parquet"),
+        &source,
+    )
+    .unwrap();
     let before = std::fs::read(&source).unwrap();
-    let e = refused_with(&bad.join("output_is_source.toml"), BuildOptions::default()).await;
+    let e = refused_with(&spec, BuildOptions::default()).await;
     assert!(
         e.contains("would overwrite source 'nation'") && e.contains("tpch-sf0.01/nation.parquet"),
         "{e}"
