@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use fairway_engine::{EngineConfig, SchedulingMode, Session, tpch};
+use fairway_engine::{EngineConfig, SchedulingMode, Session};
+use fairway_tpch as tpch;
 
-use fairway_engine::bench::median;
+use crate::harness::median;
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -1,10 +1,11 @@
-//! End-to-end benchmarks of fairway that are not part of the `fairway`
-//! command.
-//!
-//! [`latency::measure`] (binary `fair-latency`) submits a short query while a
-//! long one runs and reports its response time under FIFO and FAIR
-//! scheduling. The TPC-H comparison with plain DataFusion is
-//! `fairway bench tpch` (logic in `fairway_engine::bench`). See
-//! `benches/README.md`.
+//! fairway's benchmarks: the TPC-H harness behind `fairway bench tpch`
+//! (power and throughput runs against plain DataFusion, reports, plots),
+//! the feature-build benchmark behind `fairway bench features`, and the
+//! FIFO-vs-FAIR latency benchmark (binary `fair-latency`). The TPC-H data
+//! generator, query texts and published answers are in `fairway-tpch`.
+//! See `benches/README.md`.
 
+pub mod harness;
 pub mod latency;
+
+pub use harness::features as feature_bench;

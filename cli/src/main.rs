@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use fairway_engine::{
-    BuildOptions, ClusterTarget, EngineConfig, FeatureSpec, OutputFormat, QueryOutput, Session,
-    parse_size, write_output,
+    ClusterTarget, EngineConfig, OutputFormat, QueryOutput, Session, parse_size, write_output,
 };
+use fairway_features::{BuildOptions, FeatureSpec};
 
 #[derive(Parser)]
 #[command(
@@ -667,7 +667,7 @@ async fn termination() -> (i32, &'static str) {
 /// be written completely fails at its end, after its results: the write
 /// already warned once, naming the file and the error.
 fn event_logs_complete() -> Result<()> {
-    match fairway_engine::EventLog::failures().first() {
+    match fairway_observe::EventLog::failures().first() {
         Some(failure) => bail!("{failure}: the event log is incomplete"),
         None => Ok(()),
     }
@@ -762,7 +762,7 @@ async fn run(cli: Cli) -> Result<()> {
             title,
         } => {
             let title = title.unwrap_or_else(|| format!("fairway timeline: {}", events.display()));
-            let totals = fairway_engine::timeline::write_page(&events, &output, &title)?;
+            let totals = fairway_observe::timeline::write_page(&events, &output, &title)?;
             eprintln!("wrote {}: {totals}", output.display());
             Ok(())
         }
@@ -779,14 +779,14 @@ async fn run(cli: Cli) -> Result<()> {
             command: FeaturesCommand::Explain(args),
         } => {
             let (spec, options) = args.spec.load()?;
-            print!("{}", fairway_engine::explain_features(&spec, &options)?);
+            print!("{}", fairway_features::explain_features(&spec, &options)?);
             Ok(())
         }
         Command::Tpch {
             command: TpchCommand::Gen { sf, out },
         } => {
             let start = Instant::now();
-            let summary = fairway_engine::tpch::generate_parquet(sf, &out)?;
+            let summary = fairway_tpch::generate_parquet(sf, &out)?;
             for (table, rows) in &summary.tables {
                 eprintln!("{table}: {rows} rows");
             }
@@ -859,14 +859,14 @@ async fn features_build(args: FeaturesBuildArgs) -> Result<()> {
     options.sequential = args.sequential;
     options.progress = std::io::stderr().is_terminal();
     (options.cluster, options.cluster_slots) = args.cluster.parse()?;
-    let summary = fairway_engine::build_features(&spec, &options).await?;
+    let summary = fairway_features::build_features(&spec, &options).await?;
     println!("{summary}");
     Ok(())
 }
 
 /// `fairway bench features`.
 async fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
-    use fairway_engine::bench::features::{FeatureBenchOptions, run_feature_bench};
+    use fairway_benches::harness::features::{FeatureBenchOptions, run_feature_bench};
     let specs = if args.specs.is_empty() {
         vec![
             PathBuf::from("testdata/features/customer.toml"),
@@ -878,11 +878,11 @@ async fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
     let data = args
         .data
         .clone()
-        .unwrap_or_else(|| fairway_engine::bench::TpchBenchOptions::default_data_dir(args.sf));
+        .unwrap_or_else(|| fairway_benches::harness::TpchBenchOptions::default_data_dir(args.sf));
     let start = Instant::now();
     let (sf, dir) = (args.sf, data.clone());
     let summary =
-        tokio::task::spawn_blocking(move || fairway_engine::bench::prepare_data(sf, &dir))
+        tokio::task::spawn_blocking(move || fairway_benches::harness::prepare_data(sf, &dir))
             .await
             .map_err(|e| anyhow!("data generation stopped: {e}"))??;
     eprintln!(
@@ -935,7 +935,7 @@ async fn bench_features(args: BenchFeaturesArgs) -> Result<()> {
 
 /// `fairway bench tpch`.
 async fn bench_tpch(args: BenchTpchArgs) -> Result<()> {
-    use fairway_engine::bench::{self, BenchEngine, TpchBenchOptions};
+    use fairway_benches::harness::{self as bench, BenchEngine, TpchBenchOptions};
     let config = base_config(
         &args.conf,
         args.slots,

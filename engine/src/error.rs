@@ -43,40 +43,24 @@ pub enum EngineError {
     /// job group, or Ctrl-C) before its job started or ended.
     #[error("cancelled: {0}")]
     Cancelled(String),
-    /// A feature spec is invalid: the file, the line where known, and what
-    /// is wrong (naming the source, view, method or option at fault).
-    #[error("spec {}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Spec {
-        file: PathBuf,
-        line: Option<usize>,
-        message: String,
-    },
-    /// A feature method or shared view failed while the table was built.
-    #[error("{kind} '{name}' failed: {message}")]
-    FeatureStep {
-        /// `method` or `view`.
-        kind: &'static str,
-        name: String,
-        message: String,
-    },
 }
 
 impl EngineError {
-    pub(crate) fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn config(key: impl Into<String>, message: impl Into<String>) -> Self {
         EngineError::Config {
             key: key.into(),
             message: message.into(),
         }
     }
 
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         EngineError::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub(crate) fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+    pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         EngineError::File {
             path: path.into(),
             message: message.into(),
@@ -89,6 +73,17 @@ impl EngineError {
             self,
             EngineError::Scheduler(SchedulerError::Cancelled { .. }) | EngineError::Cancelled(_)
         )
+    }
+}
+
+impl From<fairway_files::FileError> for EngineError {
+    fn from(e: fairway_files::FileError) -> Self {
+        match e {
+            fairway_files::FileError::Io { path, source } => EngineError::Io { path, source },
+            fairway_files::FileError::Refused { path, message } => {
+                EngineError::File { path, message }
+            }
+        }
     }
 }
 

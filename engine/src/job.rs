@@ -447,9 +447,7 @@ fn is_retryable(error: &EngineError) -> bool {
         | EngineError::Table { .. }
         | EngineError::Planner(_)
         | EngineError::Scheduler(_)
-        | EngineError::File { .. }
-        | EngineError::Spec { .. }
-        | EngineError::FeatureStep { .. } => false,
+        | EngineError::File { .. } => false,
     }
 }
 

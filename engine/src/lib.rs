@@ -4,8 +4,10 @@
 //! partition on a slot-bounded scheduler ([`fairway_scheduler`]) and moves
 //! data between stages through the shuffle ([`fairway_shuffle`]).
 //!
-//! `engine` is the only crate that wires those three together; the `fairway`
-//! binary and the benchmarks use nothing else. It does not implement SQL or
+//! `engine` is the only crate that wires those three together, and reports
+//! its jobs through [`fairway_observe`] (event log, console progress). The
+//! feature builder (`fairway-features`), the benchmarks (`fairway-benches`)
+//! and the `fairway` binary sit above it. It does not implement SQL or
 //! operators itself: that is DataFusion's job.
 //!
 //! ```
@@ -25,24 +27,17 @@
 //! # }
 //! ```
 
-pub mod bench;
 mod cluster;
 mod config;
 mod error;
-mod event_log;
 mod faults;
-pub mod features;
-pub mod files;
 mod job;
 mod limits;
 mod merge;
 mod output;
-mod progress;
 mod session;
 mod stage_metrics;
 mod tables;
-pub mod timeline;
-pub mod tpch;
 mod yield_exec;
 
 pub use cluster::ClusterTarget;
@@ -50,14 +45,11 @@ pub use config::{
     EngineConfig, FairwayOptions, MAX_PARTITIONS, MAX_SLOTS, format_size, parse_size,
 };
 pub use error::{EngineError, Result};
-pub use event_log::EventLog;
 pub use faults::{FaultInjection, TaskPattern};
-pub use features::{BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features};
 pub use job::ActiveJob;
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_TABLES};
 pub use merge::{MergeHow, merge_frames};
 pub use output::{OutputFormat, rows_as_text, write_output};
-pub use progress::ConsoleProgress;
 pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};

@@ -30,11 +30,11 @@ use fairway_scheduler::{
 };
 use fairway_shuffle::{ShuffleConfig, ShuffleService};
 
+use fairway_observe::{ConsoleProgress, EventLog, Listeners};
+
 use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
-use crate::event_log::EventLog;
 use crate::job::{ActiveJob, ActiveJobs, JobGuard, StageTaskRunner, StageTasks};
-use crate::progress::{ConsoleProgress, Listeners};
 use crate::stage_metrics::{LeafCounters, StageMetrics};
 use crate::yield_exec::YieldExec;
 
@@ -221,7 +221,7 @@ impl Session {
     /// [`Session::start`] with one more scheduler listener (besides the
     /// event log and the console progress the config asks for), e.g. the
     /// feature builder's per-method progress.
-    pub(crate) async fn start_with_listener(
+    pub async fn start_with_listener(
         config: EngineConfig,
         extra: Option<Arc<dyn SchedulerListener>>,
     ) -> Result<Self> {
@@ -737,7 +737,7 @@ fn refuse_copy_onto_input(copy: &datafusion::logical_expr::dml::CopyTo) -> Resul
         Ok(TreeNodeRecursion::Continue)
     })?;
     for (table, input) in inputs {
-        if crate::files::is_same_or_inside(&target, &input) {
+        if fairway_files::is_same_or_inside(&target, &input) {
             return Err(EngineError::file(
                 &target,
                 format!(

@@ -91,7 +91,7 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
 /// hidden and `_` files (Spark's `_SUCCESS`, `_metadata`) and fairway's own
 /// working files.
 fn skipped(name: &str) -> bool {
-    name.starts_with('.') || name.starts_with('_') || crate::files::is_fairway_own(name)
+    name.starts_with('.') || name.starts_with('_') || fairway_files::is_fairway_own(name)
 }
 
 /// Calls `visit` with every regular file under `dir` (sorted by name,

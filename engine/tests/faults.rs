@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{assert_same_rows, is_ordered, plain_rows, plain_tpch, register_tpch};
-use fairway_engine::{EngineConfig, Session, tpch};
+use fairway_engine::{EngineConfig, Session};
+use fairway_tpch as tpch;
 
 fn bundled_tpch() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/tpch-sf0.01")

@@ -2,10 +2,10 @@
 //! queries on the stage engine.
 
 use std::path::Path;
-use std::time::Duration;
 
 use fairway_engine::{EngineConfig, SchedulingMode, Session};
-use serde_json::Value;
+use fairway_observe::Event;
+use fairway_observe::timeline::read_event_log;
 
 /// A CPU-heavy query whose first stage has `tasks` tasks of equal size.
 fn heavy_query(tasks: usize, rows: usize) -> String {
@@ -17,16 +17,43 @@ fn heavy_query(tasks: usize, rows: usize) -> String {
     format!("select sum(s) from ({union}) t")
 }
 
-fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+/// The log read through the one event schema: every line must be a valid
+/// event of a kind this version knows.
+fn events(path: &Path) -> Vec<Event> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let events = read_event_log(path).expect("a valid event log");
+    assert_eq!(
+        events.len(),
+        text.lines().count(),
+        "every line is an event of a known kind"
+    );
+    events
+}
+
+/// The job ids of the `job_start` events of `pool`, in log order.
+fn jobs_of(events: &[Event], pool_name: &str) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::JobStart { job, pool, .. } if pool == pool_name => Some(*job),
+            _ => None,
+        })
         .collect()
 }
 
-fn num(e: &Value, key: &str) -> u64 {
-    e[key].as_u64().unwrap_or_else(|| panic!("{key} in {e}"))
+/// The times of the `task_start` events of `job` (in `stage`, if given).
+fn task_starts(events: &[Event], job: u64, stage: Option<u64>) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TaskStart { time_us, task }
+                if task.job == job && stage.is_none_or(|s| task.stage == s) =>
+            {
+                Some(*time_us)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn session_with_log(mode: SchedulingMode, allocation: Option<&Path>, log: &Path) -> Session {
@@ -63,19 +90,12 @@ async fn fair_pools_share_slots_by_weight() {
     session.flush_event_log();
 
     let events = events(&log);
-    let job_of = |pool: &str| {
+    let (light_job, heavy_job) = (jobs_of(&events, "light")[0], jobs_of(&events, "heavy")[0]);
+    let start_of = |job: u64| {
         events
             .iter()
-            .find(|e| e["event"] == "job_start" && e["pool"] == pool)
-            .map(|e| num(e, "job"))
-            .unwrap()
-    };
-    let (light_job, heavy_job) = (job_of("light"), job_of("heavy"));
-    let time_of = |event: &str, job: u64| {
-        events
-            .iter()
-            .find(|e| e["event"] == event && num(e, "job") == job)
-            .map(|e| num(e, "time_us"))
+            .find(|e| matches!(e, Event::JobStart { .. }) && e.job() == job)
+            .map(Event::time_us)
             .unwrap()
     };
     // The window in which both jobs had tasks waiting for a slot: from the
@@ -84,24 +104,15 @@ async fn fair_pools_share_slots_by_weight() {
     // the start. The window opens once the shares can have settled, when the
     // later job has started as many tasks as its fair share (3 of 4 slots
     // for heavy, 1 for light).
-    let nth_start = |job: u64, n: usize| {
-        events
-            .iter()
-            .filter(|e| e["event"] == "task_start" && num(e, "job") == job)
-            .map(|e| num(e, "time_us"))
-            .nth(n - 1)
-            .unwrap()
-    };
-    let both_from = if time_of("job_start", light_job) <= time_of("job_start", heavy_job) {
+    let nth_start = |job: u64, n: usize| task_starts(&events, job, None)[n - 1];
+    let both_from = if start_of(light_job) <= start_of(heavy_job) {
         nth_start(heavy_job, 3)
     } else {
         nth_start(light_job, 1)
     };
     let last_start = |job: u64| {
-        events
-            .iter()
-            .filter(|e| e["event"] == "task_start" && num(e, "job") == job && num(e, "stage") == 0)
-            .map(|e| num(e, "time_us"))
+        task_starts(&events, job, Some(0))
+            .into_iter()
             .max()
             .unwrap()
     };
@@ -111,31 +122,23 @@ async fn fair_pools_share_slots_by_weight() {
     // tasks, this does not depend on how long individual tasks took on a
     // noisy machine.
     let slot_time = |pool: &str| {
-        let key = |e: &Value| {
-            (
-                num(e, "job"),
-                num(e, "stage"),
-                num(e, "partition"),
-                num(e, "attempt"),
-            )
-        };
         let mut total = 0u64;
-        for start in events
-            .iter()
-            .filter(|e| e["event"] == "task_start" && e["pool"] == pool)
-        {
+        for (start, started) in events.iter().filter_map(|e| match e {
+            Event::TaskStart { time_us, task } if task.pool == pool => Some((task, *time_us)),
+            _ => None,
+        }) {
             // A task holds a slot from task_start (or task_resume) to
             // task_yield (or task_end).
-            let mut held_from = Some(num(start, "time_us"));
+            let mut held_from = Some(started);
             for e in events.iter().filter(|e| {
                 matches!(
-                    e["event"].as_str(),
-                    Some("task_yield" | "task_resume" | "task_end")
-                ) && key(e) == key(start)
+                    e,
+                    Event::TaskYield { .. } | Event::TaskResume { .. } | Event::TaskEnd { .. }
+                ) && e.task().is_some_and(|t| t.key() == start.key())
             }) {
-                let t = num(e, "time_us");
-                match (e["event"].as_str(), held_from) {
-                    (Some("task_resume"), _) => held_from = Some(t),
+                let t = e.time_us();
+                match (e, held_from) {
+                    (Event::TaskResume { .. }, _) => held_from = Some(t),
                     (_, Some(from)) => {
                         total += t.min(both_until).saturating_sub(from.max(both_from));
                         held_from = None;
@@ -153,23 +156,21 @@ async fn fair_pools_share_slots_by_weight() {
         (2.5..=3.5).contains(&ratio),
         "while both waited for slots, heavy (weight 3) held {h} slot-us and light (weight 1) {l}: ratio {ratio:.2}"
     );
-    // Every task_end carries the fields other tools rely on.
-    let end = events.iter().find(|e| e["event"] == "task_end").unwrap();
-    for key in [
-        "time_us",
-        "job",
-        "stage",
-        "partition",
-        "attempt",
-        "pool",
-        "slot",
-        "duration_us",
-        "rows",
-        "bytes",
-        "status",
-    ] {
-        assert!(!end[key].is_null(), "task_end lacks {key}: {end}");
-    }
+    // Every task ended, and reported what it produced.
+    let ends = events
+        .iter()
+        .filter(|e| matches!(e, Event::TaskEnd { .. }))
+        .count();
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, Event::TaskStart { .. }))
+        .count();
+    assert_eq!(ends, starts, "one task_end per task_start");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::TaskEnd { rows, .. } if *rows > 0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,39 +183,38 @@ async fn fifo_lets_the_earlier_job_take_every_slot() {
     let second = session.with_pool("b").unwrap();
     let sql2 = sql.clone();
     let early = tokio::spawn(async move { first.sql(&sql2).await });
-    tokio::time::sleep(Duration::from_millis(30)).await;
     let late = second.sql(&sql).await.unwrap();
     let early = early.await.unwrap().unwrap();
     assert_eq!(early.batches, late.batches);
     session.flush_event_log();
 
+    // Whichever job the scheduler admitted first (by the order of the
+    // job_start events, not by wall-clock sleeps) takes every slot: the
+    // other starts no task before the first has handed out all of stage 0.
     let events = events(&log);
-    let starts: Vec<&Value> = events
+    let admitted: Vec<u64> = events
         .iter()
-        .filter(|e| e["event"] == "task_start")
+        .filter_map(|e| match e {
+            Event::JobStart { job, .. } => Some(*job),
+            _ => None,
+        })
         .collect();
-    let job1_first_stage_last = starts
-        .iter()
-        .filter(|e| num(e, "job") == 1 && num(e, "stage") == 0)
-        .map(|e| num(e, "time_us"))
+    assert_eq!(admitted.len(), 2, "{admitted:?}");
+    let (first_job, second_job) = (admitted[0], admitted[1]);
+    let first_stage_last = task_starts(&events, first_job, Some(0))
+        .into_iter()
         .max()
         .unwrap();
-    let job2_first = starts
-        .iter()
-        .filter(|e| num(e, "job") == 2)
-        .map(|e| num(e, "time_us"))
+    let second_first = task_starts(&events, second_job, None)
+        .into_iter()
         .min()
         .unwrap();
     assert!(
-        job2_first >= job1_first_stage_last,
-        "under FIFO job 2 started a task before job 1 had handed out all of its stage 0"
+        second_first >= first_stage_last,
+        "under FIFO job {second_job} started a task before job {first_job} had handed out all of its stage 0"
     );
     // Pools are reported but ignored under FIFO.
-    assert!(
-        events
-            .iter()
-            .any(|e| e["event"] == "job_start" && e["pool"] == "b")
-    );
+    assert_eq!(jobs_of(&events, "b").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,13 +232,12 @@ async fn set_pool_applies_to_later_statements_of_that_client_only() {
     assert_eq!(session.pool(), "default");
     session.flush_event_log();
     let pools: Vec<(String, String)> = events(&log)
-        .iter()
-        .filter(|e| e["event"] == "job_start")
-        .map(|e| {
-            (
-                e["description"].as_str().unwrap().to_string(),
-                e["pool"].as_str().unwrap().to_string(),
-            )
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::JobStart {
+                description, pool, ..
+            } => Some((description, pool)),
+            _ => None,
         })
         .collect();
     assert_eq!(

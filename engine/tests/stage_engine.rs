@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_same_rows, plain_rows, register_tpch, session, tpch_data};
-use fairway_engine::{EngineConfig, Session, plain_datafusion_context, tpch};
+use fairway_engine::{EngineConfig, Session, plain_datafusion_context};
+use fairway_tpch as tpch;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_jobs_never_exceed_the_slots() {

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{assert_same_rows, is_ordered, plain_rows, plain_tpch, register_tpch};
-use fairway_engine::{EngineConfig, Session, tpch};
+use fairway_engine::{EngineConfig, Session};
+use fairway_tpch as tpch;
 
 /// A small deterministic random source (splitmix64), so a failure can be
 /// replayed.

@@ -7,7 +7,7 @@ mod common;
 use common::{
     assert_same_rows, is_ordered, plain_rows, plain_tpch, register_tpch, session, tpch_data,
 };
-use fairway_engine::tpch;
+use fairway_tpch as tpch;
 
 async fn check_all_queries(slots: usize, partitions: usize, shuffle_memory: usize) {
     let dir = tpch_data(0.1);

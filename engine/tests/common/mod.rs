@@ -1,16 +1,20 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
-pub mod features;
-
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use fairway_engine::arrow::record_batch::RecordBatch;
 use fairway_engine::datafusion::prelude::SessionContext;
-use fairway_engine::{EngineConfig, Session, plain_datafusion_context, rows_as_text, tpch};
+use fairway_engine::{EngineConfig, Session, plain_datafusion_context, rows_as_text};
+use fairway_tpch as tpch;
 
 static GENERATE: Mutex<()> = Mutex::new(());
+
+/// The one bound on how long a test may wait for something that must
+/// happen (a job to end, a file to appear): generous, because it only
+/// tells a hang from a slow machine, never how fast something is.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// TPC-H data at `sf`, generated once into the ignored target folder.
 pub fn tpch_data(sf: f64) -> PathBuf {
@@ -109,4 +113,11 @@ pub fn is_ordered(sql: &str) -> bool {
     lower
         .rfind("order by")
         .is_some_and(|i| !lower[i..].contains(')'))
+}
+
+/// Rows as text, sorted: the order-free form two answers are compared in.
+pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows = rows_as_text(batches).expect("rows as text");
+    rows.sort();
+    rows
 }

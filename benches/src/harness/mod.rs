@@ -12,13 +12,13 @@
 //! Both engines get the same resources: fairway runs tasks on `slots` slots;
 //! plain DataFusion runs on a tokio runtime of `slots` worker threads, with
 //! the same number of target partitions (see
-//! [`crate::plain_datafusion_context`]). Planning is included in every time.
+//! [`fairway_engine::plain_datafusion_context`]). Planning is included in every time.
 //!
 //! Answers are checked outside the timed region: every answer of a query
 //! must equal the first answer of that query (sorted rows, floats rounded,
-//! see [`crate::rows_as_text`]), so with both engines each engine's answers
+//! see [`fairway_engine::rows_as_text`]), so with both engines each engine's answers
 //! are compared with the other's; at scale factor 1 every answer is also
-//! compared with the published TPC-H answer ([`crate::tpch::check_sf1_answer`]).
+//! compared with the published TPC-H answer ([`fairway_tpch::check_sf1_answer`]).
 //! A difference does not stop the run: it is recorded in
 //! [`TpchBenchReport::mismatches`] (and reported through the progress
 //! callback), and the caller decides (the CLI exits with status 1).
@@ -34,13 +34,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::prelude::SessionContext;
+use fairway_engine::datafusion::arrow::record_batch::RecordBatch;
+use fairway_engine::datafusion::prelude::SessionContext;
 
-use crate::config::EngineConfig;
-use crate::error::EngineError;
-use crate::session::Session;
-use crate::tpch::{self, GenerateSummary, TpchError};
+use fairway_engine::{EngineConfig, EngineError, Session};
+use fairway_tpch::{self as tpch, GenerateSummary, TpchError};
 
 pub use report::{MachineInfo, Stats, ThroughputSummary};
 
@@ -304,6 +302,8 @@ pub enum BenchError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Features(#[from] fairway_features::FeatureError),
     #[error("cannot start the DataFusion runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -518,10 +518,10 @@ fn first_difference(expected: &[String], got: &[String]) -> String {
     }
 }
 
-/// Rows as sorted text (see [`crate::rows_as_text`]), so that answers that
+/// Rows as sorted text (see [`fairway_engine::rows_as_text`]), so that answers that
 /// differ only in row order or float noise compare equal.
-pub fn canonical_rows(batches: &[RecordBatch]) -> crate::Result<Vec<String>> {
-    let mut rows = crate::rows_as_text(batches)?;
+pub fn canonical_rows(batches: &[RecordBatch]) -> fairway_engine::Result<Vec<String>> {
+    let mut rows = fairway_engine::rows_as_text(batches)?;
     rows.sort();
     Ok(rows)
 }
@@ -576,7 +576,7 @@ impl PlainEngine {
             .map_err(BenchError::Runtime)?;
         Ok(Self {
             runtime: Some(runtime),
-            ctx: Arc::new(crate::plain_datafusion_context(partitions)),
+            ctx: Arc::new(fairway_engine::plain_datafusion_context(partitions)),
         })
     }
 
@@ -609,7 +609,10 @@ impl Drop for PlainEngine {
 
 /// Runs every statement of `sql` on a plain context, returning the last
 /// one's rows.
-async fn plain_collect(ctx: &SessionContext, sql: &str) -> crate::Result<Vec<RecordBatch>> {
+async fn plain_collect(
+    ctx: &SessionContext,
+    sql: &str,
+) -> fairway_engine::Result<Vec<RecordBatch>> {
     let mut last = Vec::new();
     for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         if statement
@@ -657,8 +660,12 @@ impl Engines {
         if options.engines.contains(&BenchEngine::DataFusion) {
             let plain = PlainEngine::new(options.fairway.slots, options.fairway.partitions)?;
             for table in tpch::TABLES {
-                crate::register_table(&plain.ctx, table, &format!("{data}/{table}.parquet"))
-                    .await?;
+                fairway_engine::register_table(
+                    &plain.ctx,
+                    table,
+                    &format!("{data}/{table}.parquet"),
+                )
+                .await?;
             }
             engines.plain = Some(plain);
         }
@@ -968,8 +975,8 @@ mod tests {
 
     #[test]
     fn verifier_compares_with_the_first_answer() {
-        use datafusion::arrow::array::Int64Array;
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use fairway_engine::datafusion::arrow::array::Int64Array;
+        use fairway_engine::datafusion::arrow::datatypes::{DataType, Field, Schema};
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let batch = |v: Vec<i64>| {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(v))]).unwrap()

@@ -29,19 +29,21 @@
 //!    `<stage>/<method>-<fingerprint>/`. When one fails the others' jobs are
 //!    cancelled at once.
 //! 5. **Merge**: all results are merged on the key with
-//!    [`crate::merge_frames`] (a balanced FULL OUTER tree; see
+//!    [`fairway_engine::merge_frames`] (a balanced FULL OUTER tree; see
 //!    [`merge_tree`]), written to a temporary file beside the output and
 //!    renamed over it; then the manifest is written and results that are no
 //!    longer current are removed.
 
 mod build;
 mod cache;
+mod error;
 mod explain;
 mod guard;
 mod progress;
 mod spec;
 
 pub use build::{BuildOptions, BuildSummary, MethodReport, ViewReport, build_features};
+pub use error::{FeatureError, Result};
 pub use explain::{explain_features, left_deep_tree, merge_tree};
 pub use spec::{
     Body, BuildSettings, Definition, FeatureSpec, OutputCompression, OutputSettings,

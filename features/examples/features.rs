@@ -7,10 +7,10 @@
 
 use std::path::PathBuf;
 
-use fairway_engine::{BuildOptions, FeatureSpec, build_features, explain_features};
+use fairway_features::{BuildOptions, FeatureSpec, build_features, explain_features};
 
 #[tokio::main]
-async fn main() -> Result<(), fairway_engine::EngineError> {
+async fn main() -> Result<(), fairway_features::FeatureError> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let spec = FeatureSpec::load(root.join("testdata/features/customer.toml"))?;
     let options = BuildOptions {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{BenchError, canonical_rows, median};
-use crate::features::{BuildOptions, FeatureSpec, build_features};
+use fairway_features::{BuildOptions, FeatureSpec, build_features};
 use fairway_scheduler::SchedulingMode;
 
 /// What `fairway bench features` measures.
@@ -195,7 +195,7 @@ pub async fn run_feature_bench(
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
         let work = options.work.join(&stem);
-        std::fs::create_dir_all(&work).map_err(|e| crate::EngineError::io(&work, e))?;
+        std::fs::create_dir_all(&work).map_err(|e| fairway_engine::EngineError::io(&work, e))?;
         let mut runs: Vec<ModeRuns> = BuildMode::ALL
             .iter()
             .map(|&mode| ModeRuns {
@@ -259,24 +259,27 @@ pub async fn run_feature_bench(
 
 /// Sum of the task intervals of an event log / (slots x `wall`), percent.
 fn utilisation(log: &Path, slots: usize, wall: Duration) -> Result<f64, BenchError> {
-    let events = crate::timeline::read_event_log(log).map_err(|e| BenchError::Data {
+    let events = fairway_observe::timeline::read_event_log(log).map_err(|e| BenchError::Data {
         path: log.to_path_buf(),
         message: e.to_string(),
     })?;
-    let busy = crate::timeline::totals(&events).busy_us as f64;
+    let busy = fairway_observe::timeline::totals(&events).busy_us as f64;
     Ok(100.0 * busy / (slots as f64 * wall.as_micros().max(1) as f64))
 }
 
 /// A parquet file's rows as sorted text, read with plain DataFusion.
 async fn read_sorted(path: &Path) -> Result<Vec<String>, BenchError> {
-    let ctx = crate::plain_datafusion_context(4);
+    let ctx = fairway_engine::plain_datafusion_context(4);
     let df = ctx
         .read_parquet(
             path.to_string_lossy().as_ref(),
             datafusion::prelude::ParquetReadOptions::default(),
         )
         .await
-        .map_err(crate::EngineError::from)?;
-    let batches = df.collect().await.map_err(crate::EngineError::from)?;
+        .map_err(fairway_engine::EngineError::from)?;
+    let batches = df
+        .collect()
+        .await
+        .map_err(fairway_engine::EngineError::from)?;
     Ok(canonical_rows(&batches)?)
 }

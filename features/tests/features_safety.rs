@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use common::features::{options, tpch_file, workspace, write_spec};
 use common::read_parquet;
 use fairway_engine::arrow::datatypes::DataType;
-use fairway_engine::files::LockFile;
-use fairway_engine::{BuildOptions, FeatureSpec, build_features};
+use fairway_features::{BuildOptions, FeatureSpec, build_features};
+use fairway_files::LockFile;
 
 const SPEND: &str = r#"
 [[method]]

@@ -8,7 +8,7 @@ use super::spec::{Body, FeatureSpec};
 use crate::error::Result;
 
 /// The balanced FULL OUTER merge of `names` as a bracket, paired the way
-/// [`crate::merge_frames`] pairs its inputs: neighbours level by level, an
+/// [`fairway_engine::merge_frames`] pairs its inputs: neighbours level by level, an
 /// odd last one moving up alone; e.g. `((a ⟗ b) ⟗ (c ⟗ d)) ⟗ e`.
 pub fn merge_tree(names: &[String]) -> String {
     let mut level: Vec<(String, bool)> = names.iter().map(|n| (n.clone(), false)).collect();

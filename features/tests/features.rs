@@ -15,11 +15,12 @@ use fairway_engine::arrow::array::{Array, ArrayRef};
 use fairway_engine::arrow::record_batch::RecordBatch;
 use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 use fairway_engine::datafusion::prelude::SessionContext;
-use fairway_engine::features::Body;
-use fairway_engine::{
-    BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features,
-    plain_datafusion_context,
-};
+use fairway_engine::plain_datafusion_context;
+use fairway_features::Body;
+use fairway_features::{BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features};
+use fairway_observe::Event;
+use fairway_observe::events::status;
+use fairway_observe::timeline::read_event_log;
 
 fn cell(array: &ArrayRef, row: usize) -> String {
     let options = FormatOptions::default().with_null("NULL");
@@ -401,26 +402,44 @@ sql = "select c_custkey, cast(c_name as int) as name_number from customer"
         !names.contains("out.parquet.fairway-lock"),
         "the lock is removed after a failed build: {names:?}"
     );
-    // The scheduler reports a cancelled job's end from its own thread.
-    let mut events = String::new();
-    for _ in 0..100 {
-        events = std::fs::read_to_string(&log).unwrap();
-        if events.matches("\"job_end\"").count() == events.matches("\"job_start\"").count() {
-            break;
+    // The scheduler reports a cancelled job's end from its own thread:
+    // wait (within the shared deadline) until every started job has ended.
+    let deadline = Instant::now() + common::DEADLINE;
+    let events = loop {
+        let events = read_event_log(&log).expect("a valid event log");
+        let count = |end: bool| {
+            events
+                .iter()
+                .filter(|e| match e {
+                    Event::JobStart { .. } => !end,
+                    Event::JobEnd { .. } => end,
+                    _ => false,
+                })
+                .count()
+        };
+        if count(true) == count(false) || Instant::now() > deadline {
+            break events;
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
+    };
     // `slow` was cancelled: by its job if it had started one (the usual
     // case), else before it submitted any (the time bound above holds).
-    let slow = |event: &str| {
-        events
-            .lines()
-            .find(|l| l.contains(event) && l.contains("feature method slow"))
-            .map(str::to_string)
-    };
-    if slow("\"job_start\"").is_some() {
-        let end = slow("\"job_end\"").unwrap_or_else(|| panic!("slow never ended: {events}"));
-        assert!(end.contains("\"cancelled\""), "{end}");
+    // Its job is found by its id, from the job_start that names it.
+    let slow_job = events.iter().find_map(|e| match e {
+        Event::JobStart {
+            job, description, ..
+        } if description == "feature method slow" => Some(*job),
+        _ => None,
+    });
+    if let Some(slow_job) = slow_job {
+        let end = events
+            .iter()
+            .find_map(|e| match e {
+                Event::JobEnd { job, status, .. } if *job == slow_job => Some(status.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("slow never ended: {events:?}"));
+        assert_eq!(end, status::CANCELLED);
     }
 }
 
@@ -486,8 +505,8 @@ aggregate = ["max(o_totalprice) AS largest_order"]
     );
     assert!(second.to_string().contains("3 reused"), "{second}");
     let (a, b) = (
-        fairway_engine::bench::canonical_rows(&rows).unwrap(),
-        fairway_engine::bench::canonical_rows(&read_parquet(&out).await).unwrap(),
+        common::sorted_rows(&rows),
+        common::sorted_rows(&read_parquet(&out).await),
     );
     assert_eq!(a, b, "reused results give the same table");
 
@@ -564,7 +583,7 @@ sql = "select store, day, max(units) as max_units from sales where units > 1 gro
         metadata.row_group(0).column(0).compression().to_string(),
         "GZIP(GzipLevel(6))"
     );
-    let rows = fairway_engine::bench::canonical_rows(&read_parquet(&out).await).unwrap();
+    let rows = common::sorted_rows(&read_parquet(&out).await);
     assert_eq!(
         rows,
         [
@@ -643,7 +662,7 @@ aggregate = ["max(o_orderdate) AS last_order"]
                 .starts_with("view-")
         });
         assert!(!spilled, "a spilled view is removed after the build");
-        rows.push(fairway_engine::bench::canonical_rows(&read_parquet(&out).await).unwrap());
+        rows.push(common::sorted_rows(&read_parquet(&out).await));
     }
     assert_eq!(rows[0], rows[1]);
     assert_eq!(rows[0].len(), 1000);

@@ -1,20 +1,6 @@
-//! The JSON-lines event log (`--event-log FILE`): one object per line for
-//! every job, stage and task the scheduler runs.
-//!
-//! Every line has `event` (its name) and `time_us` (microseconds since the
-//! log was opened). The names and fields below are stable: other tools
-//! (`fairway timeline`, notebooks) read them.
-//!
-//! | event | fields |
-//! |---|---|
-//! | `job_start` | `job`, `pool`, `description` |
-//! | `job_end` | `job`, `pool`, `description`, `status` (`succeeded`, `failed`, `cancelled`) |
-//! | `stage_submitted` | `job`, `stage`, `tasks` |
-//! | `stage_completed` | `job`, `stage` |
-//! | `task_start` | `job`, `stage`, `partition`, `attempt`, `pool`, `slot` |
-//! | `task_yield` | as `task_start`: the task gave up `slot` to a fairer pool |
-//! | `task_resume` | as `task_start`: the task continues on `slot` |
-//! | `task_end` | as `task_start`, plus `duration_us`, `rows`, `bytes`, `status` (`succeeded`, `failed`) and `error` when failed |
+//! The JSON-lines event log (`--event-log FILE`): one [`Event`] per line
+//! for every job, stage and task the scheduler runs (the schema and its
+//! table of fields are in [`crate::events`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use fairway_files::{FileError, Result};
 use fairway_scheduler::{JobId, JobStatus, SchedulerEvent, SchedulerListener, TaskContext};
-use serde_json::{Value, json};
 
-use crate::error::{EngineError, Result};
+use crate::events::{Event, TaskRef, status};
 
 /// Writes scheduler events as JSON lines. The file is created (truncated)
 /// when the log opens; lines are flushed at the end of every job and when
@@ -57,9 +43,9 @@ static FAILURES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 impl EventLog {
     pub fn create(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
+            std::fs::create_dir_all(parent).map_err(|e| FileError::io(parent, e))?;
         }
-        let file = File::create(path).map_err(|e| EngineError::io(path, e))?;
+        let file = File::create(path).map_err(|e| FileError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             start: Instant::now(),
@@ -122,17 +108,15 @@ impl EventLog {
     }
 }
 
-type Fields = Vec<(&'static str, Value)>;
-
-fn task_fields(task: &TaskContext, pool: &str) -> Fields {
-    vec![
-        ("job", json!(task.id.job)),
-        ("stage", json!(task.id.stage)),
-        ("partition", json!(task.id.partition)),
-        ("attempt", json!(task.id.attempt)),
-        ("pool", json!(pool)),
-        ("slot", json!(task.slot)),
-    ]
+fn task_ref(task: &TaskContext, pool: &str) -> TaskRef {
+    TaskRef {
+        job: task.id.job,
+        stage: task.id.stage as u64,
+        partition: task.id.partition as u64,
+        attempt: u64::from(task.id.attempt),
+        pool: pool.to_string(),
+        slot: task.slot as u64,
+    }
 }
 
 impl SchedulerListener for EventLog {
@@ -140,94 +124,89 @@ impl SchedulerListener for EventLog {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Taken under the lock, so the times in the file never go back.
         let time_us = self.start.elapsed().as_micros() as u64;
-        let (name, fields): (&str, Fields) = match event {
+        let line = match event {
             SchedulerEvent::JobStart {
                 job,
                 description,
                 pool,
             } => {
                 state.jobs.insert(*job, (pool.clone(), description.clone()));
-                (
-                    "job_start",
-                    vec![
-                        ("job", json!(job)),
-                        ("pool", json!(pool)),
-                        ("description", json!(description)),
-                    ],
-                )
+                Event::JobStart {
+                    time_us,
+                    job: *job,
+                    pool: pool.clone(),
+                    description: description.clone(),
+                }
             }
             SchedulerEvent::JobEnd { job, status } => {
                 let (pool, description) = state.jobs.remove(job).unwrap_or_default();
                 let status = match status {
-                    JobStatus::Succeeded => "succeeded",
-                    JobStatus::Failed => "failed",
-                    JobStatus::Cancelled => "cancelled",
-                };
-                (
-                    "job_end",
-                    vec![
-                        ("job", json!(job)),
-                        ("pool", json!(pool)),
-                        ("description", json!(description)),
-                        ("status", json!(status)),
-                    ],
-                )
+                    JobStatus::Succeeded => status::SUCCEEDED,
+                    JobStatus::Failed => status::FAILED,
+                    JobStatus::Cancelled => status::CANCELLED,
+                }
+                .to_string();
+                Event::JobEnd {
+                    time_us,
+                    job: *job,
+                    pool,
+                    description,
+                    status,
+                }
             }
-            SchedulerEvent::StageSubmitted { job, stage, tasks } => (
-                "stage_submitted",
-                vec![
-                    ("job", json!(job)),
-                    ("stage", json!(stage)),
-                    ("tasks", json!(tasks)),
-                ],
-            ),
-            SchedulerEvent::StageCompleted { job, stage } => (
-                "stage_completed",
-                vec![("job", json!(job)), ("stage", json!(stage))],
-            ),
-            SchedulerEvent::TaskStart { task, pool } => ("task_start", task_fields(task, pool)),
-            SchedulerEvent::TaskYield { task, pool } => ("task_yield", task_fields(task, pool)),
-            SchedulerEvent::TaskResume { task, pool } => ("task_resume", task_fields(task, pool)),
+            SchedulerEvent::StageSubmitted { job, stage, tasks } => Event::StageSubmitted {
+                time_us,
+                job: *job,
+                stage: *stage as u64,
+                tasks: *tasks as u64,
+            },
+            SchedulerEvent::StageCompleted { job, stage } => Event::StageCompleted {
+                time_us,
+                job: *job,
+                stage: *stage as u64,
+            },
+            SchedulerEvent::TaskStart { task, pool } => Event::TaskStart {
+                time_us,
+                task: task_ref(task, pool),
+            },
+            SchedulerEvent::TaskYield { task, pool } => Event::TaskYield {
+                time_us,
+                task: task_ref(task, pool),
+            },
+            SchedulerEvent::TaskResume { task, pool } => Event::TaskResume {
+                time_us,
+                task: task_ref(task, pool),
+            },
             SchedulerEvent::TaskEnd {
                 task,
                 duration,
                 outcome,
                 pool,
             } => {
-                let mut m = task_fields(task, pool);
-                m.push(("duration_us", json!(duration.as_micros() as u64)));
-                match outcome {
-                    Ok(o) => m.extend([
-                        ("rows", json!(o.rows)),
-                        ("bytes", json!(o.bytes)),
-                        ("status", json!("succeeded")),
-                    ]),
-                    Err(e) => m.extend([
-                        ("rows", json!(0)),
-                        ("bytes", json!(0)),
-                        ("status", json!("failed")),
-                        ("error", json!(e)),
-                    ]),
+                let (rows, bytes, status, error) = match outcome {
+                    Ok(o) => (o.rows, o.bytes, status::SUCCEEDED, None),
+                    Err(e) => (0, 0, status::FAILED, Some(e.clone())),
+                };
+                Event::TaskEnd {
+                    time_us,
+                    task: task_ref(task, pool),
+                    duration_us: duration.as_micros() as u64,
+                    rows,
+                    bytes,
+                    status: status.to_string(),
+                    error,
                 }
-                ("task_end", m)
             }
         };
-        // `event` and `time_us` first, then the fields in a fixed order.
-        let mut line = format!("{{\"event\":\"{name}\",\"time_us\":{time_us}");
-        for (key, value) in fields {
-            line.push_str(&format!(",\"{key}\":{value}"));
-        }
-        line.push_str("}\n");
+        let job_ended = matches!(line, Event::JobEnd { .. });
+        let mut text = line.to_line();
+        text.push('\n');
         let Some(out) = &mut state.out else {
             return;
         };
-        let written = out.write_all(line.as_bytes()).and_then(|_| {
-            if name == "job_end" {
-                out.flush()
-            } else {
-                Ok(())
-            }
-        });
+        let written = out
+            .write_all(text.as_bytes())
+            .and_then(|_| if job_ended { out.flush() } else { Ok(()) });
         if let Err(e) = written {
             self.fail(&mut state, &e);
         }
@@ -269,11 +248,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let times: Vec<u64> = text
             .lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l).unwrap()["time_us"]
-                    .as_u64()
-                    .unwrap()
-            })
+            .map(|l| Event::parse_line(l).unwrap().unwrap().time_us())
             .collect();
         assert_eq!(times.len(), 100);
         assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");

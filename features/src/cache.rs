@@ -6,7 +6,7 @@
 //! entries it recorded in the manifest as its own (result folders, named
 //! `<method>-<16 hex digits>`), never follows a link there, and leaves
 //! everything else alone. Temporaries (spilled views, folders being
-//! written) have the random names of [`crate::files`] and are removed when
+//! written) have the random names of [`fairway_files`] and are removed when
 //! the build ends or, if it died, by the next build.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +16,8 @@ use std::time::UNIX_EPOCH;
 use serde_json::{Value, json};
 
 use super::spec::{Body, FeatureSpec};
-use crate::error::{EngineError, Result};
+use crate::error::{FeatureError, Result};
+use fairway_engine::EngineError;
 
 /// Bumped when the way results are materialised changes, so old stage
 /// folders are never reused by a newer fairway.
@@ -33,7 +34,7 @@ pub(crate) struct FileStamp {
 /// The files a source reads: the file itself, every parquet/CSV file under
 /// a folder (hidden and `_` files skipped, as the table scan does), or every
 /// file a glob matches. Errors name the source and the path.
-pub(crate) fn source_files(name: &str, path: &str) -> Result<Vec<FileStamp>> {
+pub(crate) fn source_files(name: &str, path: &str) -> Result<Vec<FileStamp>, EngineError> {
     let table_error = |message: String| EngineError::Table {
         table: name.to_string(),
         path: path.to_string(),
@@ -340,10 +341,10 @@ impl Manifest {
         )
         .expect("JSON of strings and numbers");
         let path = Self::path(stage);
-        crate::files::write_atomically(&path, |file| {
+        fairway_files::write_atomically(&path, |file| {
             use std::io::Write;
             file.write_all(text.as_bytes())
-                .map_err(|e| EngineError::io(&path, e))
+                .map_err(|e| FeatureError::io(&path, e))
         })
     }
 
@@ -430,7 +431,7 @@ pub(crate) fn check_result_folder(
     match std::fs::symlink_metadata(&path) {
         Err(_) => Ok(()),
         Ok(_) if owned.contains(name) && is_own_folder(&path) => Ok(()),
-        Ok(_) => Err(EngineError::file(
+        Ok(_) => Err(FeatureError::refused(
             &path,
             "a result folder is to be written here, but this entry of the stage folder is \
              not one fairway recorded as its own; fairway does not replace it (move it away)",

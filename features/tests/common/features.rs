@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fairway_engine::BuildOptions;
+use fairway_features::BuildOptions;
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -12,19 +12,10 @@ use std::fmt::{self, Write as _};
 use std::io::{BufRead, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use fairway_files::{self as files, FileError};
 
-use crate::error::EngineError;
-use crate::files;
+pub use crate::events::{Event, MAX_SLOT, MAX_TASKS, MAX_TIME_US, TaskRef};
 
-/// The highest slot number a log may name: a timeline draws one row per
-/// slot, so a slot number sizes the page.
-pub const MAX_SLOT: u64 = 9_999;
-/// The latest time (and longest duration) a log may hold: ten years, in
-/// microseconds.
-pub const MAX_TIME_US: u64 = 10 * 366 * 24 * 3_600 * 1_000_000;
-/// The most tasks a stage may have.
-pub const MAX_TASKS: u64 = u32::MAX as u64;
 /// The longest line a log may hold (a job's description is on its line).
 pub const MAX_LINE_BYTES: usize = 64 << 20;
 
@@ -46,69 +37,7 @@ pub enum TimelineError {
     },
     /// The page could not be written, or its output is refused.
     #[error(transparent)]
-    Write(#[from] EngineError),
-}
-
-/// The task fields shared by `task_start`, `task_yield`, `task_resume` and
-/// `task_end`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskRef {
-    pub job: u64,
-    pub stage: u64,
-    pub partition: u64,
-    pub attempt: u64,
-    pub pool: String,
-    pub slot: u64,
-}
-
-impl TaskRef {
-    fn key(&self) -> (u64, u64, u64, u64) {
-        (self.job, self.stage, self.partition, self.attempt)
-    }
-}
-
-/// What happened, with its fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventKind {
-    JobStart {
-        job: u64,
-        pool: String,
-        description: String,
-    },
-    JobEnd {
-        job: u64,
-        pool: String,
-        description: String,
-        status: String,
-    },
-    StageSubmitted {
-        job: u64,
-        stage: u64,
-        tasks: u64,
-    },
-    StageCompleted {
-        job: u64,
-        stage: u64,
-    },
-    TaskStart(TaskRef),
-    TaskYield(TaskRef),
-    TaskResume(TaskRef),
-    TaskEnd {
-        task: TaskRef,
-        duration_us: u64,
-        rows: u64,
-        bytes: u64,
-        status: String,
-        error: Option<String>,
-    },
-}
-
-/// One line of the event log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    /// Microseconds since the log was opened.
-    pub time_us: u64,
-    pub kind: EventKind,
+    Write(#[from] FileError),
 }
 
 /// Reads a JSON-lines event log. Blank lines and events with unknown names
@@ -159,122 +88,13 @@ fn read_lines(
         }
         let line = std::str::from_utf8(&buf)
             .map_err(|e| parse(number, format!("not valid UTF-8: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(line) {
+        match Event::parse_line(line) {
             Ok(Some(event)) => events.push(event),
             Ok(None) => {}
             Err(message) => return Err(parse(number, message)),
         }
     }
     Ok(events)
-}
-
-/// One line; `Ok(None)` for an event this version does not know.
-fn parse_line(line: &str) -> Result<Option<Event>, String> {
-    let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
-    let Value::Object(map) = value else {
-        return Err("expected a JSON object".to_string());
-    };
-    let name = map
-        .get("event")
-        .and_then(Value::as_str)
-        .ok_or("missing string field `event`")?
-        .to_string();
-    let f = Fields {
-        map: &map,
-        event: &name,
-    };
-    let kind = match name.as_str() {
-        "job_start" => EventKind::JobStart {
-            job: f.u64("job")?,
-            pool: f.str("pool")?,
-            description: f.str("description")?,
-        },
-        "job_end" => EventKind::JobEnd {
-            job: f.u64("job")?,
-            pool: f.str("pool")?,
-            description: f.str("description")?,
-            status: f.str("status")?,
-        },
-        "stage_submitted" => EventKind::StageSubmitted {
-            job: f.u64("job")?,
-            stage: f.u64("stage")?,
-            tasks: f.at_most("tasks", MAX_TASKS, "tasks")?,
-        },
-        "stage_completed" => EventKind::StageCompleted {
-            job: f.u64("job")?,
-            stage: f.u64("stage")?,
-        },
-        "task_start" => EventKind::TaskStart(f.task()?),
-        "task_yield" => EventKind::TaskYield(f.task()?),
-        "task_resume" => EventKind::TaskResume(f.task()?),
-        "task_end" => EventKind::TaskEnd {
-            task: f.task()?,
-            duration_us: f.at_most("duration_us", MAX_TIME_US, "µs, ten years")?,
-            rows: f.u64("rows")?,
-            bytes: f.u64("bytes")?,
-            status: f.str("status")?,
-            error: map.get("error").and_then(Value::as_str).map(str::to_string),
-        },
-        _ => return Ok(None),
-    };
-    let time_us = f.at_most("time_us", MAX_TIME_US, "µs, ten years")?;
-    Ok(Some(Event { time_us, kind }))
-}
-
-struct Fields<'a> {
-    map: &'a Map<String, Value>,
-    event: &'a str,
-}
-
-impl Fields<'_> {
-    fn u64(&self, key: &str) -> Result<u64, String> {
-        match self.map.get(key) {
-            Some(v) => v.as_u64().ok_or_else(|| {
-                format!(
-                    "{}: field `{key}` must be a non-negative integer, got {v}",
-                    self.event
-                )
-            }),
-            None => Err(format!("{}: missing field `{key}`", self.event)),
-        }
-    }
-
-    /// A number no greater than `max`; `unit` follows `max` in the message.
-    fn at_most(&self, key: &str, max: u64, unit: &str) -> Result<u64, String> {
-        let value = self.u64(key)?;
-        if value > max {
-            return Err(format!(
-                "{}: field `{key}` is {value}, out of range: at most {max} {unit}",
-                self.event
-            ));
-        }
-        Ok(value)
-    }
-
-    fn str(&self, key: &str) -> Result<String, String> {
-        match self.map.get(key) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(v) => Err(format!(
-                "{}: field `{key}` must be a string, got {v}",
-                self.event
-            )),
-            None => Err(format!("{}: missing field `{key}`", self.event)),
-        }
-    }
-
-    fn task(&self) -> Result<TaskRef, String> {
-        Ok(TaskRef {
-            job: self.u64("job")?,
-            stage: self.u64("stage")?,
-            partition: self.u64("partition")?,
-            attempt: self.u64("attempt")?,
-            pool: self.str("pool")?,
-            slot: self.at_most("slot", MAX_SLOT, "(a timeline draws one row per slot)")?,
-        })
-    }
 }
 
 /// The headline numbers of a log.
@@ -401,9 +221,9 @@ impl Timeline {
         // Time order (a stable sort keeps the file's order within one
         // microsecond); a log written by fairway is in order already.
         let mut order: Vec<&Event> = events.iter().collect();
-        order.sort_by_key(|e| e.time_us);
-        let t0 = order.first().map_or(0, |e| e.time_us);
-        let t1 = order.last().map_or(0, |e| e.time_us);
+        order.sort_by_key(|e| e.time_us());
+        let t0 = order.first().map_or(0, |e| e.time_us());
+        let t1 = order.last().map_or(0, |e| e.time_us());
         let mut tasks = OpenTasks::default();
         let mut jobs: BTreeMap<u64, JobInfo> = BTreeMap::new();
         let mut pools: BTreeSet<&str> = BTreeSet::new();
@@ -411,12 +231,13 @@ impl Timeline {
         let mut stages = Vec::new();
         let mut max_slot: Option<u64> = None;
         for event in order {
-            let time = event.time_us;
-            match &event.kind {
-                EventKind::JobStart {
+            let time = event.time_us();
+            match event {
+                Event::JobStart {
                     job,
                     pool,
                     description,
+                    ..
                 } => {
                     let info = jobs.entry(*job).or_default();
                     info.pool = pool.clone();
@@ -424,11 +245,12 @@ impl Timeline {
                     info.start = Some(time);
                     pools.insert(pool);
                 }
-                EventKind::JobEnd {
+                Event::JobEnd {
                     job,
                     pool,
                     description,
                     status,
+                    ..
                 } => {
                     let info = jobs.entry(*job).or_default();
                     if info.pool.is_empty() {
@@ -440,13 +262,15 @@ impl Timeline {
                     info.status = Some(status.clone());
                     info.end = Some(time);
                 }
-                EventKind::StageSubmitted { job, stage, tasks } => {
+                Event::StageSubmitted {
+                    job, stage, tasks, ..
+                } => {
                     stages.push((time, *job, *stage, true, *tasks));
                 }
-                EventKind::StageCompleted { job, stage } => {
+                Event::StageCompleted { job, stage, .. } => {
                     stages.push((time, *job, *stage, false, 0));
                 }
-                EventKind::TaskStart(task) | EventKind::TaskResume(task) => {
+                Event::TaskStart { task, .. } | Event::TaskResume { task, .. } => {
                     tasks.open(task, time);
                     max_slot = max_slot.max(Some(task.slot));
                     pools.insert(&task.pool);
@@ -456,8 +280,8 @@ impl Timeline {
                         info.pool = task.pool.clone();
                     }
                 }
-                EventKind::TaskYield(task) => tasks.close(&task.key(), time),
-                EventKind::TaskEnd {
+                Event::TaskYield { task, .. } => tasks.close(&task.key(), time),
+                Event::TaskEnd {
                     task,
                     duration_us,
                     rows,
@@ -612,7 +436,7 @@ pub fn printable(text: &str) -> Cow<'_, str> {
 /// Escapes text for HTML and XML content and attribute values: markup
 /// characters as entities, control and invisible characters other than
 /// newline and tab as visible `\u{..}` (no entity can stand for them).
-pub(crate) fn escape(text: &str) -> String {
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -709,7 +533,7 @@ pub fn write_page(events: &Path, output: &Path, title: &str) -> Result<Totals, T
     let permissions = std::fs::metadata(output).map(|m| m.permissions()).ok();
     files::write_atomically(output, |file| {
         file.write_all(html.as_bytes())
-            .map_err(|e| EngineError::io(output, e))?;
+            .map_err(|e| FileError::io(output, e))?;
         #[cfg(unix)]
         let permissions = permissions.or_else(|| {
             use std::os::unix::fs::PermissionsExt;
@@ -718,16 +542,16 @@ pub fn write_page(events: &Path, output: &Path, title: &str) -> Result<Totals, T
         match permissions {
             Some(p) => file
                 .set_permissions(p)
-                .map_err(|e| EngineError::io(output, e)),
+                .map_err(|e| FileError::io(output, e)),
             None => Ok(()),
         }
     })?;
     Ok(timeline.totals())
 }
 
-fn refuse_log_as_output(events: &Path, output: &Path) -> Result<(), EngineError> {
+fn refuse_log_as_output(events: &Path, output: &Path) -> Result<(), FileError> {
     if files::is_same_or_inside(output, events) {
-        return Err(EngineError::file(
+        return Err(FileError::refused(
             output,
             format!(
                 "the output is the event log {} itself; writing the page would replace \
@@ -1076,6 +900,7 @@ td.status.failed,td.status.cancelled{color:#c00;font-weight:600}\
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::status;
 
     /// 2 jobs in 2 pools on 2 slots; job 1's partition 1 yields slot 1 to
     /// job 2 at 200 us and resumes on slot 0 at 400 us.
@@ -1113,16 +938,16 @@ mod tests {
         assert_eq!(events.len(), 16);
         assert_eq!(
             events[6],
-            Event {
+            Event::TaskYield {
                 time_us: 200,
-                kind: EventKind::TaskYield(TaskRef {
+                task: TaskRef {
                     job: 1,
                     stage: 0,
                     partition: 1,
                     attempt: 0,
                     pool: "etl".into(),
                     slot: 1
-                })
+                }
             }
         );
     }
@@ -1375,42 +1200,45 @@ mod tests {
                 slot: j % 8,
             };
             let description = format!("select {j} from t where x = 'job {j}'");
-            events.extend(
-                [
-                    EventKind::JobStart {
-                        job: j,
-                        pool: pool.clone(),
-                        description: description.clone(),
-                    },
-                    EventKind::StageSubmitted {
-                        job: j,
-                        stage: 0,
-                        tasks: 1,
-                    },
-                    EventKind::TaskStart(task.clone()),
-                    EventKind::TaskEnd {
-                        task,
-                        duration_us: 40,
-                        rows: 1,
-                        bytes: 8,
-                        status: "succeeded".into(),
-                        error: None,
-                    },
-                    EventKind::StageCompleted { job: j, stage: 0 },
-                    EventKind::JobEnd {
-                        job: j,
-                        pool,
-                        description,
-                        status: "succeeded".into(),
-                    },
-                ]
-                .into_iter()
-                .enumerate()
-                .map(|(i, kind)| Event {
-                    time_us: t + [0, 0, 0, 40, 40, 40][i],
-                    kind,
-                }),
-            );
+            events.extend([
+                Event::JobStart {
+                    time_us: t,
+                    job: j,
+                    pool: pool.clone(),
+                    description: description.clone(),
+                },
+                Event::StageSubmitted {
+                    time_us: t,
+                    job: j,
+                    stage: 0,
+                    tasks: 1,
+                },
+                Event::TaskStart {
+                    time_us: t,
+                    task: task.clone(),
+                },
+                Event::TaskEnd {
+                    time_us: t + 40,
+                    task,
+                    duration_us: 40,
+                    rows: 1,
+                    bytes: 8,
+                    status: status::SUCCEEDED.into(),
+                    error: None,
+                },
+                Event::StageCompleted {
+                    time_us: t + 40,
+                    job: j,
+                    stage: 0,
+                },
+                Event::JobEnd {
+                    time_us: t + 40,
+                    job: j,
+                    pool,
+                    description,
+                    status: status::SUCCEEDED.into(),
+                },
+            ]);
         }
         events
     }

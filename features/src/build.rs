@@ -25,11 +25,12 @@ use super::cache::{
 use super::guard::{self, OutputPaths};
 use super::progress::{BuildProgress, method_job, view_job};
 use super::spec::{Body, Definition, FeatureSpec, OutputCompression};
-use crate::config::EngineConfig;
-use crate::error::{EngineError, Result};
-use crate::files;
-use crate::merge::{MergeHow, merge_frames};
-use crate::session::{QueryOutput, Session};
+use crate::error::{FeatureError, Result};
+use fairway_engine::EngineConfig;
+use fairway_engine::EngineError;
+use fairway_engine::{MergeHow, merge_frames};
+use fairway_engine::{QueryOutput, Session};
+use fairway_files as files;
 
 /// How [`build_features`] runs a spec; everything here overrides the spec.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +52,7 @@ pub struct BuildOptions {
     pub progress: bool,
     /// Run on Apache DataFusion Ballista (`--cluster`) instead of the stage
     /// engine; shared views then always go to the stage area as parquet.
-    pub cluster: Option<crate::ClusterTarget>,
+    pub cluster: Option<fairway_engine::ClusterTarget>,
     /// With `cluster`: methods that may run there at once
     /// (`--cluster-slots`; default: slots).
     pub cluster_slots: Option<usize>,
@@ -162,7 +163,7 @@ impl fmt::Display for BuildSummary {
                 "shared view {}: {} rows, {} ({}) in {:.2} s, read by {}",
                 v.name,
                 v.rows,
-                crate::config::format_size(v.bytes as u64),
+                fairway_engine::format_size(v.bytes as u64),
                 if v.in_memory {
                     "in memory"
                 } else {
@@ -262,9 +263,9 @@ pub(crate) async fn plan_definition(client: &Session, def: &Definition) -> Resul
         Body::Sql { .. } => {
             let statement = def
                 .statement()
-                .map_err(|m| EngineError::config(&def.name, m))?
+                .map_err(|m| FeatureError::config(&def.name, m))?
                 .expect("an SQL body has a statement");
-            client.plan_statement(statement).await
+            Ok(client.plan_statement(statement).await?)
         }
         Body::Steps(steps) => {
             let mut df = client.context().table(steps.from.as_str()).await?;
@@ -308,7 +309,7 @@ pub(crate) async fn plan_method(
         match spec.build.key_cast_of(field.name()) {
             Some(to) if to != field.data_type() => {
                 if !can_cast_types(field.data_type(), to) {
-                    return Err(EngineError::config(
+                    return Err(FeatureError::config(
                         "key_cast",
                         format!(
                             "key '{}' of type {} cannot be cast to {to}",
@@ -332,7 +333,7 @@ pub(crate) async fn plan_method(
 fn parse_all(df: &DataFrame, exprs: &[String]) -> Result<Vec<datafusion::prelude::Expr>> {
     exprs
         .iter()
-        .map(|e| df.parse_sql_expr(e).map_err(EngineError::from))
+        .map(|e| df.parse_sql_expr(e).map_err(FeatureError::from))
         .collect()
 }
 
@@ -574,7 +575,7 @@ pub(crate) fn shared_views(
 }
 
 /// Builds the feature table of `spec`: see the module documentation of
-/// [`crate::features`]. On failure the previous output is untouched and the
+/// [`crate`]. On failure the previous output is untouched and the
 /// error names the method or view at fault.
 pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<BuildSummary> {
     let start = Instant::now();
@@ -709,7 +710,7 @@ async fn build_checked(
             .await?;
             views_done.send_replace(index + 1);
         }
-        Ok::<_, EngineError>(view_reports)
+        Ok::<_, FeatureError>(view_reports)
     };
     let checked_ref = &checked;
     let runs = to_build.iter().map(|&i| {
@@ -737,8 +738,8 @@ async fn build_checked(
                         p.finish(&method_job(&method.name), format!("failed: {e}"));
                     }
                     match e {
-                        e @ EngineError::FeatureStep { .. } => e,
-                        e => EngineError::FeatureStep {
+                        e @ FeatureError::Step { .. } => e,
+                        e => FeatureError::Step {
                             kind: "method",
                             name: method.name.clone(),
                             message: e.to_string(),
@@ -752,7 +753,7 @@ async fn build_checked(
                     format!("built: {rows} rows in {:.2} s", elapsed.as_secs_f64()),
                 );
             }
-            Ok::<_, EngineError>((i, folder, rows, pool, elapsed))
+            Ok::<_, FeatureError>((i, folder, rows, pool, elapsed))
         }
     });
     // try_join drops the other futures as soon as one fails, which cancels
@@ -863,7 +864,7 @@ async fn compute_view(step: ViewStep<'_>) -> Result<()> {
     };
     let (report, folder) = materialise_view(session, &client, view, df, readers, spec, stage)
         .await
-        .map_err(|e| EngineError::FeatureStep {
+        .map_err(|e| FeatureError::Step {
             kind: "view",
             name: view.name.clone(),
             message: e.to_string(),
@@ -963,7 +964,7 @@ async fn run_method(
             .map_err(datafusion::error::DataFusionError::from)?
             .data_type();
         if ty != planned {
-            return Err(EngineError::FeatureStep {
+            return Err(FeatureError::Step {
                 kind: "method",
                 name: method.name.clone(),
                 message: format!("key '{key}' is {ty} in its result, {planned} when planned"),
@@ -973,7 +974,7 @@ async fn run_method(
     if !method.allow_null_keys
         && let Some((key, rows)) = null_key(&out, &spec.key)
     {
-        return Err(EngineError::FeatureStep {
+        return Err(FeatureError::Step {
             kind: "method",
             name: method.name.clone(),
             message: format!(
@@ -988,7 +989,7 @@ async fn run_method(
         false => duplicate_key(&out, &spec.key)?,
     };
     if let Some(sample) = duplicate {
-        return Err(EngineError::FeatureStep {
+        return Err(FeatureError::Step {
             kind: "method",
             name: method.name.clone(),
             message: format!(
@@ -1091,10 +1092,10 @@ fn write_parquet_dir(
         Err(_) => {}
         Ok(meta) if meta.is_dir() => {
             // `remove_dir_all` does not follow links inside the folder.
-            std::fs::remove_dir_all(folder).map_err(|e| EngineError::io(folder, e))?
+            std::fs::remove_dir_all(folder).map_err(|e| FeatureError::io(folder, e))?
         }
         Ok(_) => {
-            return Err(EngineError::file(
+            return Err(FeatureError::refused(
                 folder,
                 "not a folder fairway wrote; fairway does not replace it",
             ));
@@ -1103,7 +1104,7 @@ fn write_parquet_dir(
     let path = temp.keep();
     std::fs::rename(&path, folder).map_err(|e| {
         let _ = std::fs::remove_dir_all(&path);
-        EngineError::io(folder, e)
+        FeatureError::io(folder, e)
     })
 }
 
@@ -1118,7 +1119,7 @@ fn write_parquet_new(
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(|e| EngineError::io(path, e))?;
+        .map_err(|e| FeatureError::io(path, e))?;
     write_parquet(file, path, out, compression, row_group_size)
 }
 
@@ -1131,7 +1132,7 @@ fn write_parquet<W: std::io::Write + Send>(
     row_group_size: Option<usize>,
 ) -> Result<()> {
     let parquet_err = |e: parquet::errors::ParquetError| {
-        EngineError::io(path, std::io::Error::other(e.to_string()))
+        FeatureError::io(path, std::io::Error::other(e.to_string()))
     };
     let mut props = WriterProperties::builder().set_compression(compression.parquet());
     if let Some(size) = row_group_size {

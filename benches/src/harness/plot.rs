@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::report::plural;
 use super::{BenchEngine, TpchBenchReport};
-use crate::timeline::escape;
+use fairway_observe::timeline::escape;
 
 const LEFT: f64 = 78.0;
 const RIGHT: f64 = 24.0;
@@ -246,8 +246,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::EngineConfig;
-    use crate::bench::{MachineInfo, Measurement, TpchBenchOptions};
+    use crate::harness::{MachineInfo, Measurement, TpchBenchOptions};
+    use fairway_engine::EngineConfig;
 
     fn report(queries: &[usize], engines: &[BenchEngine]) -> TpchBenchReport {
         let mut measurements = Vec::new();

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use super::build::BuildOptions;
 use super::cache::stage_dir;
 use super::spec::{Body, FeatureSpec};
-use crate::error::{EngineError, Result};
-use crate::files::{self, LockFile};
+
+use crate::error::{FeatureError, Result};
+use fairway_files::{self as files, LockFile};
 
 /// The paths a build of one output writes: the output, its stage area and
 /// its lock file, all beside each other.
@@ -22,7 +23,7 @@ pub(crate) struct OutputPaths {
 impl OutputPaths {
     pub fn new(output: &Path) -> Result<Self> {
         if output.file_name().is_none() {
-            return Err(EngineError::file(
+            return Err(FeatureError::refused(
                 output,
                 "the output must name a file (e.g. features.parquet)",
             ));
@@ -49,21 +50,21 @@ impl OutputPaths {
     /// until the value is dropped, and its file removed then.
     pub fn lock_and_prepare(&self) -> Result<LockFile> {
         let folder = self.folder();
-        std::fs::create_dir_all(&folder).map_err(|e| EngineError::io(&folder, e))?;
+        std::fs::create_dir_all(&folder).map_err(|e| FeatureError::io(&folder, e))?;
         let lock = LockFile::acquire(&self.lock, &format!("output {}", self.output.display()))?;
         files::refuse_link_or_dir(&self.output, "output")?;
         files::remove_stale_temporaries(&folder);
         files::refuse_link(&self.stage, "stage folder")?;
         match std::fs::symlink_metadata(&self.stage) {
             Ok(meta) if !meta.is_dir() => {
-                return Err(EngineError::file(
+                return Err(FeatureError::refused(
                     &self.stage,
                     "the stage folder is not a folder; fairway does not replace it",
                 ));
             }
             Ok(_) => {}
             Err(_) => {
-                std::fs::create_dir(&self.stage).map_err(|e| EngineError::io(&self.stage, e))?
+                std::fs::create_dir(&self.stage).map_err(|e| FeatureError::io(&self.stage, e))?
             }
         }
         files::remove_stale_temporaries(&self.stage);
@@ -188,13 +189,13 @@ pub(crate) fn check_output(
                     input.path.display()
                 ),
             };
-            return Err(EngineError::file(path, message));
+            return Err(FeatureError::refused(path, message));
         }
     }
     for input in &inputs {
         let read = input.folder.as_deref().unwrap_or(&input.path);
         if files::is_same_or_inside(read, &paths.stage) {
-            return Err(EngineError::file(
+            return Err(FeatureError::refused(
                 &paths.stage,
                 format!(
                     "{} ({}) lies inside the output's stage folder, whose entries fairway \

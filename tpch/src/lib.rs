@@ -291,7 +291,7 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
         .map_err(|e| TpchError::io("locking", &lock_path, e))?;
     // The lock is released when `lock` is dropped at the end of this function.
 
-    crate::files::remove_stale_temporaries(out);
+    fairway_files::remove_stale_temporaries(out);
 
     let marker = out.join(SCALE_FACTOR_MARKER);
     let marker_matches = read_marker(&marker) == Some(sf);
@@ -340,7 +340,7 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
                 reused = false;
                 // A fresh temporary (exclusive, random name), removed if
                 // the write fails.
-                let temp = crate::files::temp_file_beside(&path).map_err(|e| {
+                let temp = fairway_files::temp_file_beside(&path).map_err(|e| {
                     TpchError::io(
                         "creating a temporary file for",
                         &path,
@@ -348,7 +348,7 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
                     )
                 })?;
                 let rows = write_table(table, sf, temp.path(), ROW_GROUP_ROWS, threads)?;
-                crate::files::give_output_mode(temp.as_file(), &path);
+                fairway_files::give_output_mode(temp.as_file(), &path);
                 temp.persist(&path)
                     .map_err(|e| TpchError::io("renaming temporary file to", &path, e.error))?;
                 rows
@@ -380,10 +380,10 @@ fn read_marker(marker: &Path) -> Option<f64> {
 
 fn write_marker(marker: &Path, sf: f64) -> Result<(), TpchError> {
     // `{}` on f64 prints the shortest text that parses back to the same value.
-    crate::files::write_atomically(marker, |file| {
+    fairway_files::write_atomically(marker, |file| {
         use std::io::Write;
         file.write_all(format!("{sf}\n").as_bytes())
-            .map_err(|e| crate::EngineError::io(marker, e))
+            .map_err(|e| fairway_files::FileError::io(marker, e))
     })
     .map_err(|e| {
         TpchError::io(

@@ -164,17 +164,6 @@ impl Drop for ConsoleProgress {
     }
 }
 
-/// Several listeners behind the scheduler's one listener slot.
-pub(crate) struct Listeners(pub(crate) Vec<Arc<dyn SchedulerListener>>);
-
-impl SchedulerListener for Listeners {
-    fn on_event(&self, event: &SchedulerEvent) {
-        for listener in &self.0 {
-            listener.on_event(event);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,9 @@ use datafusion::sql::sqlparser::ast;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use serde::Deserialize;
 
-use crate::config::parse_size;
-use crate::error::{EngineError, Result};
+use crate::error::{FeatureError, Result};
+use fairway_engine::EngineError;
+use fairway_engine::parse_size;
 use fairway_scheduler::SchedulingMode;
 
 /// A feature table's definition, as read from a spec file.
@@ -301,14 +302,14 @@ impl FeatureSpec {
     /// it runs anything).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| EngineError::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| FeatureError::io(path, e))?;
         Self::parse(path, &text)
     }
 
     /// Parses spec `text` as if read from `file` (relative paths resolve
     /// against `file`'s folder).
     pub fn parse(file: &Path, text: &str) -> Result<Self> {
-        let raw: RawSpec = toml::from_str(text).map_err(|e| EngineError::Spec {
+        let raw: RawSpec = toml::from_str(text).map_err(|e| FeatureError::Spec {
             file: file.to_path_buf(),
             line: e.span().map(|s| line_at(text, s.start)),
             message: e.message().trim().to_string(),
@@ -483,8 +484,8 @@ impl FeatureSpec {
     }
 
     /// A spec error at `line`.
-    pub(crate) fn error(&self, line: Option<usize>, message: impl Into<String>) -> EngineError {
-        EngineError::Spec {
+    pub(crate) fn error(&self, line: Option<usize>, message: impl Into<String>) -> FeatureError {
+        FeatureError::Spec {
             file: self.file.clone(),
             line,
             message: message.into(),

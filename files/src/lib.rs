@@ -14,7 +14,39 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{EngineError, Result};
+/// A file fairway could not read or write, or refuses to touch.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The operating system refused a read, write, rename or remove.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A path fairway refuses to write, replace, delete or read: a link, an
+    /// input the output would overwrite, a lock held by another process.
+    #[error("{}: {message}", path.display())]
+    Refused { path: PathBuf, message: String },
+}
+
+impl FileError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FileError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn refused(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        FileError::Refused {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = FileError> = std::result::Result<T, E>;
 
 /// The suffix of every temporary file or folder fairway creates beside an
 /// output.
@@ -39,7 +71,7 @@ pub fn temp_file_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {
         .suffix(TEMP_SUFFIX)
         .rand_bytes(10)
         .tempfile_in(&dir)
-        .map_err(|e| EngineError::io(&dir, e))
+        .map_err(|e| FileError::io(&dir, e))
 }
 
 /// A temporary folder beside `dest` (mode 0700, random name, created
@@ -51,7 +83,7 @@ pub fn temp_dir_beside(dest: &Path) -> Result<tempfile::TempDir> {
         .suffix(TEMP_SUFFIX)
         .rand_bytes(10)
         .tempdir_in(&dir)
-        .map_err(|e| EngineError::io(&dir, e))
+        .map_err(|e| FileError::io(&dir, e))
 }
 
 fn temp_parts(dest: &Path) -> (PathBuf, String) {
@@ -70,16 +102,19 @@ fn temp_parts(dest: &Path) -> (PathBuf, String) {
 /// which is then renamed over `dest`. If `write` or the rename fails, the
 /// temporary is removed and `dest` is left as it was. A `dest` that is a
 /// symbolic link or a folder is refused before anything is written.
-pub fn write_atomically<T>(dest: &Path, write: impl FnOnce(&mut File) -> Result<T>) -> Result<T> {
+pub fn write_atomically<T, E: From<FileError>>(
+    dest: &Path,
+    write: impl FnOnce(&mut File) -> Result<T, E>,
+) -> Result<T, E> {
     refuse_link_or_dir(dest, "output")?;
     let mut temp = temp_file_beside(dest)?;
     let value = write(temp.as_file_mut())?;
     temp.as_file_mut()
         .flush()
-        .map_err(|e| EngineError::io(temp.path(), e))?;
+        .map_err(|e| FileError::io(temp.path(), e))?;
     give_output_mode(temp.as_file(), dest);
     temp.persist(dest)
-        .map_err(|e| EngineError::io(dest, e.error))?;
+        .map_err(|e| FileError::io(dest, e.error))?;
     Ok(value)
 }
 
@@ -104,15 +139,15 @@ pub fn give_output_mode(temp: &File, dest: &Path) {
 /// regular file: fairway replaces only plain files.
 pub fn refuse_link_or_dir(path: &Path, what: &str) -> Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(EngineError::file(
+        Ok(meta) if meta.file_type().is_symlink() => Err(FileError::refused(
             path,
             format!("{what} is a symbolic link; fairway does not write through links"),
         )),
-        Ok(meta) if meta.is_dir() => Err(EngineError::file(
+        Ok(meta) if meta.is_dir() => Err(FileError::refused(
             path,
             format!("{what} is a folder, not a file"),
         )),
-        Ok(meta) if !meta.is_file() => Err(EngineError::file(
+        Ok(meta) if !meta.is_file() => Err(FileError::refused(
             path,
             format!("{what} is not a regular file"),
         )),
@@ -123,7 +158,7 @@ pub fn refuse_link_or_dir(path: &Path, what: &str) -> Result<()> {
 /// Refuses a path that is a symbolic link (of any kind).
 pub fn refuse_link(path: &Path, what: &str) -> Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(EngineError::file(
+        Ok(meta) if meta.file_type().is_symlink() => Err(FileError::refused(
             path,
             format!("{what} is a symbolic link; fairway does not follow it"),
         )),
@@ -264,7 +299,7 @@ impl LockFile {
                 .create(true)
                 .truncate(false)
                 .open(path)
-                .map_err(|e| EngineError::io(path, e))?;
+                .map_err(|e| FileError::io(path, e))?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -276,12 +311,12 @@ impl LockFile {
                     } else {
                         format!("fairway process {holder}")
                     };
-                    return Err(EngineError::file(
+                    return Err(FileError::refused(
                         path,
                         format!("{what} is being written by {who}; wait for it to finish"),
                     ));
                 }
-                Err(std::fs::TryLockError::Error(e)) => return Err(EngineError::io(path, e)),
+                Err(std::fs::TryLockError::Error(e)) => return Err(FileError::io(path, e)),
             }
             // The holder before us may have removed the file between our
             // open and our lock: then we hold a lock on a deleted file, and
@@ -289,9 +324,9 @@ impl LockFile {
             if !same_file(&file, path) {
                 continue;
             }
-            file.set_len(0).map_err(|e| EngineError::io(path, e))?;
-            file.rewind().map_err(|e| EngineError::io(path, e))?;
-            write!(file, "{}", std::process::id()).map_err(|e| EngineError::io(path, e))?;
+            file.set_len(0).map_err(|e| FileError::io(path, e))?;
+            file.rewind().map_err(|e| FileError::io(path, e))?;
+            write!(file, "{}", std::process::id()).map_err(|e| FileError::io(path, e))?;
             return Ok(LockFile {
                 path: path.to_path_buf(),
                 file,
@@ -347,15 +382,15 @@ mod tests {
     fn atomic_write_replaces_and_a_failed_one_leaves_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.txt");
-        write_atomically(&dest, |f| {
+        write_atomically::<_, FileError>(&dest, |f| {
             f.write_all(b"one").unwrap();
             Ok(())
         })
         .unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"one");
-        let failed: Result<()> = write_atomically(&dest, |f| {
+        let failed: Result<()> = write_atomically::<_, FileError>(&dest, |f| {
             f.write_all(b"half").unwrap();
-            Err(EngineError::file(&dest, "boom"))
+            Err(FileError::refused(&dest, "boom"))
         });
         assert!(failed.is_err());
         assert_eq!(std::fs::read(&dest).unwrap(), b"one");
@@ -370,10 +405,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.txt");
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
-        write_atomically(&dest, |_| Ok(())).unwrap();
+        write_atomically::<_, FileError>(&dest, |_| Ok(())).unwrap();
         assert_eq!(mode(&dest), 0o644);
         std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomically(&dest, |_| Ok(())).unwrap();
+        write_atomically::<_, FileError>(&dest, |_| Ok(())).unwrap();
         assert_eq!(mode(&dest), 0o640);
     }
 
@@ -385,7 +420,7 @@ mod tests {
         std::fs::write(&target, b"mine").unwrap();
         let link = dir.path().join("out");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let err = write_atomically(&link, |f| {
+        let err = write_atomically::<_, FileError>(&link, |f| {
             f.write_all(b"x").unwrap();
             Ok(())
         })

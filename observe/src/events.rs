@@ -1,0 +1,448 @@
+//! The one schema of the JSON-lines event log: [`Event`], written by
+//! [`crate::EventLog`], read by [`crate::timeline`] and by the tests.
+//!
+//! Every line is one object whose `event` names the kind and whose
+//! `time_us` (microseconds since the log was opened) comes second; the
+//! other fields follow in the order they are declared here. The names and
+//! fields are stable: other tools (notebooks, dashboards) read them.
+//!
+//! | event | fields |
+//! |---|---|
+//! | `job_start` | `job`, `pool`, `description` |
+//! | `job_end` | `job`, `pool`, `description`, `status` (`succeeded`, `failed`, `cancelled`) |
+//! | `stage_submitted` | `job`, `stage`, `tasks` |
+//! | `stage_completed` | `job`, `stage` |
+//! | `task_start` | `job`, `stage`, `partition`, `attempt`, `pool`, `slot` |
+//! | `task_yield` | as `task_start`: the task gave up `slot` to a fairer pool |
+//! | `task_resume` | as `task_start`: the task continues on `slot` |
+//! | `task_end` | as `task_start`, plus `duration_us`, `rows`, `bytes`, `status` (`succeeded`, `failed`) and `error` when failed |
+//!
+//! Reading is strict about what a timeline must trust (a slot number sizes
+//! the page, a time its axis): every number is checked against the bounds
+//! below, and a value of the wrong type is an error naming its field.
+
+use serde::de::{Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The highest slot number a log may name: a timeline draws one row per
+/// slot, so a slot number sizes the page.
+pub const MAX_SLOT: u64 = 9_999;
+/// The latest time (and longest duration) a log may hold: ten years, in
+/// microseconds.
+pub const MAX_TIME_US: u64 = 10 * 366 * 24 * 3_600 * 1_000_000;
+/// The most tasks a stage may have.
+pub const MAX_TASKS: u64 = u32::MAX as u64;
+
+/// The values of `status`. A reader keeps any other text as it is (a
+/// newer writer may add one), so statuses are strings rather than an enum.
+pub mod status {
+    /// A job or task that completed.
+    pub const SUCCEEDED: &str = "succeeded";
+    /// A job or task that failed.
+    pub const FAILED: &str = "failed";
+    /// A job that was cancelled.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// The task fields shared by `task_start`, `task_yield`, `task_resume` and
+/// `task_end`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    #[serde(deserialize_with = "job")]
+    pub job: u64,
+    #[serde(deserialize_with = "stage")]
+    pub stage: u64,
+    #[serde(deserialize_with = "partition")]
+    pub partition: u64,
+    #[serde(deserialize_with = "attempt")]
+    pub attempt: u64,
+    #[serde(deserialize_with = "pool")]
+    pub pool: String,
+    #[serde(deserialize_with = "slot")]
+    pub slot: u64,
+}
+
+impl TaskRef {
+    /// Which attempt of which task this is.
+    pub fn key(&self) -> (u64, u64, u64, u64) {
+        (self.job, self.stage, self.partition, self.attempt)
+    }
+}
+
+/// One line of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A job was accepted.
+    JobStart {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "pool")]
+        pool: String,
+        #[serde(deserialize_with = "description")]
+        description: String,
+    },
+    /// A job ended; no more events come for it.
+    JobEnd {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "pool")]
+        pool: String,
+        #[serde(deserialize_with = "description")]
+        description: String,
+        /// One of [`status`]'s values.
+        #[serde(deserialize_with = "status")]
+        status: String,
+    },
+    /// All parents of a stage completed: its tasks may now get slots.
+    StageSubmitted {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "stage")]
+        stage: u64,
+        #[serde(deserialize_with = "tasks")]
+        tasks: u64,
+    },
+    /// Every task of a stage succeeded.
+    StageCompleted {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "stage")]
+        stage: u64,
+    },
+    /// A task got a slot and was started.
+    TaskStart {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(flatten)]
+        task: TaskRef,
+    },
+    /// A task gave up its slot to a fairer pool.
+    TaskYield {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(flatten)]
+        task: TaskRef,
+    },
+    /// A task that yielded continues on a slot.
+    TaskResume {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(flatten)]
+        task: TaskRef,
+    },
+    /// A task attempt ended.
+    TaskEnd {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(flatten)]
+        task: TaskRef,
+        #[serde(deserialize_with = "duration_us")]
+        duration_us: u64,
+        #[serde(deserialize_with = "rows")]
+        rows: u64,
+        #[serde(deserialize_with = "bytes")]
+        bytes: u64,
+        /// [`status::SUCCEEDED`] or [`status::FAILED`].
+        #[serde(deserialize_with = "status")]
+        status: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// The `event` names of [`Event`], in declaration order.
+pub const EVENT_NAMES: [&str; 8] = [
+    "job_start",
+    "job_end",
+    "stage_submitted",
+    "stage_completed",
+    "task_start",
+    "task_yield",
+    "task_resume",
+    "task_end",
+];
+
+impl Event {
+    /// Microseconds since the log was opened.
+    pub fn time_us(&self) -> u64 {
+        match self {
+            Event::JobStart { time_us, .. }
+            | Event::JobEnd { time_us, .. }
+            | Event::StageSubmitted { time_us, .. }
+            | Event::StageCompleted { time_us, .. }
+            | Event::TaskStart { time_us, .. }
+            | Event::TaskYield { time_us, .. }
+            | Event::TaskResume { time_us, .. }
+            | Event::TaskEnd { time_us, .. } => *time_us,
+        }
+    }
+
+    /// Its `event` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::JobStart { .. } => "job_start",
+            Event::JobEnd { .. } => "job_end",
+            Event::StageSubmitted { .. } => "stage_submitted",
+            Event::StageCompleted { .. } => "stage_completed",
+            Event::TaskStart { .. } => "task_start",
+            Event::TaskYield { .. } => "task_yield",
+            Event::TaskResume { .. } => "task_resume",
+            Event::TaskEnd { .. } => "task_end",
+        }
+    }
+
+    /// The job the event belongs to.
+    pub fn job(&self) -> u64 {
+        match self {
+            Event::JobStart { job, .. }
+            | Event::JobEnd { job, .. }
+            | Event::StageSubmitted { job, .. }
+            | Event::StageCompleted { job, .. } => *job,
+            Event::TaskStart { task, .. }
+            | Event::TaskYield { task, .. }
+            | Event::TaskResume { task, .. }
+            | Event::TaskEnd { task, .. } => task.job,
+        }
+    }
+
+    /// The task fields, for the four task events.
+    pub fn task(&self) -> Option<&TaskRef> {
+        match self {
+            Event::TaskStart { task, .. }
+            | Event::TaskYield { task, .. }
+            | Event::TaskResume { task, .. }
+            | Event::TaskEnd { task, .. } => Some(task),
+            _ => None,
+        }
+    }
+
+    /// One line of the log, without its newline.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("an event always serialises")
+    }
+
+    /// One line of a log: `Ok(None)` for a blank line or an event this
+    /// version does not know (a newer writer's), an error message for
+    /// anything else that is not a valid event.
+    pub fn parse_line(line: &str) -> Result<Option<Event>, String> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let value: Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
+        let Value::Object(map) = &value else {
+            return Err("expected a JSON object".to_string());
+        };
+        let name = map
+            .get("event")
+            .and_then(Value::as_str)
+            .ok_or("missing string field `event`")?
+            .to_string();
+        if !EVENT_NAMES.contains(&name.as_str()) {
+            return Ok(None);
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// A non-negative integer no greater than `max` (`unit` follows `max` in
+/// the message), else an error naming `field` and the value.
+fn bounded<'de, D: Deserializer<'de>>(
+    d: D,
+    field: &str,
+    max: u64,
+    unit: &str,
+) -> Result<u64, D::Error> {
+    let value = Value::deserialize(d)?;
+    let n = value.as_u64().ok_or_else(|| {
+        D::Error::custom(format!(
+            "field `{field}` must be a non-negative integer, got {value}"
+        ))
+    })?;
+    if n > max {
+        return Err(D::Error::custom(format!(
+            "field `{field}` is {n}, out of range: at most {max} {unit}"
+        )));
+    }
+    Ok(n)
+}
+
+fn text<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(s),
+        other => Err(D::Error::custom(format!(
+            "field `{field}` must be a string, got {other}"
+        ))),
+    }
+}
+
+/// One checked reader per field, so that an error names its field.
+macro_rules! fields {
+    ($($name:ident: u64 <= $max:expr, $unit:literal;)* $(; $text:ident: String)*) => {
+        $(fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+            bounded(d, stringify!($name), $max, $unit)
+        })*
+        $(fn $text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+            text(d, stringify!($text))
+        })*
+    };
+}
+
+fields! {
+    time_us: u64 <= MAX_TIME_US, "µs, ten years";
+    duration_us: u64 <= MAX_TIME_US, "µs, ten years";
+    slot: u64 <= MAX_SLOT, "(a timeline draws one row per slot)";
+    tasks: u64 <= MAX_TASKS, "tasks";
+    job: u64 <= u64::MAX, "";
+    stage: u64 <= u64::MAX, "";
+    partition: u64 <= u64::MAX, "";
+    attempt: u64 <= u64::MAX, "";
+    rows: u64 <= u64::MAX, "";
+    bytes: u64 <= u64::MAX, "";
+    ; pool: String
+    ; description: String
+    ; status: String
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskRef {
+        TaskRef {
+            job: 7,
+            stage: 1,
+            partition: 2,
+            attempt: 0,
+            pool: "etl".into(),
+            slot: 3,
+        }
+    }
+
+    #[test]
+    fn lines_have_event_then_time_then_the_fields_in_order() {
+        let end = Event::TaskEnd {
+            time_us: 42,
+            task: task(),
+            duration_us: 5,
+            rows: 1,
+            bytes: 8,
+            status: status::SUCCEEDED.into(),
+            error: None,
+        };
+        assert_eq!(
+            end.to_line(),
+            r#"{"event":"task_end","time_us":42,"job":7,"stage":1,"partition":2,"attempt":0,"pool":"etl","slot":3,"duration_us":5,"rows":1,"bytes":8,"status":"succeeded"}"#
+        );
+        let failed = Event::JobEnd {
+            time_us: 1,
+            job: 7,
+            pool: "p".into(),
+            description: "q \"x\"".into(),
+            status: status::CANCELLED.into(),
+        };
+        assert_eq!(
+            failed.to_line(),
+            r#"{"event":"job_end","time_us":1,"job":7,"pool":"p","description":"q \"x\"","status":"cancelled"}"#
+        );
+    }
+
+    #[test]
+    fn every_kind_reads_back_as_written() {
+        let events = [
+            Event::JobStart {
+                time_us: 0,
+                job: 1,
+                pool: "a".into(),
+                description: "d".into(),
+            },
+            Event::StageSubmitted {
+                time_us: 1,
+                job: 1,
+                stage: 0,
+                tasks: 4,
+            },
+            Event::TaskStart {
+                time_us: 2,
+                task: task(),
+            },
+            Event::TaskYield {
+                time_us: 3,
+                task: task(),
+            },
+            Event::TaskResume {
+                time_us: 4,
+                task: task(),
+            },
+            Event::TaskEnd {
+                time_us: 5,
+                task: task(),
+                duration_us: 3,
+                rows: 0,
+                bytes: 0,
+                status: status::FAILED.into(),
+                error: Some("boom".into()),
+            },
+            Event::StageCompleted {
+                time_us: 6,
+                job: 1,
+                stage: 0,
+            },
+            Event::JobEnd {
+                time_us: 7,
+                job: 1,
+                pool: "a".into(),
+                description: "d".into(),
+                status: status::FAILED.into(),
+            },
+        ];
+        let mut names = Vec::new();
+        for event in &events {
+            let line = event.to_line();
+            assert_eq!(
+                Event::parse_line(&line).unwrap().as_ref(),
+                Some(event),
+                "{line}"
+            );
+            names.push(event.name());
+        }
+        assert_eq!(names.len(), EVENT_NAMES.len());
+        assert!(EVENT_NAMES.iter().all(|n| names.contains(n)));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let err = |line: &str| Event::parse_line(line).unwrap_err();
+        assert_eq!(
+            err(r#"{"event":"stage_completed","time_us":1,"job":-1,"stage":0}"#),
+            "stage_completed: field `job` must be a non-negative integer, got -1"
+        );
+        assert!(
+            err(r#"{"event":"task_start","time_us":1,"job":1}"#).contains("`stage`"),
+            "a missing field is named"
+        );
+        assert!(
+            err(r#"{"event":"job_start","time_us":1,"job":1,"pool":3,"description":""}"#)
+                .contains("field `pool` must be a string, got 3")
+        );
+        assert!(
+            err(r#"{"event":"task_end","time_us":1,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"p","slot":0,"duration_us":1,"rows":0,"bytes":0,"status":7}"#)
+                .contains("field `status` must be a string, got 7")
+        );
+        assert_eq!(err("[1]"), "expected a JSON object");
+        assert!(err("{").starts_with("invalid JSON"));
+        assert_eq!(Event::parse_line(r#"{"event":"later","x":1}"#), Ok(None));
+        assert_eq!(Event::parse_line("  "), Ok(None));
+    }
+}
