@@ -789,16 +789,16 @@ pub fn settings_help() -> String {
     for s in SETTINGS {
         let plain = |text: &str| text.replace('`', "");
         out.push_str(&format!(
-            "\n{}{}: {} ({}; default {})",
+            "\n{}{} ({}; default {}): {}",
             s.key,
             match s.change {
                 Change::Startup => "",
                 Change::Runtime => " [SET]",
                 Change::SetOnly => " [SET only]",
             },
-            plain(s.description),
             plain(&s.kind.describe()),
             plain(&s.default.describe()),
+            plain(s.description),
         ));
     }
     out
