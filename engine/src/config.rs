@@ -131,129 +131,33 @@ impl EngineConfig {
         self
     }
 
-    /// Applies one `KEY=VALUE` setting: a `fairway.*` key of this struct or
-    /// any `datafusion.*` key (checked when the session starts). Setting the
-    /// slots also sets the partitions to `2 x slots` unless they were set.
+    /// Applies one `KEY=VALUE` setting: a `fairway.*` key of [`SETTINGS`]
+    /// or any `datafusion.*` key (checked when the session starts). Setting
+    /// the slots also sets the partitions to `2 x slots` unless they were
+    /// set.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let value = value.trim();
-        match key {
-            "fairway.scheduler.slots" => {
-                self.slots = parse_bounded(key, value, &SLOTS_BOUND)?;
-                if !self.partitions_chosen {
-                    self.partitions = 2 * self.slots;
-                }
+        // DataFusion's own name for the partitions is the same setting.
+        let setting = if key == "datafusion.execution.target_partitions" {
+            Setting::find("fairway.shuffle.partitions")
+        } else {
+            Setting::find(key)
+        };
+        match setting {
+            Some(setting) => (setting.apply)(self, key, value),
+            None if key.starts_with("datafusion.") => {
+                self.datafusion.push((key.to_string(), value.to_string()));
+                Ok(())
             }
-            "fairway.shuffle.partitions" | "datafusion.execution.target_partitions" => {
-                self.partitions = parse_bounded(key, value, &PARTITIONS_BOUND)?;
-                self.partitions_chosen = true;
-            }
-            "fairway.shuffle.memory" => {
-                self.shuffle_memory = parse_size(value).map_err(|m| EngineError::config(key, m))?;
-            }
-            "fairway.shuffle.dir" => self.shuffle_dir = PathBuf::from(value),
-            "fairway.shuffle.compression" => {
-                self.shuffle_compression = value
-                    .parse()
-                    .map_err(|m: String| EngineError::config(key, m))?;
-            }
-            "fairway.scheduler.mode" => {
-                self.scheduler_mode =
-                    value
-                        .parse()
-                        .map_err(|e: fairway_scheduler::SchedulerError| {
-                            EngineError::config(key, format!("{e} (expected fifo or fair)"))
-                        })?;
-            }
-            "fairway.scheduler.allocation.file" => {
-                self.allocation_file = (!value.is_empty()).then(|| PathBuf::from(value));
-            }
-            "fairway.scheduler.allocation.strict" => {
-                self.allocation_strict = parse_bool(key, value)?;
-            }
-            "fairway.scheduler.preemption" => {
-                self.preemption = parse_bool(key, value)?;
-            }
-            "fairway.job.group" => {
-                return Err(EngineError::config(
-                    key,
-                    "a job group is chosen per client: SET fairway.job.group = 'name' \
-                     or Session::with_job_group",
-                ));
-            }
-            "fairway.scheduler.pool" => {
-                if value.is_empty() {
-                    return Err(EngineError::config(key, "a pool name cannot be empty"));
-                }
-                self.default_pool = value.trim_matches('\'').to_string();
-            }
-            "fairway.event_log" => {
-                self.event_log = (!value.is_empty()).then(|| PathBuf::from(value));
-            }
-            "fairway.optimizer.tournament_joins" => {
-                self.tournament_joins = parse_bool(key, value)?;
-            }
-            crate::cluster::CLUSTER_KEY => {
-                self.cluster = crate::cluster::parse_cluster(value)?;
-            }
-            "fairway.cluster.slots" => {
-                self.cluster_slots = Some(parse_count(key, value)?);
-            }
-            "fairway.memory.limit" => {
-                self.memory_limit = match value.trim_matches('\'') {
-                    "" | "none" | "unlimited" => None,
-                    size => Some(parse_size(size).map_err(|m| EngineError::config(key, m))?),
-                };
-            }
-            "fairway.task.max_failures" => {
-                self.task_max_failures = u32::try_from(parse_count(key, value)?)
-                    .map_err(|_| EngineError::config(key, "too large"))?;
-            }
-            "fairway.test.fail_tasks" => {
-                self.faults.tasks = FaultInjection::parse_tasks(value.trim_matches('\''))
-                    .map_err(|m| EngineError::config(key, m))?;
-            }
-            "fairway.test.lose_map_outputs" => {
-                self.faults.lose_outputs = FaultInjection::parse_tasks(value.trim_matches('\''))
-                    .map_err(|m| EngineError::config(key, m))?;
-            }
-            "fairway.test.corrupt_map_outputs" => {
-                self.faults.corrupt_outputs = FaultInjection::parse_tasks(value.trim_matches('\''))
-                    .map_err(|m| EngineError::config(key, m))?;
-            }
-            "fairway.test.fail_probability" => {
-                self.faults.probability = value
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| (0.0..=1.0).contains(p))
-                    .ok_or_else(|| {
-                        EngineError::config(
-                            key,
-                            format!("expected a probability from 0 to 1, got '{value}'"),
-                        )
-                    })?;
-            }
-            "fairway.test.fail_seed" => {
-                self.faults.seed = value.parse::<u64>().map_err(|_| {
-                    EngineError::config(key, format!("expected an integer, got '{value}'"))
-                })?;
-            }
-            k if k.starts_with("datafusion.") => {
-                self.datafusion.push((k.to_string(), value.to_string()))
-            }
-            k if k.starts_with("fairway.") => {
-                return Err(EngineError::config(
-                    k,
-                    format!("unknown setting; known: {}", FairwayOptions::all_keys()),
-                ));
-            }
-            k => {
-                return Err(EngineError::config(
-                    k,
-                    "settings start with 'fairway.' or 'datafusion.'",
-                ));
-            }
+            None if key.starts_with("fairway.") => Err(EngineError::config(
+                key,
+                format!("unknown setting; known: {}", FairwayOptions::all_keys()),
+            )),
+            None => Err(EngineError::config(
+                key,
+                "settings start with 'fairway.' or 'datafusion.'",
+            )),
         }
-        Ok(())
     }
 
     /// Applies a `KEY=VALUE` string as given to `--conf`.
@@ -376,6 +280,530 @@ fn parse_bounded(key: &str, value: &str, bound: &Bound) -> Result<usize> {
     Ok(count)
 }
 
+/// When a setting may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Fixed when the session starts (`--conf`, a spec's `conf`,
+    /// [`EngineConfig::set`]); a later `SET` is an error that says so.
+    Startup,
+    /// May also be `SET` between statements; it applies to the statements
+    /// that follow in the same client.
+    Runtime,
+    /// Chosen per client with `SET` only; refused at startup.
+    SetOnly,
+}
+
+impl Change {
+    /// How the settings table in the README and `--help` say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Change::Startup => "at startup",
+            Change::Runtime => "at startup or with `SET`",
+            Change::SetOnly => "with `SET` only",
+        }
+    }
+}
+
+/// The type of a setting's value, as documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A positive integer, with a maximum when there is one.
+    Count { max: Option<usize> },
+    /// A non-negative integer.
+    Integer,
+    /// A byte size such as `512MiB` (see [`parse_size`]).
+    Size,
+    /// A byte size, or `unlimited`.
+    SizeOrUnlimited,
+    /// `true` or `false`.
+    Bool,
+    /// A file or folder path; empty for none where that makes sense.
+    Path,
+    /// A non-empty name.
+    Name,
+    /// A name, or empty for none.
+    OptionalName,
+    /// One of a few words.
+    Choice(&'static str),
+    /// `standalone`, `df://HOST:PORT`, or empty for none.
+    Cluster,
+    /// Task patterns such as `stage=1,partition=0,attempt=0;stage=2`.
+    Patterns,
+    /// A number from 0 to 1.
+    Probability,
+}
+
+impl Kind {
+    /// The type as the settings table shows it.
+    pub fn describe(self) -> String {
+        match self {
+            Kind::Count { max: Some(max) } => format!("integer, 1 to {max}"),
+            Kind::Count { max: None } => "integer, at least 1".to_string(),
+            Kind::Integer => "integer".to_string(),
+            Kind::Size => "size".to_string(),
+            Kind::SizeOrUnlimited => "size or `unlimited`".to_string(),
+            Kind::Bool => "`true` or `false`".to_string(),
+            Kind::Path => "path".to_string(),
+            Kind::Name => "name".to_string(),
+            Kind::OptionalName => "name, empty for none".to_string(),
+            Kind::Choice(words) => words.to_string(),
+            Kind::Cluster => "`standalone` or `df://HOST:PORT`".to_string(),
+            Kind::Patterns => "task patterns".to_string(),
+            Kind::Probability => "number, 0 to 1".to_string(),
+        }
+    }
+}
+
+/// A setting's default, as documented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// A value that setting it to gives the same config as leaving it
+    /// alone (checked by a test).
+    Value(&'static str),
+    /// A default described in words (it depends on the machine or on
+    /// another setting, or is "none").
+    About(&'static str),
+}
+
+impl DefaultValue {
+    fn describe(self) -> String {
+        match self {
+            DefaultValue::Value(v) => format!("`{v}`"),
+            DefaultValue::About(words) => words.to_string(),
+        }
+    }
+}
+
+/// One `fairway.*` setting: everything fairway knows about it, declared once
+/// in [`SETTINGS`].
+pub struct Setting {
+    /// The full key, `fairway.…`.
+    pub key: &'static str,
+    pub kind: Kind,
+    pub default: DefaultValue,
+    pub change: Change,
+    /// One sentence for people (`SHOW ALL VERBOSE`, `--help`, the README).
+    pub description: &'static str,
+    /// Checks a value and stores it in the config; the key is the one the
+    /// caller used, for errors.
+    apply: fn(&mut EngineConfig, &str, &str) -> Result<()>,
+    /// The value of the setting in a config, as `SHOW` prints it.
+    show: fn(&EngineConfig) -> String,
+}
+
+impl std::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setting")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("default", &self.default)
+            .field("change", &self.change)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Setting {
+    /// The setting of `key` (with the `fairway.` prefix), if any.
+    pub fn find(key: &str) -> Option<&'static Setting> {
+        SETTINGS.iter().find(|s| s.key == key)
+    }
+
+    /// The key without the `fairway.` prefix, as DataFusion's extension
+    /// sees it.
+    fn short_key(&self) -> &'static str {
+        &self.key["fairway.".len()..]
+    }
+}
+
+fn optional_path(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+fn parse_patterns(key: &str, value: &str) -> Result<Vec<crate::faults::TaskPattern>> {
+    FaultInjection::parse_tasks(value.trim_matches('\'')).map_err(|m| EngineError::config(key, m))
+}
+
+/// Every `fairway.*` setting, in the order `SHOW ALL` and the
+/// documentation list them. [`EngineConfig::set`], `SET`, the key lists,
+/// `SHOW ALL VERBOSE`, the CLI's `--conf` help and the README's settings
+/// table are all derived from it.
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "fairway.scheduler.slots",
+        kind: Kind::Count {
+            max: Some(MAX_SLOTS),
+        },
+        default: DefaultValue::About("number of cores"),
+        change: Change::Startup,
+        description: "Tasks that may run at once across all jobs, one worker thread each \
+                      (`--slots`).",
+        apply: |c, key, value| {
+            c.slots = parse_bounded(key, value, &SLOTS_BOUND)?;
+            if !c.partitions_chosen {
+                c.partitions = 2 * c.slots;
+            }
+            Ok(())
+        },
+        show: |c| c.slots.to_string(),
+    },
+    Setting {
+        key: "fairway.scheduler.mode",
+        kind: Kind::Choice("`fifo` or `fair`"),
+        default: DefaultValue::Value("fifo"),
+        change: Change::Startup,
+        description: "How free slots are shared between jobs: in submission order, or by \
+                      weighted pools as Spark's FAIR scheduler (`--scheduler-mode`).",
+        apply: |c, key, value| {
+            c.scheduler_mode = value
+                .parse()
+                .map_err(|e: fairway_scheduler::SchedulerError| {
+                    EngineError::config(key, format!("{e} (expected fifo or fair)"))
+                })?;
+            Ok(())
+        },
+        show: |c| c.scheduler_mode.to_string(),
+    },
+    Setting {
+        key: "fairway.scheduler.preemption",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("true"),
+        change: Change::Startup,
+        description: "In FAIR mode, whether a task gives its slot to a pool below its fair \
+                      share at the next batch boundary; `false` waits for running tasks to \
+                      end, as Spark does.",
+        apply: |c, key, value| {
+            c.preemption = parse_bool(key, value)?;
+            Ok(())
+        },
+        show: |c| c.preemption.to_string(),
+    },
+    Setting {
+        key: "fairway.scheduler.allocation.file",
+        kind: Kind::Path,
+        default: DefaultValue::About("none"),
+        change: Change::Startup,
+        description: "Spark `fair-scheduler.xml` defining the pools, read in FAIR mode only \
+                      (`--allocation-file`).",
+        apply: |c, _, value| {
+            c.allocation_file = (!value.is_empty()).then(|| PathBuf::from(value));
+            Ok(())
+        },
+        show: |c| optional_path(&c.allocation_file),
+    },
+    Setting {
+        key: "fairway.scheduler.allocation.strict",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("true"),
+        change: Change::Startup,
+        description: "Whether allocation-file values that Spark silently replaces by defaults \
+                      are errors; `false` warns and uses Spark's fallback.",
+        apply: |c, key, value| {
+            c.allocation_strict = parse_bool(key, value)?;
+            Ok(())
+        },
+        show: |c| c.allocation_strict.to_string(),
+    },
+    Setting {
+        key: "fairway.scheduler.pool",
+        kind: Kind::Name,
+        default: DefaultValue::Value("default"),
+        change: Change::Runtime,
+        description: "Pool of the jobs of the client's statements, like Spark's \
+                      `spark.scheduler.pool`; at startup, that of every client (`--pool`).",
+        apply: |c, key, value| {
+            if value.is_empty() {
+                return Err(EngineError::config(key, "a pool name cannot be empty"));
+            }
+            c.default_pool = value.trim_matches('\'').to_string();
+            Ok(())
+        },
+        show: |c| c.default_pool.clone(),
+    },
+    Setting {
+        key: "fairway.job.group",
+        kind: Kind::OptionalName,
+        default: DefaultValue::About("none"),
+        change: Change::SetOnly,
+        description: "Job group of the client's statements that follow, so that they can be \
+                      cancelled together.",
+        apply: |_, key, _| {
+            Err(EngineError::config(
+                key,
+                "a job group is chosen per client: SET fairway.job.group = 'name' \
+                 or Session::with_job_group",
+            ))
+        },
+        show: |_| String::new(),
+    },
+    Setting {
+        key: "fairway.optimizer.tournament_joins",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("true"),
+        change: Change::Runtime,
+        description: "Whether chains of joins on a common key are rewritten into balanced \
+                      trees.",
+        apply: |c, key, value| {
+            c.tournament_joins = parse_bool(key, value)?;
+            Ok(())
+        },
+        show: |c| c.tournament_joins.to_string(),
+    },
+    Setting {
+        key: "fairway.shuffle.partitions",
+        kind: Kind::Count {
+            max: Some(MAX_PARTITIONS),
+        },
+        default: DefaultValue::About("2 x slots"),
+        change: Change::Startup,
+        description: "Partitions of every shuffle and file scan, DataFusion's \
+                      `target_partitions` (`--partitions`).",
+        apply: |c, key, value| {
+            c.partitions = parse_bounded(key, value, &PARTITIONS_BOUND)?;
+            c.partitions_chosen = true;
+            Ok(())
+        },
+        show: |c| c.partitions.to_string(),
+    },
+    Setting {
+        key: "fairway.shuffle.memory",
+        kind: Kind::Size,
+        default: DefaultValue::Value("1GiB"),
+        change: Change::Startup,
+        description: "Bytes of shuffle output kept in memory before map outputs spill to \
+                      files; `0` spills everything (`--shuffle-memory`).",
+        apply: |c, key, value| {
+            c.shuffle_memory = parse_size(value).map_err(|m| EngineError::config(key, m))?;
+            Ok(())
+        },
+        show: |c| c.shuffle_memory.to_string(),
+    },
+    Setting {
+        key: "fairway.shuffle.dir",
+        kind: Kind::Path,
+        default: DefaultValue::About("the system temp folder"),
+        change: Change::Startup,
+        description: "Folder in which each session makes its own folder of shuffle and spill \
+                      files.",
+        apply: |c, _, value| {
+            c.shuffle_dir = PathBuf::from(value);
+            Ok(())
+        },
+        show: |c| c.shuffle_dir.display().to_string(),
+    },
+    Setting {
+        key: "fairway.shuffle.compression",
+        kind: Kind::Choice("`lz4`, `zstd` or `none`"),
+        default: DefaultValue::Value("lz4"),
+        change: Change::Startup,
+        description: "Compression of shuffle files.",
+        apply: |c, key, value| {
+            c.shuffle_compression = value
+                .parse()
+                .map_err(|m: String| EngineError::config(key, m))?;
+            Ok(())
+        },
+        show: |c| c.shuffle_compression.to_string(),
+    },
+    Setting {
+        key: "fairway.event_log",
+        kind: Kind::Path,
+        default: DefaultValue::About("none"),
+        change: Change::Startup,
+        description: "File to which every job, stage and task event is written as a JSON \
+                      line (`--event-log`).",
+        apply: |c, _, value| {
+            c.event_log = (!value.is_empty()).then(|| PathBuf::from(value));
+            Ok(())
+        },
+        show: |c| optional_path(&c.event_log),
+    },
+    Setting {
+        key: "fairway.memory.limit",
+        kind: Kind::SizeOrUnlimited,
+        default: DefaultValue::Value("unlimited"),
+        change: Change::Startup,
+        description: "Bound on the memory of all running queries: the shuffle keeps at most a \
+                      quarter of it, and operators share the rest and spill beyond it \
+                      (`--memory-limit`).",
+        apply: |c, key, value| {
+            c.memory_limit = match value.trim_matches('\'') {
+                "" | "none" | "unlimited" => None,
+                size => Some(parse_size(size).map_err(|m| EngineError::config(key, m))?),
+            };
+            Ok(())
+        },
+        show: |c| {
+            c.memory_limit
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "unlimited".to_string())
+        },
+    },
+    Setting {
+        key: "fairway.task.max_failures",
+        kind: Kind::Count { max: None },
+        default: DefaultValue::Value("4"),
+        change: Change::Startup,
+        description: "Attempts of a task before its job fails, as Spark's \
+                      `spark.task.maxFailures`; `1` means no retries.",
+        apply: |c, key, value| {
+            c.task_max_failures = u32::try_from(parse_count(key, value)?)
+                .map_err(|_| EngineError::config(key, "too large"))?;
+            Ok(())
+        },
+        show: |c| c.task_max_failures.to_string(),
+    },
+    Setting {
+        key: crate::cluster::CLUSTER_KEY,
+        kind: Kind::Cluster,
+        default: DefaultValue::About("none: the stage engine"),
+        change: Change::Startup,
+        description: "Run statements on Apache DataFusion Ballista instead of the stage \
+                      engine: in this process, or on a running scheduler (`--cluster`).",
+        apply: |c, _, value| {
+            c.cluster = crate::cluster::parse_cluster(value)?;
+            Ok(())
+        },
+        show: |c| {
+            c.cluster
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        },
+    },
+    Setting {
+        key: "fairway.cluster.slots",
+        kind: Kind::Count { max: None },
+        default: DefaultValue::About("the slots"),
+        change: Change::Startup,
+        description: "Statements that may run at once on the cluster, shared by the pools \
+                      (`--cluster-slots`).",
+        apply: |c, key, value| {
+            c.cluster_slots = Some(parse_count(key, value)?);
+            Ok(())
+        },
+        show: |c| c.cluster_slots().to_string(),
+    },
+    Setting {
+        key: "fairway.test.fail_tasks",
+        kind: Kind::Patterns,
+        default: DefaultValue::About("none"),
+        change: Change::Startup,
+        description: "Test only: task attempts matching these patterns fail on purpose.",
+        apply: |c, key, value| {
+            c.faults.tasks = parse_patterns(key, value)?;
+            Ok(())
+        },
+        show: |c| patterns(&c.faults.tasks),
+    },
+    Setting {
+        key: "fairway.test.fail_probability",
+        kind: Kind::Probability,
+        default: DefaultValue::Value("0"),
+        change: Change::Startup,
+        description: "Test only: each task attempt that `fairway.test.fail_tasks` does \
+                      not match fails with this probability.",
+        apply: |c, key, value| {
+            c.faults.probability = value
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=1.0).contains(p))
+                .ok_or_else(|| {
+                    EngineError::config(
+                        key,
+                        format!("expected a probability from 0 to 1, got '{value}'"),
+                    )
+                })?;
+            Ok(())
+        },
+        show: |c| c.faults.probability.to_string(),
+    },
+    Setting {
+        key: "fairway.test.fail_seed",
+        kind: Kind::Integer,
+        default: DefaultValue::Value("0"),
+        change: Change::Startup,
+        description: "Test only: seed of the failures of `fairway.test.fail_probability`, so \
+                      that they repeat.",
+        apply: |c, key, value| {
+            c.faults.seed = value.parse::<u64>().map_err(|_| {
+                EngineError::config(key, format!("expected an integer, got '{value}'"))
+            })?;
+            Ok(())
+        },
+        show: |c| c.faults.seed.to_string(),
+    },
+    Setting {
+        key: "fairway.test.lose_map_outputs",
+        kind: Kind::Patterns,
+        default: DefaultValue::About("none"),
+        change: Change::Startup,
+        description: "Test only: the outputs of map tasks matching these patterns are deleted \
+                      right after they are written.",
+        apply: |c, key, value| {
+            c.faults.lose_outputs = parse_patterns(key, value)?;
+            Ok(())
+        },
+        show: |c| patterns(&c.faults.lose_outputs),
+    },
+    Setting {
+        key: "fairway.test.corrupt_map_outputs",
+        kind: Kind::Patterns,
+        default: DefaultValue::About("none"),
+        change: Change::Startup,
+        description: "Test only: the spilled data files of map tasks matching these patterns \
+                      get garbage in the middle right after they are written.",
+        apply: |c, key, value| {
+            c.faults.corrupt_outputs = parse_patterns(key, value)?;
+            Ok(())
+        },
+        show: |c| patterns(&c.faults.corrupt_outputs),
+    },
+];
+
+/// The settings table of the README: one row per setting of [`SETTINGS`].
+pub fn settings_markdown() -> String {
+    let mut out = String::from("| setting | type | default | may change | meaning |\n");
+    out.push_str("|---|---|---|---|---|\n");
+    for s in SETTINGS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            s.key,
+            s.kind.describe().replace('|', "\\|"),
+            s.default.describe(),
+            s.change.describe(),
+            s.description.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
+/// The `--conf` help of the CLI: one paragraph per setting of [`SETTINGS`].
+pub fn settings_help() -> String {
+    let mut out = String::from(
+        "Any fairway.* or datafusion.* setting, KEY=VALUE; repeatable. The fairway settings \
+         (fixed at startup unless marked [SET]; [SET only]: chosen per client with SET, \
+         refused here):\n",
+    );
+    for s in SETTINGS {
+        let plain = |text: &str| text.replace('`', "");
+        out.push_str(&format!(
+            "\n{}{} ({}; default {}): {}",
+            s.key,
+            match s.change {
+                Change::Startup => "",
+                Change::Runtime => " [SET]",
+                Change::SetOnly => " [SET only]",
+            },
+            plain(&s.kind.describe()),
+            plain(&s.default.describe()),
+            plain(s.description),
+        ));
+    }
+    out
+}
+
 fn patterns(patterns: &[crate::faults::TaskPattern]) -> String {
     patterns
         .iter()
@@ -447,7 +875,7 @@ pub fn format_size(bytes: u64) -> String {
 /// fairway.scheduler.slots` answers and `SET fairway.x = ...` is checked.
 /// Settings that shape the session (slots, shuffle) are fixed when it starts:
 /// setting one afterwards is an error that says so. Per-statement settings
-/// ([`FairwayOptions::RUNTIME_KEYS`]) can be `SET` at any time and apply to
+/// ([`Change::Runtime`] in [`SETTINGS`]) can be `SET` at any time and apply to
 /// the statements that follow in the same client.
 #[derive(Debug, Clone, Default)]
 pub struct FairwayOptions {
@@ -455,123 +883,29 @@ pub struct FairwayOptions {
 }
 
 impl FairwayOptions {
-    /// Settings fixed at session start.
-    pub const STARTUP_KEYS: [&'static str; 19] = [
-        "fairway.scheduler.slots",
-        "fairway.scheduler.mode",
-        "fairway.scheduler.preemption",
-        "fairway.scheduler.allocation.file",
-        "fairway.scheduler.allocation.strict",
-        "fairway.shuffle.partitions",
-        "fairway.shuffle.memory",
-        "fairway.shuffle.dir",
-        "fairway.shuffle.compression",
-        "fairway.event_log",
-        "fairway.memory.limit",
-        "fairway.task.max_failures",
-        "fairway.cluster",
-        "fairway.cluster.slots",
-        "fairway.test.fail_tasks",
-        "fairway.test.fail_probability",
-        "fairway.test.fail_seed",
-        "fairway.test.lose_map_outputs",
-        "fairway.test.corrupt_map_outputs",
-    ];
-
-    /// Settings that may change between statements.
-    pub const RUNTIME_KEYS: [&'static str; 3] = [
-        "fairway.scheduler.pool",
-        "fairway.optimizer.tournament_joins",
-        "fairway.job.group",
-    ];
-
-    fn known(full: &str) -> bool {
-        Self::STARTUP_KEYS.contains(&full) || Self::RUNTIME_KEYS.contains(&full)
+    /// The keys of the settings that change as `change` says, in
+    /// [`SETTINGS`] order.
+    pub fn keys(change: Change) -> impl Iterator<Item = &'static str> {
+        SETTINGS
+            .iter()
+            .filter(move |s| s.change == change)
+            .map(|s| s.key)
     }
 
+    /// Every key, fixed ones first, for errors.
     pub(crate) fn all_keys() -> String {
-        Self::STARTUP_KEYS
-            .iter()
-            .chain(Self::RUNTIME_KEYS.iter())
-            .copied()
+        Self::keys(Change::Startup)
+            .chain(Self::keys(Change::Runtime))
+            .chain(Self::keys(Change::SetOnly))
             .collect::<Vec<_>>()
             .join(", ")
     }
 
     pub(crate) fn from_config(config: &EngineConfig) -> Self {
-        let values = vec![
-            ("scheduler.slots", config.slots.to_string()),
-            ("scheduler.mode", config.scheduler_mode.to_string()),
-            ("scheduler.preemption", config.preemption.to_string()),
-            (
-                "scheduler.allocation.file",
-                config
-                    .allocation_file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "scheduler.allocation.strict",
-                config.allocation_strict.to_string(),
-            ),
-            ("scheduler.pool", config.default_pool.clone()),
-            (
-                "optimizer.tournament_joins",
-                config.tournament_joins.to_string(),
-            ),
-            ("job.group", String::new()),
-            ("shuffle.partitions", config.partitions.to_string()),
-            ("shuffle.memory", config.shuffle_memory.to_string()),
-            ("shuffle.dir", config.shuffle_dir.display().to_string()),
-            (
-                "shuffle.compression",
-                config.shuffle_compression.to_string(),
-            ),
-            (
-                "event_log",
-                config
-                    .event_log
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-            ),
-            (
-                "memory.limit",
-                config
-                    .memory_limit
-                    .map(|l| l.to_string())
-                    .unwrap_or_else(|| "unlimited".to_string()),
-            ),
-            ("task.max_failures", config.task_max_failures.to_string()),
-            (
-                "cluster",
-                config
-                    .cluster
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
-            ),
-            ("cluster.slots", config.cluster_slots().to_string()),
-            ("test.fail_tasks", patterns(&config.faults.tasks)),
-            (
-                "test.fail_probability",
-                config.faults.probability.to_string(),
-            ),
-            ("test.fail_seed", config.faults.seed.to_string()),
-            (
-                "test.lose_map_outputs",
-                patterns(&config.faults.lose_outputs),
-            ),
-            (
-                "test.corrupt_map_outputs",
-                patterns(&config.faults.corrupt_outputs),
-            ),
-        ];
         Self {
-            values: values
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+            values: SETTINGS
+                .iter()
+                .map(|s| (s.short_key().to_string(), (s.show)(config)))
                 .collect(),
         }
     }
@@ -604,25 +938,25 @@ impl ExtensionOptions for FairwayOptions {
 
     fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
         let full = format!("fairway.{key}");
-        if !Self::known(&full) {
+        let Some(setting) = Setting::find(&full) else {
             return Err(DataFusionError::Configuration(format!(
                 "unknown setting '{full}'; known: {}",
                 Self::all_keys()
             )));
-        }
-        if Self::STARTUP_KEYS.contains(&full.as_str()) {
+        };
+        if setting.change == Change::Startup {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' is fixed when the session starts; pass it as --conf {full}={value}"
             )));
         }
         let mut value = value.trim().trim_matches('\'').to_string();
-        // An empty job group means none; every other setting needs a value.
-        if value.is_empty() && full != "fairway.job.group" {
+        // An empty optional name means none; every other setting needs a value.
+        if value.is_empty() && setting.kind != Kind::OptionalName {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' cannot be empty"
             )));
         }
-        if full == "fairway.optimizer.tournament_joins" {
+        if setting.kind == Kind::Bool {
             value = parse_bool(&full, &value)
                 .map_err(|e| DataFusionError::Configuration(e.to_string()))?
                 .to_string();
@@ -640,7 +974,8 @@ impl ExtensionOptions for FairwayOptions {
             .map(|(k, v)| ConfigEntry {
                 key: format!("fairway.{k}"),
                 value: Some(v.clone()),
-                description: "fairway setting",
+                description: Setting::find(&format!("fairway.{k}"))
+                    .map_or("fairway setting", |s| s.description),
             })
             .collect()
     }
@@ -704,5 +1039,84 @@ mod tests {
         assert!(c.set_pair("fairway.test.lose_map_outputs=stage=x").is_err());
         let err = c.set_pair("fairway.job.group=etl").unwrap_err().to_string();
         assert!(err.contains("SET fairway.job.group"), "{err}");
+    }
+
+    #[test]
+    fn every_setting_is_declared_once_and_runtime_ones_are_few() {
+        let mut keys: Vec<_> = SETTINGS.iter().map(|s| s.key).collect();
+        assert!(keys.iter().all(|k| k.starts_with("fairway.")), "{keys:?}");
+        assert!(SETTINGS.iter().all(|s| s.description.ends_with('.')));
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), SETTINGS.len(), "a key is declared twice");
+        let runtime: Vec<_> = FairwayOptions::keys(Change::Runtime)
+            .chain(FairwayOptions::keys(Change::SetOnly))
+            .collect();
+        assert_eq!(
+            runtime,
+            [
+                "fairway.scheduler.pool",
+                "fairway.optimizer.tournament_joins",
+                "fairway.job.group"
+            ]
+        );
+        assert_eq!(FairwayOptions::keys(Change::Startup).count(), 19);
+    }
+
+    #[test]
+    fn documented_default_values_are_the_defaults() {
+        let shown = |c: &EngineConfig| SETTINGS.iter().map(|s| (s.show)(c)).collect::<Vec<_>>();
+        let defaults = EngineConfig::default();
+        for setting in SETTINGS {
+            if let DefaultValue::Value(value) = setting.default {
+                let mut c = EngineConfig::default();
+                c.set(setting.key, value).unwrap();
+                assert_eq!(shown(&c), shown(&defaults), "{}", setting.key);
+            }
+        }
+    }
+
+    #[test]
+    fn show_all_verbose_describes_every_setting() {
+        let options = FairwayOptions::from_config(&EngineConfig::default());
+        let entries = options.entries();
+        assert_eq!(entries.len(), SETTINGS.len());
+        for (entry, setting) in entries.iter().zip(SETTINGS) {
+            assert_eq!(entry.key, setting.key);
+            assert_eq!(entry.description, setting.description);
+        }
+    }
+
+    /// The README's settings table is [`settings_markdown`], between
+    /// these two lines.
+    const README_BEGIN: &str = "<!-- settings table: generated from engine/src/config.rs SETTINGS; \
+                                a test checks it -->";
+    const README_END: &str = "<!-- end of settings table -->";
+
+    #[test]
+    fn readme_settings_table_is_the_generated_one() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let start = readme
+            .find(README_BEGIN)
+            .unwrap_or_else(|| panic!("README.md has no line {README_BEGIN}"))
+            + README_BEGIN.len();
+        let end = start
+            + readme[start..]
+                .find(README_END)
+                .unwrap_or_else(|| panic!("README.md has no line {README_END}"));
+        let expected = settings_markdown();
+        if readme[start..end].trim() == expected.trim() {
+            return;
+        }
+        if std::env::var_os("FAIRWAY_UPDATE_README").is_some() {
+            let updated = format!("{}\n{expected}{}", &readme[..start], &readme[end..]);
+            std::fs::write(path, updated).unwrap();
+            return;
+        }
+        panic!(
+            "README.md's settings table differs from SETTINGS (rerun with \
+             FAIRWAY_UPDATE_README=1 to rewrite it); expected:\n{expected}"
+        );
     }
 }

@@ -42,7 +42,8 @@ mod yield_exec;
 
 pub use cluster::ClusterTarget;
 pub use config::{
-    EngineConfig, FairwayOptions, MAX_PARTITIONS, MAX_SLOTS, format_size, parse_size,
+    Change, DefaultValue, EngineConfig, FairwayOptions, Kind, MAX_PARTITIONS, MAX_SLOTS, SETTINGS,
+    Setting, format_size, parse_size, settings_help, settings_markdown,
 };
 pub use error::{EngineError, Result};
 pub use faults::{FaultInjection, TaskPattern};
