@@ -31,12 +31,12 @@ mod cluster;
 mod config;
 mod error;
 mod faults;
-mod job;
 mod limits;
 mod merge;
 mod output;
 mod session;
 mod stage_metrics;
+mod stage_tasks;
 mod tables;
 mod yield_exec;
 
@@ -47,12 +47,12 @@ pub use config::{
 };
 pub use error::{EngineError, Result};
 pub use faults::{FaultInjection, TaskPattern};
-pub use job::ActiveJob;
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_TABLES};
 pub use merge::{MergeHow, merge_frames};
 pub use output::{OutputFormat, rows_as_text, write_output};
 pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
+pub use stage_tasks::ActiveJob;
 pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
 
 pub use datafusion;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
@@ -34,9 +34,8 @@ use fairway_observe::{ConsoleProgress, EventLog, Listeners};
 
 use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
-use crate::job::{ActiveJob, ActiveJobs, JobGuard, StageTaskRunner, StageTasks};
-use crate::stage_metrics::{LeafCounters, StageMetrics};
-use crate::yield_exec::YieldExec;
+use crate::stage_metrics::StageMetrics;
+use crate::stage_tasks::{ActiveJob, ActiveJobs, JobGuard, StageTaskRunner, StageTasks};
 
 /// What one statement returned.
 #[derive(Debug, Clone)]
@@ -858,25 +857,4 @@ fn pool_of(config: &SessionConfig) -> String {
         .and_then(|o| o.get("scheduler.pool"))
         .unwrap_or(fairway_scheduler::DEFAULT_POOL)
         .to_string()
-}
-
-/// A copy of `plan` whose every operator is a new instance with fresh
-/// execution state, so that a task shares nothing with the other tasks of
-/// its stage (join build sides, scan queues, metrics). Every leaf gets a
-/// [`YieldExec`] above it: the batch boundary where the task can give its
-/// slot to a fairer pool.
-pub(crate) fn fresh_instance(
-    plan: &Arc<dyn ExecutionPlan>,
-    leaves: &Arc<LeafCounters>,
-) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-    Arc::clone(plan)
-        .transform_up(|node| {
-            let fresh = node.reset_state()?;
-            Ok(Transformed::yes(if fresh.children().is_empty() {
-                Arc::new(YieldExec::new(fresh, Arc::clone(leaves))) as Arc<dyn ExecutionPlan>
-            } else {
-                fresh
-            }))
-        })
-        .map(|t| t.data)
 }

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::build::BuildOptions;
 use super::cache::stage_dir;
+use super::options::BuildOptions;
 use super::spec::{Body, FeatureSpec};
 
 use crate::error::{FeatureError, Result};

@@ -39,6 +39,7 @@ mod cache;
 mod error;
 mod explain;
 mod guard;
+mod options;
 mod progress;
 mod spec;
 

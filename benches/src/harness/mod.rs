@@ -270,10 +270,18 @@ impl TpchBenchOptions {
         Ok(())
     }
 
-    /// The default data folder for a scale factor: `target/tpch/sf<SF>`
-    /// under the working directory (ignored by git).
+    /// The default data folder for a scale factor, in the user's cache
+    /// rather than wherever the command runs: `$XDG_CACHE_HOME/fairway/tpch/
+    /// sf<SF>`, else `$HOME/.cache/fairway/tpch/sf<SF>`, else under the
+    /// system temp folder.
     pub fn default_data_dir(scale_factor: f64) -> PathBuf {
-        PathBuf::from("target")
+        let non_empty = |key: &str| std::env::var_os(key).filter(|v| !v.is_empty());
+        let cache = non_empty("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| non_empty("HOME").map(|home| PathBuf::from(home).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        cache
+            .join("fairway")
             .join("tpch")
             .join(format!("sf{scale_factor}"))
     }

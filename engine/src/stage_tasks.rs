@@ -15,10 +15,13 @@ use fairway_scheduler::{
 use fairway_shuffle::{JobShuffle, MapOutput, ShuffleError, write_map_output};
 use futures::future::BoxFuture;
 
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::physical_plan::ExecutionPlan;
+
 use crate::error::EngineError;
 use crate::faults::{FaultInjection, OutputFault};
-use crate::session::fresh_instance;
 use crate::stage_metrics::{LeafCounters, StageAccumulator, StageMetrics, TaskReport};
+use crate::yield_exec::YieldExec;
 
 /// The tasks of one job: runs partition `p` of a stage plan, then writes the
 /// result to the shuffle (map stages) or keeps it for the caller (the
@@ -585,4 +588,25 @@ impl Drop for JobGuard {
         }
         self.shuffle.close();
     }
+}
+
+/// A copy of `plan` whose every operator is a new instance with fresh
+/// execution state, so that a task shares nothing with the other tasks of
+/// its stage (join build sides, scan queues, metrics). Every leaf gets a
+/// [`YieldExec`] above it: the batch boundary where the task can give its
+/// slot to a fairer pool.
+fn fresh_instance(
+    plan: &Arc<dyn ExecutionPlan>,
+    leaves: &Arc<LeafCounters>,
+) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    Arc::clone(plan)
+        .transform_up(|node| {
+            let fresh = node.reset_state()?;
+            Ok(Transformed::yes(if fresh.children().is_empty() {
+                Arc::new(YieldExec::new(fresh, Arc::clone(leaves))) as Arc<dyn ExecutionPlan>
+            } else {
+                fresh
+            }))
+        })
+        .map(|t| t.data)
 }
