@@ -13,8 +13,9 @@ use datafusion::physical_plan::{
 };
 use fairway_shuffle::{MapPartitioning, ReadMode, ShuffleReaderExec};
 
+use crate::error::PlannerError;
 use crate::prepare::prepare_plan;
-use crate::{PlannerError, Stage, StageGraph, StageOutput};
+use crate::stage::{Stage, StageGraph, StageOutput};
 
 /// Prepares `plan` ([`prepare_plan`]) and cuts it into stages at every
 /// exchange. The returned graph's last stage produces the query result.
@@ -217,3 +218,4 @@ fn check_stage(stage: &Stage) -> Result<(), PlannerError> {
         None => Ok(()),
     }
 }
+
