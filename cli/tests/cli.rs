@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{fairway, text, workspace};
+use common::{fairway, finish, text, workspace};
 
 /// An error is one `error:` line and exit status 1, never a panic.
 fn assert_clean_error(out: &Output, needle: &str) {
@@ -549,28 +549,6 @@ fn bench_tpch_rejects_bad_options() {
     );
 }
 
-/// Waits for a child to exit, killing it (and failing) after `limit`.
-fn wait_with_deadline(
-    mut child: std::process::Child,
-    limit: std::time::Duration,
-) -> std::process::Output {
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "fairway did not exit within {limit:?}; stderr: {}",
-                text(&out.stderr)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn ctrl_c_cancels_the_running_statement_and_the_shell_stays() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fairway"))
@@ -589,8 +567,11 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_stays() {
         )
         .unwrap();
     stdin.flush().unwrap();
+    // Give the shell time to read the statement and start it: nothing it
+    // prints shows that from outside (the event log is written at job
+    // ends). Too short a wait fails the test (the signal is lost and the
+    // statement runs past DEADLINE); it cannot make it pass.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let interrupted = std::time::Instant::now();
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -600,7 +581,7 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_stays() {
         .write_all(b"select 'still here' as s;\n\\q\n")
         .unwrap();
     drop(stdin);
-    let out = wait_with_deadline(child, std::time::Duration::from_secs(30));
+    let out = finish(child, "the shell after Ctrl-C");
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "the shell exits normally: {stderr}");
@@ -608,11 +589,9 @@ fn ctrl_c_cancels_the_running_statement_and_the_shell_stays() {
         stderr.contains("cancelled by Ctrl-C"),
         "the statement was cancelled: {stderr}"
     );
-    assert!(stdout.contains("still here"), "the shell went on: {stdout}");
-    assert!(
-        interrupted.elapsed() < std::time::Duration::from_secs(10),
-        "cancelled promptly"
-    );
+    // The long statement printed nothing: it was cancelled, not finished;
+    // then the next statement ran.
+    assert_eq!(stdout, "s\nstill here\n", "the shell went on: {stdout}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 

@@ -3,46 +3,10 @@
 //! `--tables` reads only what is a table.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// One deadline for every command here: generous, because CI machines are
-/// slow, but a hang still ends the test instead of the run.
-const DEADLINE: Duration = Duration::from_secs(180);
+use std::process::{Command, Output};
 
 mod common;
-use common::{text, workspace};
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_fairway"))
-        .args(args)
-        .current_dir(workspace())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run fairway")
-}
-
-/// Runs fairway and fails the test if it outlives [`DEADLINE`].
-fn fairway(args: &[&str]) -> Output {
-    let mut child = spawn(args);
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if start.elapsed() > DEADLINE {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "{args:?} still ran after {DEADLINE:?}; stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::{fairway, spawn, text, wait_until, workspace};
 
 /// A copy of TPC-H's 25-row `nation` table at `dest`.
 fn copy_nation(dest: impl AsRef<Path>) {
@@ -327,6 +291,23 @@ fn shuffle_folders(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether a file exists in a job folder of a shuffle work folder in `dir`
+/// (`dir/fairway-shuffle-*/job-*/FILE`).
+fn spilled(dir: &Path) -> bool {
+    let entries = |path: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    entries(dir).iter().any(|work| {
+        entries(work).iter().any(|job| {
+            job.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("job-"))
+                && entries(job).iter().any(|file| file.is_file())
+        })
+    })
+}
+
 /// SIGTERM and SIGHUP during a query that spills its shuffle: the jobs are
 /// cancelled, the shuffle folder is removed, a message is printed and the
 /// exit status is 128 + the signal.
@@ -350,17 +331,15 @@ fn sigterm_and_sighup_cancel_and_clean_up() {
              cross join (select l_partkey, count(*) from lineitem group by l_partkey) b \
              where a.l_orderkey + b.l_partkey < 0",
         ]);
-        // Wait until a job's shuffle data is on disk.
-        let start = Instant::now();
-        while shuffle_folders(dir.path()).is_empty() {
+        // Wait until a job has spilled shuffle data: a file in a job folder
+        // of the shuffle folder.
+        wait_until("spilled shuffle data", || {
             assert!(
                 child.try_wait().unwrap().is_none(),
                 "ended before the signal"
             );
-            assert!(start.elapsed() < DEADLINE, "no shuffle folder appeared");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        std::thread::sleep(Duration::from_millis(300));
+            spilled(dir.path())
+        });
         assert!(
             child.try_wait().unwrap().is_none(),
             "ended before the signal"
@@ -370,14 +349,9 @@ fn sigterm_and_sighup_cancel_and_clean_up() {
             .status()
             .unwrap();
         assert!(sent.success());
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "SIG{signal} ignored"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until(&format!("the exit after SIG{signal}"), || {
+            child.try_wait().unwrap().is_some()
+        });
         let out = child.wait_with_output().unwrap();
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(status), "SIG{signal}: {stderr}");

@@ -89,17 +89,12 @@ fn hostile_event_logs_give_clear_errors() {
         ),
     ] {
         let log = workspace().join("testdata/bad").join(file);
-        let start = Instant::now();
+        // `timeline` fails the test if the command outlives DEADLINE.
         let stderr = assert_clean_error(&timeline(&log, &html), needle);
         assert!(stderr.contains(file), "{stderr}");
         assert!(
             !stderr.contains('\u{1b}') && !stderr.contains('\u{202e}'),
             "{stderr:?}"
-        );
-        assert!(
-            start.elapsed().as_secs() < 30,
-            "{file} took {:?}",
-            start.elapsed()
         );
         assert!(!html.exists(), "{file}: no page");
     }

@@ -14,7 +14,7 @@ use datafusion::physical_plan::joins::{
 };
 use datafusion::physical_plan::{Distribution, ExecutionPlan, ExecutionPlanProperties};
 
-use crate::PlannerError;
+use crate::error::PlannerError;
 
 /// Join types whose broadcast (build) side never produces output rows of its
 /// own, so every probe task may hold its own copy of the build side.

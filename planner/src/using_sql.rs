@@ -538,3 +538,190 @@ pub fn using_join_relations<T: VisitMut>(statement: &mut T) -> Option<Vec<Object
     let _ = statement.visit(&mut scan);
     scan.using.then_some(scan.names)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn parse(sql: &str) -> Statement {
+        let mut statements = Parser::parse_sql(&GenericDialect {}, sql).unwrap();
+        assert_eq!(statements.len(), 1, "{sql}");
+        statements.pop().unwrap()
+    }
+
+    /// The catalog of these tests: `a(k, x)`, `b(k, y)`, `c(k, z)`,
+    /// `f1`..`f3(k, vN)`, `p(id, x)` and `q(id, k)`.
+    fn columns(name: &ObjectName) -> Option<Vec<String>> {
+        let columns: &[&str] = match name.to_string().as_str() {
+            "a" => &["k", "x"],
+            "b" => &["k", "y"],
+            "c" => &["k", "z"],
+            "f1" => &["k", "v1"],
+            "f2" => &["k", "v2"],
+            "f3" => &["k", "v3"],
+            "p" => &["id", "x"],
+            "q" => &["id", "k"],
+            _ => return None,
+        };
+        Some(columns.iter().map(|c| c.to_string()).collect())
+    }
+
+    /// Rewrites `sql`; returns whether it changed and the statement as text.
+    fn rewrite(sql: &str) -> (bool, String) {
+        let mut statement = parse(sql);
+        let changed = standard_using_joins(&mut statement, &columns);
+        (changed, statement.to_string())
+    }
+
+    /// `sql` is rewritten to what `expected` parses to.
+    #[track_caller]
+    fn assert_rewrites(sql: &str, expected: &str) {
+        assert_eq!(rewrite(sql), (true, parse(expected).to_string()), "{sql}");
+    }
+
+    /// `sql` is left exactly as it was.
+    #[track_caller]
+    fn assert_untouched(sql: &str) {
+        assert_eq!(rewrite(sql), (false, parse(sql).to_string()), "{sql}");
+    }
+
+    #[test]
+    fn full_join_star_lists_the_merged_key_first() {
+        assert_rewrites(
+            "SELECT * FROM a FULL JOIN b USING (k)",
+            "SELECT coalesce(a.k, b.k) AS k, a.* EXCLUDE (k), b.* EXCLUDE (k) \
+             FROM a FULL JOIN b ON a.k = b.k",
+        );
+    }
+
+    #[test]
+    fn inner_and_left_joins_use_the_left_key() {
+        assert_rewrites(
+            "SELECT k, x FROM a JOIN b USING (k) WHERE k > 1",
+            "SELECT a.k AS k, x FROM a JOIN b ON a.k = b.k WHERE a.k > 1",
+        );
+        assert_rewrites(
+            "SELECT k FROM a LEFT JOIN b USING (k)",
+            "SELECT a.k AS k FROM a LEFT JOIN b ON a.k = b.k",
+        );
+    }
+
+    #[test]
+    fn right_join_merges_both_keys() {
+        assert_rewrites(
+            "SELECT k FROM a RIGHT JOIN b USING (k)",
+            "SELECT coalesce(a.k, b.k) AS k FROM a RIGHT JOIN b ON a.k = b.k",
+        );
+    }
+
+    #[test]
+    fn a_chain_of_full_joins_joins_on_the_merged_key() {
+        // The third input joins on the key merged so far, not on f1.k; the
+        // merged key grows one argument per join, and GROUP BY uses it too.
+        assert_rewrites(
+            "SELECT k, count(*) FROM f1 FULL JOIN f2 USING (k) FULL JOIN f3 USING (k) \
+             GROUP BY k ORDER BY k",
+            "SELECT coalesce(f1.k, f2.k, f3.k) AS k, count(*) \
+             FROM f1 FULL JOIN f2 ON f1.k = f2.k \
+             FULL JOIN f3 ON coalesce(f1.k, f2.k) = f3.k \
+             GROUP BY coalesce(f1.k, f2.k, f3.k) ORDER BY k",
+        );
+    }
+
+    #[test]
+    fn order_by_a_key_not_in_the_select_list_uses_the_merged_key() {
+        assert_rewrites(
+            "SELECT x FROM a FULL JOIN b USING (k) ORDER BY k",
+            "SELECT x FROM a FULL JOIN b ON a.k = b.k ORDER BY coalesce(a.k, b.k)",
+        );
+    }
+
+    #[test]
+    fn several_keys_are_and_ed() {
+        assert_rewrites(
+            "SELECT * FROM p JOIN q USING (id, k)",
+            // p has no k, but the first join's left side is p by position.
+            "SELECT p.id AS id, p.k AS k, p.* EXCLUDE (id, k), q.* EXCLUDE (id, k) \
+             FROM p JOIN q ON p.id = q.id AND p.k = q.k",
+        );
+    }
+
+    #[test]
+    fn qualified_references_keep_their_own_column() {
+        assert_rewrites(
+            "SELECT b.k, k, b.* FROM a FULL JOIN b USING (k)",
+            "SELECT b.k, coalesce(a.k, b.k) AS k, b.* FROM a FULL JOIN b ON a.k = b.k",
+        );
+    }
+
+    #[test]
+    fn the_left_key_of_a_later_join_is_found_in_the_catalog() {
+        // Only q (the second input) has k, so c joins on q.k.
+        assert_rewrites(
+            "SELECT * FROM p JOIN q ON p.id = q.id JOIN c USING (k)",
+            "SELECT q.k AS k, p.*, q.* EXCLUDE (k), c.* EXCLUDE (k) \
+             FROM p JOIN q ON p.id = q.id JOIN c ON q.k = c.k",
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_or_unknown_left_key_is_left_to_datafusion() {
+        // Both a and b have k: which one c joins on is not known.
+        assert_untouched("SELECT * FROM a JOIN b ON a.x = b.y JOIN c USING (k)");
+        // An unknown table: its columns cannot be looked up.
+        assert_untouched("SELECT * FROM a JOIN nowhere ON a.x = nowhere.x JOIN c USING (k)");
+    }
+
+    #[test]
+    fn what_cannot_be_named_is_left_to_datafusion() {
+        // An unaliased subquery has no qualifier to write the key with.
+        assert_untouched("SELECT * FROM (SELECT 1 AS k) JOIN b USING (k)");
+        // A wildcard with options of its own.
+        assert_untouched("SELECT * EXCLUDE (x) FROM a JOIN b USING (k)");
+    }
+
+    #[test]
+    fn statements_without_using_are_untouched() {
+        assert_untouched("SELECT k FROM a JOIN b ON a.k = b.k");
+        assert_untouched("SELECT * FROM a NATURAL JOIN b");
+    }
+
+    #[test]
+    fn nested_queries_keep_their_own_scope() {
+        // The k inside the subquery is c's own column, not the merged key;
+        // the subquery has no USING join and stays as written.
+        assert_rewrites(
+            "SELECT k FROM a JOIN b USING (k) WHERE k IN (SELECT k FROM c)",
+            "SELECT a.k AS k FROM a JOIN b ON a.k = b.k WHERE a.k IN (SELECT k FROM c)",
+        );
+    }
+
+    #[test]
+    fn selects_inside_set_operations_are_rewritten() {
+        assert_rewrites(
+            "SELECT k FROM a FULL JOIN b USING (k) UNION ALL SELECT k FROM c",
+            "SELECT coalesce(a.k, b.k) AS k FROM a FULL JOIN b ON a.k = b.k \
+             UNION ALL SELECT k FROM c",
+        );
+    }
+
+    #[test]
+    fn using_join_relations_names_every_relation_once() {
+        let mut statement = parse("SELECT * FROM a JOIN b USING (k) JOIN a AS a2 ON a.k = a2.k, c");
+        let names = using_join_relations(&mut statement)
+            .expect("a USING join")
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>();
+        assert_eq!(names, vec!["a", "b", "c"]);
+        // Inside a subquery counts too.
+        let mut nested = parse("SELECT * FROM (SELECT * FROM a JOIN b USING (k)) AS s");
+        assert!(using_join_relations(&mut nested).is_some());
+        let mut plain = parse("SELECT * FROM a JOIN b ON a.k = b.k");
+        assert_eq!(using_join_relations(&mut plain), None);
+    }
+}

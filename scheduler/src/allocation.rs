@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::error::SchedulerError;
 use crate::pool::{PoolConfig, SchedulingMode, java_trim};
 
 /// The pools of an allocation file, and what lenient parsing had to fix.
@@ -80,6 +81,14 @@ pub enum AllocationError {
         /// Line of the later one.
         second_line: u32,
     },
+}
+
+impl From<AllocationError> for SchedulerError {
+    /// An allocation file that cannot be used is a configuration error; the
+    /// message keeps the file, line, pool and value.
+    fn from(error: AllocationError) -> Self {
+        Self::InvalidConfig(error.to_string())
+    }
 }
 
 /// Reads and parses an allocation file: the pools to put in

@@ -1,4 +1,5 @@
-//! Errors of the scheduler.
+//! The scheduler's error type, [`SchedulerError`]: why a scheduler call or a
+//! job failed.
 
 use crate::job::{JobId, StageId};
 
@@ -38,12 +39,4 @@ pub enum SchedulerError {
     /// dropped while the job ran).
     #[error("scheduler error: {0}")]
     Internal(String),
-}
-
-impl From<crate::allocation::AllocationError> for SchedulerError {
-    /// An allocation file that cannot be used is a configuration error; the
-    /// message keeps the file, line, pool and value.
-    fn from(error: crate::allocation::AllocationError) -> Self {
-        Self::InvalidConfig(error.to_string())
-    }
 }

@@ -11,13 +11,15 @@
 //! running tasks to ask to yield (module `preempt`); a task that yields
 //! ([`Core::suspend`], called from its [`YieldPoint`](crate::YieldPoint))
 //! gives its slot back and waits in its stage's `resumable` queue, which
-//! dispatch serves before the stage's pending partitions.
+//! dispatch serves before the stage's pending partitions. The yield point
+//! reaches `Core` through the `yielding::SlotOwner` trait, so that module
+//! does not depend on this one.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
 use futures::FutureExt;
@@ -35,7 +37,7 @@ use crate::metrics::Counters;
 use crate::policy::{NodeId, PoolTree};
 use crate::pool::{DEFAULT_POOL, PoolStatus, SchedulingMode};
 use crate::preempt::{self, PoolLoad, Victim};
-use crate::yielding::{self, YieldPoint, YieldShared};
+use crate::yielding::{self, SlotOwner, YieldPoint, YieldShared};
 
 pub(crate) type JobResult = Result<JobSummary, SchedulerError>;
 
@@ -595,7 +597,8 @@ impl Core {
                 slot,
             };
 
-            let yield_shared = Arc::new(YieldShared::new(context, Arc::downgrade(self)));
+            let owner: Weak<dyn SlotOwner> = Arc::downgrade(self) as Weak<Core>;
+            let yield_shared = Arc::new(YieldShared::new(context, owner));
             let yield_point = YieldPoint::new(Arc::clone(&yield_shared));
             let core = Arc::clone(self);
             let runner = Arc::clone(&job_state.runner);
@@ -921,6 +924,12 @@ impl Core {
             }
             state = self.lock();
         }
+    }
+}
+
+impl SlotOwner for Core {
+    fn give_slot_back(self: Arc<Self>, point: &YieldShared) -> Option<oneshot::Receiver<usize>> {
+        self.suspend(point)
     }
 }
 

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
+use tokio::sync::oneshot;
+
 use crate::job::{TaskContext, TaskId};
-use crate::state::Core;
 
 tokio::task_local! {
     /// The yield point of the task whose future is being polled. The
@@ -84,6 +85,16 @@ pub struct YieldPoint {
     shared: Arc<YieldShared>,
 }
 
+/// What a yield point gives its slot back to: the scheduler's state, which
+/// implements this (module `state`). A trait so that this module does not
+/// depend on the state machine that depends on it.
+pub(crate) trait SlotOwner: Send + Sync {
+    /// Frees the slot of `point`'s task if its yield request still stands,
+    /// and returns the receiver of the slot it is resumed on; `None` when the
+    /// task should go on at once (request withdrawn, task no longer live).
+    fn give_slot_back(self: Arc<Self>, point: &YieldShared) -> Option<oneshot::Receiver<usize>>;
+}
+
 /// The state of one task attempt's yield point, shared between the task and
 /// the scheduler.
 pub(crate) struct YieldShared {
@@ -95,11 +106,11 @@ pub(crate) struct YieldShared {
     /// The slot the task holds now (or held last, while suspended).
     pub(crate) slot: AtomicUsize,
     /// Weak: the scheduler's state holds this, and must not keep itself.
-    core: Weak<Core>,
+    core: Weak<dyn SlotOwner>,
 }
 
 impl YieldShared {
-    pub(crate) fn new(context: TaskContext, core: Weak<Core>) -> Self {
+    pub(crate) fn new(context: TaskContext, core: Weak<dyn SlotOwner>) -> Self {
         Self {
             task: context.id,
             requested: AtomicBool::new(false),
@@ -148,10 +159,9 @@ impl YieldPoint {
             let Some(core) = shared.core.upgrade() else {
                 return;
             };
-            let Some(resumed) = core.suspend(&shared) else {
+            let Some(resumed) = core.give_slot_back(&shared) else {
                 return;
             };
-            drop(core);
             if resumed.await.is_err() {
                 // The job ended (or the scheduler was dropped) while the task
                 // waited: the task has been aborted and is never polled to

@@ -2,13 +2,13 @@
 
 mod common;
 
-use common::{Recorder, sleeping};
+use common::{Recorder, sleeping, succeed, wait_for};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fairway_scheduler::{
-    JobHandle, JobSpec, PoolStatus, Scheduler, SchedulerConfig, SchedulerError, SchedulerEvent,
+    JobSpec, PoolStatus, Scheduler, SchedulerConfig, SchedulerError, SchedulerEvent,
     SchedulingMode, StageSpec, parse_allocation_str,
 };
 
@@ -22,21 +22,6 @@ fn job(pool: Option<&str>, tasks: usize) -> JobSpec {
             parents: vec![],
         }],
         pool: pool.map(str::to_string),
-    }
-}
-
-async fn finish(handle: JobHandle) {
-    tokio::time::timeout(Duration::from_secs(10), handle.wait())
-        .await
-        .expect("job ended within 10 s")
-        .expect("job succeeded");
-}
-
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -91,8 +76,8 @@ async fn fair_pools_share_slots_by_weight() {
         ),
         (3, 1)
     );
-    finish(a).await;
-    finish(b).await;
+    succeed(a).await;
+    succeed(b).await;
 
     // Count the starts from b's submission until one job has started all
     // its tasks: while both jobs had tasks waiting.
@@ -148,8 +133,8 @@ async fn fifo_root_lets_the_earlier_job_take_every_slot() {
     let task = sleeping(Duration::from_millis(2));
     let first = scheduler.submit(job(Some("a"), 60), task.clone()).unwrap();
     let second = scheduler.submit(job(Some("b"), 60), task).unwrap();
-    finish(first).await;
-    finish(second).await;
+    succeed(first).await;
+    succeed(second).await;
 
     let starts = recorder.task_starts();
     assert_eq!(starts.len(), 120);
@@ -190,8 +175,8 @@ async fn default_pool_is_fair_without_an_allocation_file() {
     let task = sleeping(Duration::from_millis(2));
     let first = scheduler.submit(job(None, 20), task.clone()).unwrap();
     let second = scheduler.submit(job(None, 20), task).unwrap();
-    finish(first).await;
-    finish(second).await;
+    succeed(first).await;
+    succeed(second).await;
     // Two jobs in a FAIR default pool alternate instead of queueing.
     let starts = recorder.task_starts();
     let first_second = starts.iter().position(|(job, _)| *job == 2).unwrap();
@@ -262,7 +247,7 @@ async fn unknown_pools_are_created_and_counts_drop_on_cancel() {
         .count();
     assert_eq!(aborted, 3);
     // The pool stays (pools are never removed) and serves the next job.
-    finish(
+    succeed(
         scheduler
             .submit(job(Some("adhoc"), 2), sleeping(Duration::ZERO))
             .unwrap(),

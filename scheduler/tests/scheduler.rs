@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Recorder, runner};
+use common::{FinishWithin, Recorder, runner, wait_for};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,8 +10,8 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use fairway_scheduler::{
-    JobHandle, JobSpec, JobStatus, JobSummary, Scheduler, SchedulerConfig, SchedulerError,
-    SchedulerEvent, StageId, StageSpec, TaskContext, TaskError, TaskOutcome, TaskRunner,
+    JobSpec, JobStatus, Scheduler, SchedulerConfig, SchedulerError, SchedulerEvent,
+    SchedulerListener, StageId, StageSpec, TaskContext, TaskError, TaskOutcome, TaskRunner,
 };
 use futures::future::BoxFuture;
 
@@ -41,20 +41,6 @@ fn job(description: &str, stages: &[(StageId, usize, &[StageId])]) -> JobSpec {
     }
 }
 
-/// `JobHandle::wait` with a time limit, so that a broken scheduler fails the
-/// test instead of hanging it.
-trait FinishWithin {
-    async fn finish(self) -> Result<JobSummary, SchedulerError>;
-}
-
-impl FinishWithin for JobHandle {
-    async fn finish(self) -> Result<JobSummary, SchedulerError> {
-        tokio::time::timeout(Duration::from_secs(10), self.wait())
-            .await
-            .expect("job ended within 10 s")
-    }
-}
-
 fn ok() -> Result<TaskOutcome, TaskError> {
     Ok(TaskOutcome::default())
 }
@@ -63,14 +49,6 @@ fn spin(duration: Duration) {
     let start = Instant::now();
     while start.elapsed() < duration {
         std::hint::spin_loop();
-    }
-}
-
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -307,7 +285,8 @@ async fn failed_task_fails_its_job_only_and_frees_slots() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     return Err(TaskError::new("boom"));
                 }
-                tokio::time::sleep(Duration::from_secs(10)).await;
+                // Never ends by itself: only aborting it frees its slot.
+                std::future::pending::<()>().await;
                 ok()
             }
         })
@@ -316,7 +295,6 @@ async fn failed_task_fails_its_job_only_and_frees_slots() {
         tokio::time::sleep(Duration::from_millis(5)).await;
         ok()
     });
-    let started = Instant::now();
     let bad = scheduler
         .submit(job("bad", &[(0, 4, &[])]), failing)
         .unwrap();
@@ -335,11 +313,9 @@ async fn failed_task_fails_its_job_only_and_frees_slots() {
             message: "boom".to_string(),
         }
     );
-    assert_eq!(good.finish().await.unwrap().tasks, 5);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "slots were not freed"
-    );
+    // The good job runs (FIFO, behind the bad one) only on slots freed by
+    // aborting the bad job's endless tasks.
+    assert_eq!(good.finish().await.expect("slots were freed").tasks, 5);
     // The tasks of the failed job that had started are all gone; partition
     // 3 never started.
     wait_for("aborted tasks to be dropped", || liveness.all_dropped()).await;
@@ -360,7 +336,8 @@ async fn cancel_aborts_running_tasks_and_leaves_other_jobs_alone() {
             let guard = liveness.guard();
             async move {
                 let _guard = guard;
-                tokio::time::sleep(Duration::from_secs(10)).await;
+                // Never ends by itself: the job ends only by aborting it.
+                std::future::pending::<()>().await;
                 ok()
             }
         })
@@ -380,14 +357,10 @@ async fn cancel_aborts_running_tasks_and_leaves_other_jobs_alone() {
         .join()
         .unwrap();
     slow.cancel(); // idempotent
-    let result = tokio::time::timeout(Duration::from_secs(1), slow.wait())
-        .await
-        .expect("cancelled job ends within 1 s");
+    let result = slow.finish().await;
     assert_eq!(result.unwrap_err(), SchedulerError::Cancelled { job: 1 });
-    let summary = tokio::time::timeout(Duration::from_secs(2), quick.wait())
-        .await
-        .expect("other job goes on")
-        .unwrap();
+    // The quick job was queued behind the slow one's endless tasks.
+    let summary = quick.finish().await.expect("other job goes on");
     assert_eq!(summary.tasks, 3);
     wait_for("aborted tasks to be dropped", || liveness.all_dropped()).await;
     assert_eq!(liveness.started(), 2);
@@ -922,7 +895,24 @@ async fn a_stale_report_of_a_lost_output_recomputes_nothing() {
     // 0 reports the loss at once; reader 1 reports it only after the
     // recomputed output is there again, so its report is stale: map task 1
     // must run twice in all, not three times, and reader 1 is retried.
+    // `recomputed` is notified by the scheduler's listener when the
+    // recomputed map task has ended, so its output is registered by then.
+    struct RecomputeEnded(Arc<tokio::sync::Notify>);
+    impl SchedulerListener for RecomputeEnded {
+        fn on_event(&self, event: &SchedulerEvent) {
+            if let SchedulerEvent::TaskEnd {
+                task,
+                outcome: Ok(_),
+                ..
+            } = event
+                && (task.id.stage, task.id.partition, task.id.attempt) == (0, 1, 1)
+            {
+                self.0.notify_one();
+            }
+        }
+    }
     let recomputed = Arc::new(tokio::sync::Notify::new());
+    scheduler.set_listener(Some(Arc::new(RecomputeEnded(Arc::clone(&recomputed)))));
     let runs = Arc::new(Mutex::new(Vec::new()));
     let task = {
         let runs = Arc::clone(&runs);
@@ -934,15 +924,9 @@ async fn a_stale_report_of_a_lost_output_recomputes_nothing() {
             let recomputed = Arc::clone(&recomputed);
             async move {
                 match (id.stage, id.partition, id.attempt) {
-                    (0, 1, 1) => {
-                        recomputed.notify_one();
-                        ok()
-                    }
                     (1, 0, 0) => Err(TaskError::fetch_failed("lost", 0, vec![1])),
                     (1, 1, 0) => {
                         recomputed.notified().await;
-                        // Let the scheduler register the recomputed output.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
                         Err(TaskError::fetch_failed("lost", 0, vec![1]))
                     }
                     _ => ok(),

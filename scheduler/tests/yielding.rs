@@ -2,16 +2,16 @@
 
 mod common;
 
-use common::{Recorder, runner, sleeping};
+use common::{DEADLINE, FinishWithin, Recorder, runner, sleeping, wait_for};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fairway_scheduler::{
-    JobHandle, JobSpec, JobStatus, PoolConfig, PoolStatus, Scheduler, SchedulerConfig,
-    SchedulerError, SchedulerEvent, SchedulingMode, StageSpec, TaskContext, TaskId, TaskOutcome,
-    TaskRunner, YieldPoint,
+    JobSpec, JobStatus, PoolConfig, PoolStatus, Scheduler, SchedulerConfig, SchedulerError,
+    SchedulerEvent, SchedulingMode, StageSpec, TaskContext, TaskId, TaskOutcome, TaskRunner,
+    YieldPoint,
 };
 
 /// What [`batched`] tasks report.
@@ -93,21 +93,6 @@ fn scheduler(
         ..SchedulerConfig::default()
     })
     .expect("scheduler starts")
-}
-
-async fn finish(handle: JobHandle) -> Result<(), SchedulerError> {
-    tokio::time::timeout(Duration::from_secs(10), handle.wait())
-        .await
-        .expect("job ended within 10 s")
-        .map(|_| ())
-}
-
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
 }
 
 fn running(pools: &[PoolStatus], name: &str) -> usize {
@@ -213,10 +198,10 @@ fn task_events(events: &[SchedulerEvent], job: u64) -> HashMap<TaskId, Vec<&'sta
 }
 
 /// Job A (pool "long") holds both slots with 2 tasks of 400 batches of
-/// 5 ms; 300 ms later job B (pool "short") brings 2 tasks of 20 ms. Returns
-/// how long B took, whether A was still running when B ended, the events,
-/// A's probe and the scheduler.
-async fn long_then_short(preempt: bool) -> (Duration, bool, Vec<SchedulerEvent>, Probe, Scheduler) {
+/// 5 ms; once both have run a batch, job B (pool "short") brings 2 tasks of
+/// 20 ms. Returns whether A was still running when B ended, the events, A's
+/// probe and the scheduler.
+async fn long_then_short(preempt: bool) -> (bool, Vec<SchedulerEvent>, Probe, Scheduler) {
     let scheduler = scheduler(
         2,
         SchedulingMode::Fair,
@@ -228,15 +213,16 @@ async fn long_then_short(preempt: bool) -> (Duration, bool, Vec<SchedulerEvent>,
     let probe = Probe::default();
     let long = batched(400, Duration::from_millis(5), &probe);
     let a = scheduler.submit(job("long", 2), long).unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let b_submitted = Instant::now();
+    wait_for("A on both slots, a batch done", || {
+        scheduler.metrics().running_tasks == 2 && probe.batches.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     let b = scheduler
         .submit(job("short", 2), sleeping(Duration::from_millis(20)))
         .unwrap();
-    finish(b).await.expect("B succeeded");
-    let b_took = b_submitted.elapsed();
+    b.finish().await.expect("B succeeded");
     let a_running = scheduler.metrics().jobs_active == 1;
-    finish(a).await.expect("A succeeded");
+    a.finish().await.expect("A succeeded");
     assert_eq!(
         probe.batches.load(Ordering::SeqCst),
         800,
@@ -252,17 +238,58 @@ async fn long_then_short(preempt: bool) -> (Duration, bool, Vec<SchedulerEvent>,
             == 2
     })
     .await;
-    (b_took, a_running, recorder.events(), probe, scheduler)
+    (a_running, recorder.events(), probe, scheduler)
+}
+
+/// Position of the first event that `matches`.
+fn first(
+    events: &[SchedulerEvent],
+    what: &str,
+    matches: impl Fn(&SchedulerEvent) -> bool,
+) -> usize {
+    events
+        .iter()
+        .position(matches)
+        .unwrap_or_else(|| panic!("no {what} in {events:#?}"))
+}
+
+/// Position of `job`'s `JobEnd` event.
+fn job_end(events: &[SchedulerEvent], job: u64) -> usize {
+    first(
+        events,
+        "JobEnd",
+        |e| matches!(e, SchedulerEvent::JobEnd { job: id, .. } if *id == job),
+    )
+}
+
+/// Position of the first `TaskEnd` event of a task of `job`.
+fn first_task_end(events: &[SchedulerEvent], job: u64) -> usize {
+    first(
+        events,
+        "TaskEnd",
+        |e| matches!(e, SchedulerEvent::TaskEnd { task, .. } if task.id.job == job),
+    )
+}
+
+/// Position of the first `TaskStart` event of a task of `job`.
+fn first_task_start(events: &[SchedulerEvent], job: u64) -> usize {
+    first(
+        events,
+        "TaskStart",
+        |e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == job),
+    )
 }
 
 #[tokio::test]
 async fn short_job_takes_its_share_from_a_long_one_within_a_batch() {
-    let (b_took, a_running, events, probe, scheduler) = long_then_short(true).await;
-    assert!(
-        b_took < Duration::from_millis(300),
-        "B took {b_took:?} with preemption"
-    );
+    let (a_running, events, probe, scheduler) = long_then_short(true).await;
     assert!(a_running, "A still ran when B ended");
+    // B did not wait for A's 2 s tasks: all of B ran and ended before
+    // either of A's tasks ended.
+    assert!(
+        job_end(&events, 2) < first_task_end(&events, 1),
+        "B waited for A with preemption: {events:#?}"
+    );
     let metrics = scheduler.metrics();
     assert!(metrics.yields >= 1, "{metrics:?}");
     assert_eq!(metrics.suspended_tasks, 0);
@@ -295,15 +322,8 @@ async fn short_job_takes_its_share_from_a_long_one_within_a_batch() {
     assert_eq!(b.len(), 2);
     assert!(b.values().all(|events| events == &["start", "end"]));
     // B's tasks started while A's were suspended, before any of A ended.
-    let b_start = events
-        .iter()
-        .position(|e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == 2))
-        .unwrap();
-    let a_end = events
-        .iter()
-        .position(|e| matches!(e, SchedulerEvent::TaskEnd { task, .. } if task.id.job == 1))
-        .unwrap();
-    assert!(b_start < a_end);
+    let b_start = first_task_start(&events, 2);
+    assert!(b_start < first_task_end(&events, 1));
     assert!(matches!(
         &events[b_start - 1],
         SchedulerEvent::TaskYield { task, pool } if task.id.job == 1 && pool == "long"
@@ -314,22 +334,33 @@ async fn short_job_takes_its_share_from_a_long_one_within_a_batch() {
 
 #[tokio::test]
 async fn without_preemption_the_short_job_waits_for_the_long_tasks() {
-    let (b_took, a_running, events, _, scheduler) = long_then_short(false).await;
-    assert!(b_took > Duration::from_millis(1000), "B took {b_took:?}");
+    let (a_running, events, _, scheduler) = long_then_short(false).await;
     assert!(!a_running, "A ended before B");
     assert_eq!(scheduler.metrics().yields, 0);
     check_slots(&events, 2);
     // Each of B's tasks started on a slot that one of A's tasks gave back
-    // by ending.
-    let first_a_end = events
+    // by ending: B waited for A's tasks to run to their end.
+    let b_starts: Vec<usize> = events
         .iter()
-        .position(|e| matches!(e, SchedulerEvent::TaskEnd { task, .. } if task.id.job == 1))
-        .unwrap();
-    let first_b_start = events
+        .enumerate()
+        .filter(|(_, e)| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == 2))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(b_starts.len(), 2, "{events:#?}");
+    let a_ends: Vec<usize> = events
         .iter()
-        .position(|e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == 2))
-        .unwrap();
-    assert!(first_a_end < first_b_start);
+        .enumerate()
+        .filter(|(_, e)| matches!(e, SchedulerEvent::TaskEnd { task, .. } if task.id.job == 1))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(a_ends.len(), 2, "{events:#?}");
+    for (start, end) in b_starts.iter().zip(&a_ends) {
+        assert!(
+            end < start,
+            "a task of B started before a slot was free: {events:#?}"
+        );
+    }
+    assert!(job_end(&events, 1) < job_end(&events, 2));
     assert!(!events.iter().any(|e| matches!(
         e,
         SchedulerEvent::TaskYield { .. } | SchedulerEvent::TaskResume { .. }
@@ -344,41 +375,58 @@ async fn fifo_root_never_asks_to_yield() {
     let probe = Probe::default();
     let long = batched(40, Duration::from_millis(5), &probe);
     let a = scheduler.submit(job("long", 2), long).unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for("A on both slots, a batch done", || {
+        scheduler.metrics().running_tasks == 2 && probe.batches.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     let b = scheduler
         .submit(job("short", 2), sleeping(Duration::from_millis(5)))
         .unwrap();
-    finish(b).await.unwrap();
-    finish(a).await.unwrap();
+    b.finish().await.unwrap();
+    a.finish().await.unwrap();
     assert!(!probe.asked.load(Ordering::SeqCst));
     assert_eq!(scheduler.metrics().yields, 0);
     let events = recorder.events();
     check_slots(&events, 2);
-    let b_start = events
-        .iter()
-        .position(|e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == 2))
-        .unwrap();
-    let a_end = events
-        .iter()
-        .position(|e| matches!(e, SchedulerEvent::TaskEnd { task, .. } if task.id.job == 1))
-        .unwrap();
-    assert!(a_end < b_start, "FIFO: B waited for A");
+    assert!(
+        first_task_end(&events, 1) < first_task_start(&events, 2),
+        "FIFO: B waited for A"
+    );
 }
 
 #[tokio::test]
 async fn jobs_in_the_same_pool_never_preempt_each_other() {
     let scheduler = scheduler(2, SchedulingMode::Fair, &[("shared", 1)], true);
+    let recorder = Arc::new(Recorder::default());
+    scheduler.set_listener(Some(recorder.clone()));
     let probe = Probe::default();
     let long = batched(40, Duration::from_millis(5), &probe);
     let a = scheduler.submit(job("shared", 2), long.clone()).unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    wait_for("A on both slots, a batch done", || {
+        running(&scheduler.pools(), "shared") == 2 && probe.batches.load(Ordering::SeqCst) >= 2
+    })
+    .await;
     // A FAIR pool would give B half the slots as they free up, but nothing
-    // is taken from A.
+    // is taken from A: B's first task starts only once one of A's ended.
     let b = scheduler.submit(job("shared", 2), long).unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
     assert_eq!(running(&scheduler.pools(), "shared"), 2);
-    finish(a).await.unwrap();
-    finish(b).await.unwrap();
+    a.finish().await.unwrap();
+    b.finish().await.unwrap();
+    wait_for("JobEnd events", || {
+        recorder
+            .events()
+            .iter()
+            .filter(|event| matches!(event, SchedulerEvent::JobEnd { .. }))
+            .count()
+            == 2
+    })
+    .await;
+    let events = recorder.events();
+    check_slots(&events, 2);
+    assert!(
+        first_task_end(&events, 1) < first_task_start(&events, 2),
+        "B took a slot from A: {events:#?}"
+    );
     assert!(!probe.asked.load(Ordering::SeqCst));
     assert_eq!(scheduler.metrics().yields, 0);
     assert_eq!(probe.batches.load(Ordering::SeqCst), 160);
@@ -414,27 +462,26 @@ async fn cancelling_a_job_aborts_its_suspended_tasks() {
     let pools = scheduler.pools();
     assert_eq!((running(&pools, "long"), running(&pools, "short")), (1, 1));
 
-    let cancelled_at = Instant::now();
+    // A's tasks never end by themselves: the job ends only by aborting
+    // them, the suspended one included.
     a.cancel();
     assert!(matches!(
-        finish(a).await,
+        a.finish().await,
         Err(SchedulerError::Cancelled { job: 1 })
     ));
-    assert!(cancelled_at.elapsed() < Duration::from_millis(500));
     let metrics = scheduler.metrics();
     assert_eq!((metrics.suspended_tasks, metrics.running_tasks), (0, 1));
     wait_for("A's futures dropped", || live.load(Ordering::SeqCst) == 0).await;
 
     // The freed slot serves another job in A's pool while B still runs.
-    finish(
-        scheduler
-            .submit(job("long", 2), sleeping(Duration::from_millis(1)))
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    scheduler
+        .submit(job("long", 2), sleeping(Duration::from_millis(1)))
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
     release.send(true).unwrap();
-    finish(b).await.unwrap();
+    b.finish().await.unwrap();
     let metrics = scheduler.metrics();
     assert_eq!((metrics.suspended_tasks, metrics.running_tasks), (0, 0));
 
@@ -472,31 +519,55 @@ async fn weighted_pools_split_running_tasks_by_weight() {
     let probe = Probe::default();
     let long = batched(1000, Duration::from_millis(2), &probe);
     let a = scheduler.submit(job("a", 4), long.clone()).unwrap();
-    wait_for("a on every slot", || running(&scheduler.pools(), "a") == 4).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for("a on every slot, a batch each", || {
+        running(&scheduler.pools(), "a") == 4 && probe.batches.load(Ordering::SeqCst) >= 4
+    })
+    .await;
+    let recorder = Arc::new(Recorder::default());
+    scheduler.set_listener(Some(recorder.clone()));
     let b = scheduler.submit(job("b", 4), long).unwrap();
     wait_for("the 1:3 split", || {
         let pools = scheduler.pools();
         running(&pools, "a") == 1 && running(&pools, "b") == 3
     })
     .await;
-    // The split holds: no slot moves back and forth.
-    for _ in 0..40 {
-        let pools = scheduler.pools();
-        assert_eq!((running(&pools, "a"), running(&pools, "b")), (1, 3));
-        let metrics = scheduler.metrics();
-        assert_eq!((metrics.running_tasks, metrics.suspended_tasks), (4, 3));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(scheduler.metrics().yields, 3);
+    // The split holds: while the 4 running tasks do 200 more batches
+    // (50 each), no slot moves back and forth.
+    let batches = probe.batches.load(Ordering::SeqCst);
+    wait_for("200 more batches", || {
+        probe.batches.load(Ordering::SeqCst) >= batches + 200
+    })
+    .await;
+    let pools = scheduler.pools();
+    assert_eq!((running(&pools, "a"), running(&pools, "b")), (1, 3));
+    let metrics = scheduler.metrics();
+    assert_eq!((metrics.running_tasks, metrics.suspended_tasks), (4, 3));
+    assert_eq!(metrics.yields, 3);
+    let moves: Vec<SchedulerEvent> = recorder
+        .events()
+        .into_iter()
+        .filter(|e| {
+            matches!(
+                e,
+                SchedulerEvent::TaskYield { .. } | SchedulerEvent::TaskResume { .. }
+            )
+        })
+        .collect();
+    assert_eq!(moves.len(), 3, "only a's three yields: {moves:#?}");
+    assert!(
+        moves
+            .iter()
+            .all(|e| matches!(e, SchedulerEvent::TaskYield { pool, .. } if pool == "a")),
+        "{moves:#?}"
+    );
     a.cancel();
     b.cancel();
     assert!(matches!(
-        finish(a).await,
+        a.finish().await,
         Err(SchedulerError::Cancelled { .. })
     ));
     assert!(matches!(
-        finish(b).await,
+        b.finish().await,
         Err(SchedulerError::Cancelled { .. })
     ));
     assert_eq!(scheduler.metrics().suspended_tasks, 0);
@@ -543,12 +614,12 @@ async fn a_withdrawn_request_lets_the_task_go_on() {
     assert_eq!(requested(), 1);
     b.cancel();
     assert!(matches!(
-        finish(b).await,
+        b.finish().await,
         Err(SchedulerError::Cancelled { .. })
     ));
     assert_eq!(requested(), 0, "request withdrawn with the demand");
     open.send(true).unwrap();
-    finish(a).await.unwrap();
+    a.finish().await.unwrap();
     let metrics = scheduler.metrics();
     assert_eq!((metrics.yields, metrics.tasks_completed), (0, 2));
 }
@@ -567,9 +638,13 @@ async fn dropping_the_scheduler_ends_suspended_tasks() {
         scheduler.metrics().suspended_tasks >= 1
     })
     .await;
-    let dropped_at = Instant::now();
-    drop(scheduler);
-    assert!(dropped_at.elapsed() < Duration::from_millis(500));
+    // The tasks never end by themselves, so a drop that waited for them
+    // would never return.
+    let dropped = tokio::task::spawn_blocking(move || drop(scheduler));
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .expect("dropping the scheduler does not wait for its tasks")
+        .unwrap();
     wait_for("every task future dropped", || {
         live.load(Ordering::SeqCst) == 0
     })

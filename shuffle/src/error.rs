@@ -1,3 +1,6 @@
+//! The shuffle crate's one error type, [`ShuffleError`], naming the stage,
+//! map output or file at fault.
+
 use std::path::PathBuf;
 
 use datafusion::arrow::error::ArrowError;

@@ -1,3 +1,6 @@
+//! The process-wide memory budget ([`ShuffleMemory`]) that decides whether a
+//! map output stays in memory or goes to a file.
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The process-wide byte budget for map outputs kept in memory.

@@ -1,3 +1,6 @@
+//! [`ShuffleReaderExec`], the plan leaf through which a reduce task streams
+//! its buckets of a producer stage's map outputs, from memory or from files.
+
 use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom, Take};

@@ -1,3 +1,7 @@
+//! Where shuffle data lives: the [`ShuffleService`] with its work folder and
+//! settings, each job's [`JobShuffle`] of registered map outputs, and the
+//! memory reservations and files they own.
+
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,3 +1,6 @@
+//! [`write_map_output`]: how a map task splits its output into buckets for
+//! the consumer stage and stores them in memory or in one data file.
+
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};

@@ -1,15 +1,54 @@
-//! Task runners shared by the scheduler's integration tests.
+//! Task runners, waits and the event recorder shared by the scheduler's
+//! integration tests.
 #![allow(dead_code)]
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use fairway_scheduler::{
-    SchedulerEvent, SchedulerListener, TaskContext, TaskError, TaskOutcome, TaskRunner,
+    JobHandle, JobSummary, SchedulerError, SchedulerEvent, SchedulerListener, TaskContext,
+    TaskError, TaskOutcome, TaskRunner,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
+
+/// The one time limit of these tests, an upper bound only so that a broken
+/// scheduler fails a test instead of hanging it: nothing is expected to take
+/// nearly this long, and no test passes or fails by how fast it ran. What
+/// must happen before what is checked on the order of events instead.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// `JobHandle::wait` within [`DEADLINE`].
+pub trait FinishWithin {
+    fn finish(self) -> BoxFuture<'static, Result<JobSummary, SchedulerError>>;
+}
+
+impl FinishWithin for JobHandle {
+    fn finish(self) -> BoxFuture<'static, Result<JobSummary, SchedulerError>> {
+        async move {
+            tokio::time::timeout(DEADLINE, self.wait())
+                .await
+                .unwrap_or_else(|_| panic!("job did not end within {DEADLINE:?}"))
+        }
+        .boxed()
+    }
+}
+
+/// `JobHandle::wait` within [`DEADLINE`], for a job that must succeed.
+pub async fn succeed(handle: JobHandle) -> JobSummary {
+    handle.finish().await.expect("job succeeded")
+}
+
+/// Polls `condition` every millisecond until it holds; fails the test if it
+/// does not within [`DEADLINE`].
+pub async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
 
 /// Wraps an async closure as a task runner.
 pub fn runner<F, Fut>(task: F) -> Arc<dyn TaskRunner>
