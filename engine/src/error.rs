@@ -1,6 +1,9 @@
+//! The engine's errors: each names the table, file, option or stage at fault.
+
 use std::path::PathBuf;
 
 use datafusion::error::DataFusionError;
+use fairway_files::FileError;
 use fairway_planner::PlannerError;
 use fairway_scheduler::SchedulerError;
 
@@ -18,17 +21,12 @@ pub enum EngineError {
         path: String,
         message: String,
     },
-    /// A file or folder could not be read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A path fairway refuses to write, replace, delete or read: a link, an
-    /// input the output would overwrite, a lock held by another process.
-    #[error("{}: {message}", path.display())]
-    File { path: PathBuf, message: String },
+    /// A file or folder could not be read or written
+    /// ([`FileError::Io`]), or fairway refuses to touch it: a link, an input
+    /// the output would overwrite, a lock held by another process
+    /// ([`FileError::Refused`]).
+    #[error(transparent)]
+    File(#[from] FileError),
     /// Planning or execution failed inside DataFusion (bad SQL, unknown
     /// table, a failing task).
     #[error("{}", describe_datafusion(.0))]
@@ -54,17 +52,11 @@ impl EngineError {
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EngineError::Io {
-            path: path.into(),
-            source,
-        }
+        EngineError::File(FileError::io(path, source))
     }
 
     pub fn file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        EngineError::File {
-            path: path.into(),
-            message: message.into(),
-        }
+        EngineError::File(FileError::refused(path, message))
     }
 
     /// Whether the job was cancelled rather than failed.
@@ -73,17 +65,6 @@ impl EngineError {
             self,
             EngineError::Scheduler(SchedulerError::Cancelled { .. }) | EngineError::Cancelled(_)
         )
-    }
-}
-
-impl From<fairway_files::FileError> for EngineError {
-    fn from(e: fairway_files::FileError) -> Self {
-        match e {
-            fairway_files::FileError::Io { path, source } => EngineError::Io { path, source },
-            fairway_files::FileError::Refused { path, message } => {
-                EngineError::File { path, message }
-            }
-        }
     }
 }
 

@@ -53,7 +53,9 @@ pub use output::{OutputFormat, rows_as_text, write_output};
 pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use stage_tasks::ActiveJob;
-pub use tables::{TableFormat, detect_format, register_table, register_tables_in};
+pub use tables::{
+    TableFile, TableFormat, detect_format, register_table, register_tables_in, table_files,
+};
 
 pub use datafusion;
 pub use datafusion::arrow;

@@ -453,6 +453,11 @@ impl Session {
         crate::tables::register_table(&self.ctx, name, path).await
     }
 
+    /// The files a scan of table `name` reads (see [`crate::table_files`]).
+    pub async fn table_files(&self, name: &str) -> Result<Vec<crate::TableFile>> {
+        crate::tables::table_files(&self.ctx, name).await
+    }
+
     /// Registers every parquet/CSV file or folder in `dir` under its stem.
     pub async fn register_tables_in(&self, dir: &str) -> Result<Vec<String>> {
         crate::tables::register_tables_in(&self.ctx, dir).await

@@ -18,6 +18,8 @@ use futures::future::BoxFuture;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_plan::ExecutionPlan;
 
+use fairway_files::FileError;
+
 use crate::error::EngineError;
 use crate::faults::{FaultInjection, OutputFault};
 use crate::stage_metrics::{LeafCounters, StageAccumulator, StageMetrics, TaskReport};
@@ -444,13 +446,13 @@ fn lost_map_output(error: &EngineError) -> Option<(usize, usize)> {
 fn is_retryable(error: &EngineError) -> bool {
     match error {
         EngineError::DataFusion(e) => datafusion_retryable(e),
-        EngineError::Io { .. } => true,
+        EngineError::File(FileError::Io { .. }) => true,
         EngineError::Config { .. }
         | EngineError::Cancelled(_)
         | EngineError::Table { .. }
         | EngineError::Planner(_)
         | EngineError::Scheduler(_)
-        | EngineError::File { .. } => false,
+        | EngineError::File(FileError::Refused { .. }) => false,
     }
 }
 

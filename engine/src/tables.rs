@@ -3,7 +3,9 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
+use datafusion::datasource::listing::ListingTable;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use futures::TryStreamExt;
 
 use crate::error::{EngineError, Result};
 
@@ -182,6 +184,52 @@ pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Res
         }
     };
     result.map_err(|e| table_error(name, path, crate::error::describe_datafusion(&e)))
+}
+
+/// One file a table's scan reads, as DataFusion lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    /// Its URL (`file:///...` for a local file).
+    pub location: String,
+    pub size: u64,
+    /// Modification time, in nanoseconds since the Unix epoch (0 if the
+    /// store does not know it).
+    pub modified_ns: u128,
+}
+
+/// The files a scan of table `name` reads, in URL order: DataFusion's own
+/// listing of the registered table's paths (with its rules for folders,
+/// globs, extensions and subfolders), so that whatever fingerprints them
+/// covers exactly those files. A table that is not a listing of files (a
+/// view, a memory table) has none.
+pub async fn table_files(ctx: &SessionContext, name: &str) -> Result<Vec<TableFile>> {
+    let provider = ctx.table_provider(name).await?;
+    let Some(listing) = provider.downcast_ref::<ListingTable>() else {
+        return Ok(Vec::new());
+    };
+    let state = ctx.state();
+    let extension = &listing.options().file_extension;
+    let mut files = Vec::new();
+    for url in listing.table_paths() {
+        let store = state.runtime_env().object_store(url)?;
+        let base = url.object_store();
+        let mut listed = url
+            .list_all_files(&state, store.as_ref(), extension)
+            .await?;
+        while let Some(meta) = listed.try_next().await? {
+            files.push(TableFile {
+                location: format!("{}{}", base.as_str(), meta.location),
+                size: meta.size,
+                modified_ns: meta
+                    .last_modified
+                    .timestamp_nanos_opt()
+                    .map_or(0, |ns| ns.max(0) as u128),
+            });
+        }
+    }
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    files.dedup_by(|a, b| a.location == b.location);
+    Ok(files)
 }
 
 /// Registers every parquet or CSV file and every folder holding such files

@@ -179,7 +179,12 @@ async fn pools_bound_running_statements_on_the_cluster() {
     // busy too, etl's share is ceil(4 x 1/2) = 2 and it runs 2.
     let client = cluster.with_pool("etl").unwrap();
     let waiting = tokio::spawn(async move { client.sql(sql).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Held in the admission queue (seen there, not guessed from a sleep).
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while admission.waiting() == 0 {
+        assert!(std::time::Instant::now() < deadline, "etl never queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(!waiting.is_finished(), "etl is held at its share");
     assert_eq!(admission.waiting(), 1);
     assert_eq!(admission.running()["etl"], 2);

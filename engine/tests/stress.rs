@@ -190,8 +190,9 @@ async fn fifty_jobs_in_five_pools_with_cancellations_and_failures() {
         "failures were injected"
     );
 
-    // Nothing leaked. Aborted tasks may still be unwinding: allow a moment.
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // Nothing leaked. Aborted tasks may still be unwinding: wait for them,
+    // within the shared deadline.
+    let deadline = Instant::now() + common::DEADLINE;
     loop {
         let m = session.scheduler().metrics();
         let clean = m.running_tasks == 0

@@ -40,10 +40,11 @@ async fn check_all_queries(slots: usize, partitions: usize, shuffle_memory: usiz
     } else {
         assert!(stats.memory_outputs > 0);
     }
-    let leftovers = std::fs::read_dir(session.shuffle().root())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(leftovers, 0, "no job folder left behind");
+    let leftovers = common::job_folders(&session);
+    assert!(
+        leftovers.is_empty(),
+        "job folders left behind: {leftovers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

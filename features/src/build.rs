@@ -20,7 +20,6 @@ use parquet::file::properties::WriterProperties;
 
 use super::cache::{
     self, FileStamp, Lineage, Manifest, ManifestEntry, RESULT_FILE, fingerprint, lineage,
-    source_files,
 };
 use super::guard::{self, OutputPaths};
 pub use super::options::BuildOptions;
@@ -395,29 +394,42 @@ pub(crate) async fn check(
         views: view_reads,
         methods: method_reads,
     } = check_reads(spec)?;
-    let mut files = BTreeMap::new();
-    for source in &spec.sources {
-        let stamps = source_files(&source.name, &source.path).map_err(|e| {
-            spec.error(
-                spec.line_of(&source.name),
-                format!("source '{}': {}", source.name, strip_table(&e)),
-            )
-        })?;
-        files.insert(source.name.to_ascii_lowercase(), stamps);
-    }
     let config = engine_config(spec, options)?;
     let default_pool = config.default_pool.clone();
     let session = Session::start_with_listener(config, listener).await?;
+    // Each source's files as the scan will read them (DataFusion's own
+    // listing of the registered table), for the methods' fingerprints.
+    let mut files = BTreeMap::new();
     for source in &spec.sources {
+        let name = source.name.to_ascii_lowercase();
+        let source_error = |e: &EngineError| {
+            spec.error(
+                spec.line_of(&source.name),
+                format!("source '{}': {}", source.name, strip_table(e)),
+            )
+        };
         session
-            .register_table(&source.name.to_ascii_lowercase(), &source.path)
+            .register_table(&name, &source.path)
             .await
-            .map_err(|e| {
-                spec.error(
-                    spec.line_of(&source.name),
-                    format!("source '{}': {}", source.name, strip_table(&e)),
-                )
-            })?;
+            .map_err(|e| source_error(&e))?;
+        let stamps: Vec<FileStamp> = session
+            .table_files(&name)
+            .await
+            .map_err(|e| source_error(&e))?
+            .into_iter()
+            .map(|f| FileStamp {
+                path: f.location,
+                size: f.size,
+                modified_ns: f.modified_ns,
+            })
+            .collect();
+        if stamps.is_empty() {
+            return Err(spec.error(
+                spec.line_of(&source.name),
+                format!("source '{}': {}: matches no file", source.name, source.path),
+            ));
+        }
+        files.insert(name, stamps);
     }
     for view in &spec.views {
         let df = plan_definition(&session, view)

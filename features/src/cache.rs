@@ -11,13 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use serde_json::{Value, json};
 
 use super::spec::{Body, FeatureSpec};
 use crate::error::{FeatureError, Result};
-use fairway_engine::EngineError;
 
 /// Bumped when the way results are materialised changes, so old stage
 /// folders are never reused by a newer fairway.
@@ -29,128 +27,6 @@ pub(crate) struct FileStamp {
     pub path: String,
     pub size: u64,
     pub modified_ns: u128,
-}
-
-/// The files a source reads: the file itself, every parquet/CSV file under
-/// a folder (hidden and `_` files skipped, as the table scan does), or every
-/// file a glob matches. Errors name the source and the path.
-pub(crate) fn source_files(name: &str, path: &str) -> Result<Vec<FileStamp>, EngineError> {
-    let table_error = |message: String| EngineError::Table {
-        table: name.to_string(),
-        path: path.to_string(),
-        message,
-    };
-    let mut files = Vec::new();
-    if path.contains(['*', '?', '[']) {
-        let start = path.find(['*', '?', '[']).expect("a glob character");
-        let base = match path[..start].rfind('/') {
-            Some(i) => &path[..=i],
-            None => "./",
-        };
-        let mut found = Vec::new();
-        walk(Path::new(base), &mut found).map_err(|e| table_error(e.to_string()))?;
-        for file in found {
-            let text = file.to_string_lossy();
-            let candidate = if base == "./" && !path.starts_with("./") {
-                text.trim_start_matches("./").to_string()
-            } else {
-                text.to_string()
-            };
-            if glob_matches(path, &candidate) {
-                files.push(file);
-            }
-        }
-        if files.is_empty() {
-            return Err(table_error("the glob matches no file".to_string()));
-        }
-    } else {
-        let p = Path::new(path);
-        let meta = std::fs::metadata(p).map_err(|e| {
-            table_error(if e.kind() == std::io::ErrorKind::NotFound {
-                "no such file or folder".to_string()
-            } else {
-                e.to_string()
-            })
-        })?;
-        if meta.is_dir() {
-            walk(p, &mut files).map_err(|e| table_error(e.to_string()))?;
-            files.retain(|f| {
-                matches!(
-                    f.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()),
-                    Some(e) if e == "parquet" || e == "parq" || e == "csv"
-                )
-            });
-            if files.is_empty() {
-                return Err(table_error(
-                    "folder holds no .parquet or .csv files".to_string(),
-                ));
-            }
-        } else {
-            files.push(p.to_path_buf());
-        }
-    }
-    files.sort();
-    files
-        .into_iter()
-        .map(|f| {
-            let meta = std::fs::metadata(&f).map_err(|e| EngineError::io(&f, e))?;
-            let modified_ns = meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos());
-            Ok(FileStamp {
-                path: f.to_string_lossy().to_string(),
-                size: meta.len(),
-                modified_ns,
-            })
-        })
-        .collect()
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        if entry.file_type()?.is_dir() {
-            walk(&entry.path(), out)?;
-        } else {
-            out.push(entry.path());
-        }
-    }
-    Ok(())
-}
-
-/// Shell-style matching: `*` any run of characters except `/`, `**` any
-/// run including `/`, `?` one character, `[abc]` one of the set.
-fn glob_matches(pattern: &str, text: &str) -> bool {
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => {
-                let deep = p.get(1) == Some(&'*');
-                let rest = if deep { &p[2..] } else { &p[1..] };
-                (0..=t.len())
-                    .take_while(|&i| deep || i == 0 || t[i - 1] != '/')
-                    .any(|i| go(rest, &t[i..]))
-            }
-            Some('?') => !t.is_empty() && t[0] != '/' && go(&p[1..], &t[1..]),
-            Some('[') => match p.iter().position(|&c| c == ']') {
-                Some(end) if !t.is_empty() => {
-                    p[1..end].contains(&t[0]) && go(&p[end + 1..], &t[1..])
-                }
-                _ => false,
-            },
-            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    go(&p, &t)
 }
 
 /// Every source and view a definition reads, directly or through views
@@ -450,16 +326,6 @@ pub(crate) fn sql_file(body: &Body) -> Option<&Path> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_like_a_shell() {
-        assert!(glob_matches("d/*.parquet", "d/a.parquet"));
-        assert!(!glob_matches("d/*.parquet", "d/x/a.parquet"));
-        assert!(glob_matches("d/**.parquet", "d/x/a.parquet"));
-        assert!(glob_matches("d/part-?.csv", "d/part-1.csv"));
-        assert!(glob_matches("d/part-[12].csv", "d/part-2.csv"));
-        assert!(!glob_matches("d/part-[12].csv", "d/part-3.csv"));
-    }
 
     #[test]
     fn lineage_follows_views() {

@@ -542,6 +542,63 @@ aggregate = ["max(o_totalprice) AS largest_order"]
     assert_eq!(folders, 3, "results of older builds are removed");
 }
 
+/// A method's fingerprint covers exactly the files its scan reads, as
+/// DataFusion lists them: a file in a subfolder of a source folder (which
+/// the scan skips) or of another extension changes nothing; a file the
+/// scan reads, under a folder or a glob, rebuilds the methods reading it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fingerprints_cover_exactly_the_files_a_scan_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let orders = dir.path().join("orders");
+    std::fs::create_dir_all(orders.join("old")).unwrap();
+    std::fs::copy(tpch_file("orders"), orders.join("part-0.parquet")).unwrap();
+    std::fs::copy(tpch_file("orders"), orders.join("old/part-9.parquet")).unwrap();
+    std::fs::write(orders.join("notes.txt"), "not data").unwrap();
+    let customers = dir.path().join("customers");
+    std::fs::create_dir(&customers).unwrap();
+    std::fs::copy(tpch_file("customer"), customers.join("customer-1.parquet")).unwrap();
+    let spec_path = dir.path().join("f.toml");
+    std::fs::write(
+        &spec_path,
+        r#"key = "c_custkey"
+[sources]
+orders = "orders"
+customer = "customers/customer-*.parquet"
+[[method]]
+name = "spend"
+sql = "select o_custkey as c_custkey, sum(o_totalprice) as spend from orders group by 1"
+[[method]]
+name = "balance"
+sql = "select c_custkey, max(c_acctbal) as acctbal from customer group by 1"
+"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out.parquet");
+    let build = || {
+        let spec = FeatureSpec::load(&spec_path).unwrap();
+        let opts = options(&out);
+        async move { build_features(&spec, &opts).await.unwrap() }
+    };
+    assert_eq!(build().await.built(), ["spend", "balance"]);
+    // The scan reads no subfolder and no other extension.
+    modify(&orders.join("old/part-9.parquet"));
+    modify(&orders.join("notes.txt"));
+    let again = build().await;
+    assert!(
+        again.built().is_empty(),
+        "nothing the scans read changed: {again}"
+    );
+    // The file it reads does change the fingerprint.
+    modify(&orders.join("part-0.parquet"));
+    assert_eq!(build().await.built(), ["spend"]);
+    // A new file the glob matches is read, so it is fingerprinted too; one
+    // it does not match is not.
+    std::fs::copy(tpch_file("customer"), customers.join("other.parquet")).unwrap();
+    assert!(build().await.built().is_empty());
+    std::fs::copy(tpch_file("customer"), customers.join("customer-2.parquet")).unwrap();
+    assert_eq!(build().await.built(), ["balance"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_column_key_over_csv() {
     let dir = tempfile::tempdir().unwrap();

@@ -318,6 +318,7 @@ fields! {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
 
     fn task() -> TaskRef {
         TaskRef {
@@ -358,9 +359,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_kind_reads_back_as_written() {
-        let events = [
+    /// One event of every kind.
+    fn samples() -> Vec<Event> {
+        vec![
             Event::JobStart {
                 time_us: 0,
                 job: 1,
@@ -406,7 +407,12 @@ mod tests {
                 description: "d".into(),
                 status: status::FAILED.into(),
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn every_kind_reads_back_as_written() {
+        let events = samples();
         let mut names = Vec::new();
         for event in &events {
             let line = event.to_line();
@@ -444,5 +450,39 @@ mod tests {
         assert!(err("{").starts_with("invalid JSON"));
         assert_eq!(Event::parse_line(r#"{"event":"later","x":1}"#), Ok(None));
         assert_eq!(Event::parse_line("  "), Ok(None));
+    }
+
+    /// The README's table of events names every event and every field the
+    /// schema writes, so the two cannot drift apart.
+    #[test]
+    fn the_readme_table_names_every_event_and_field() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let start = readme.find("\n## Event log").expect("an Event log section");
+        let section = &readme[start + 1..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let rows: BTreeMap<String, String> = section
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| (l[3..].split('`').next().unwrap().to_string(), l.to_string()))
+            .collect();
+        let names: BTreeSet<&str> = rows.keys().map(String::as_str).collect();
+        assert_eq!(names, EVENT_NAMES.into_iter().collect::<BTreeSet<_>>());
+        let task_fields = ["job", "stage", "partition", "attempt", "pool", "slot"];
+        for event in samples() {
+            let row = &rows[event.name()];
+            let Value::Object(map) = serde_json::to_value(&event).unwrap() else {
+                panic!("an event is an object");
+            };
+            for key in map.keys().filter(|k| *k != "event" && *k != "time_us") {
+                let named = row.contains(&format!("`{key}`"))
+                    || (row.contains("`task_start` fields") && task_fields.contains(&key.as_str()));
+                assert!(
+                    named,
+                    "the README's row of {} lacks `{key}`: {row}",
+                    event.name()
+                );
+            }
+        }
     }
 }

@@ -121,3 +121,24 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
     rows.sort();
     rows
 }
+
+/// The job folders left in the session's shuffle folder. The folder is
+/// created with the session and removed only when it drops, so it must
+/// exist: a leak check that found no folder at all would prove nothing.
+pub fn job_folders(session: &Session) -> Vec<String> {
+    let root = session.shuffle().root();
+    std::fs::read_dir(root)
+        .unwrap_or_else(|e| {
+            panic!(
+                "the shuffle folder {} of a live session: {e}",
+                root.display()
+            )
+        })
+        .map(|e| {
+            e.expect("a folder entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect()
+}
