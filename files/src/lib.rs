@@ -106,16 +106,39 @@ pub fn write_atomically<T, E: From<FileError>>(
     dest: &Path,
     write: impl FnOnce(&mut File) -> Result<T, E>,
 ) -> Result<T, E> {
-    refuse_link_or_dir(dest, "output")?;
-    let mut temp = temp_file_beside(dest)?;
+    let mut temp = start_output(dest)?;
     let value = write(temp.as_file_mut())?;
     temp.as_file_mut()
         .flush()
         .map_err(|e| FileError::io(temp.path(), e))?;
+    finish_output(temp, dest)?;
+    Ok(value)
+}
+
+/// [`write_atomically`] for a writer that opens files by path (a parquet
+/// or IPC writer of its own): `write` gets the path of the fresh, empty
+/// temporary and may truncate or rewrite it; the same rename and the same
+/// guarantees follow.
+pub fn write_atomically_at<T, E: From<FileError>>(
+    dest: &Path,
+    write: impl FnOnce(&Path) -> Result<T, E>,
+) -> Result<T, E> {
+    let temp = start_output(dest)?;
+    let value = write(temp.path())?;
+    finish_output(temp, dest)?;
+    Ok(value)
+}
+
+fn start_output(dest: &Path) -> Result<tempfile::NamedTempFile> {
+    refuse_link_or_dir(dest, "output")?;
+    temp_file_beside(dest)
+}
+
+fn finish_output(temp: tempfile::NamedTempFile, dest: &Path) -> Result<()> {
     give_output_mode(temp.as_file(), dest);
     temp.persist(dest)
         .map_err(|e| FileError::io(dest, e.error))?;
-    Ok(value)
+    Ok(())
 }
 
 /// Gives a temporary about to be renamed over `dest` the mode an output
@@ -396,6 +419,29 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"one");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "the temporary is gone");
+    }
+
+    #[test]
+    fn a_writer_by_path_gets_the_same_guarantees() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("t.parquet");
+        write_atomically_at::<_, FileError>(&dest, |temp| {
+            assert_ne!(temp, dest.as_path());
+            std::fs::write(temp, b"table").map_err(|e| FileError::io(temp, e))
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"table");
+        let failed = write_atomically_at(&dest, |temp| {
+            std::fs::write(temp, b"half").unwrap();
+            Err::<(), _>(FileError::refused(temp, "boom"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"table", "untouched");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 
     #[cfg(unix)]

@@ -226,6 +226,10 @@ pub enum TpchError {
         #[source]
         source: ParquetError,
     },
+    /// A table's file could not be written in place, or is refused (a link,
+    /// a folder).
+    #[error("TPC-H generator: {0}")]
+    File(#[from] fairway_files::FileError),
     /// A thread generating part of `table` panicked.
     #[error("a generator thread for TPC-H table {table} panicked")]
     WorkerPanicked { table: &'static str },
@@ -338,20 +342,11 @@ pub fn generate_parquet(sf: f64, out: &Path) -> Result<GenerateSummary, TpchErro
             Some(rows) => rows,
             None => {
                 reused = false;
-                // A fresh temporary (exclusive, random name), removed if
-                // the write fails.
-                let temp = fairway_files::temp_file_beside(&path).map_err(|e| {
-                    TpchError::io(
-                        "creating a temporary file for",
-                        &path,
-                        io::Error::other(e.to_string()),
-                    )
-                })?;
-                let rows = write_table(table, sf, temp.path(), ROW_GROUP_ROWS, threads)?;
-                fairway_files::give_output_mode(temp.as_file(), &path);
-                temp.persist(&path)
-                    .map_err(|e| TpchError::io("renaming temporary file to", &path, e.error))?;
-                rows
+                // A fresh temporary (exclusive, random name), renamed
+                // over the table's file, removed if the write fails.
+                fairway_files::write_atomically_at(&path, |temp| {
+                    write_table(table, sf, temp, ROW_GROUP_ROWS, threads)
+                })?
             }
         };
         tables.push((table.name().to_string(), rows));
