@@ -458,7 +458,8 @@ pub struct TpchDataArgs {
     #[arg(long, default_value_t = 1.0)]
     pub sf: f64,
     /// Folder of the TPC-H data, generated there if missing [default:
-    /// ~/.cache/fairway/tpch/sf<SF>]; every feature source is read from it.
+    /// ~/.cache/fairway/tpch/sf<SF>]; every table (and every source of a
+    /// `bench features` spec) is read from it.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
 }
