@@ -229,15 +229,7 @@ async fn long_then_short(preempt: bool) -> (bool, Vec<SchedulerEvent>, Probe, Sc
         "A ran every batch"
     );
     assert_eq!(probe.asked.load(Ordering::SeqCst), preempt);
-    wait_for("JobEnd events", || {
-        recorder
-            .events()
-            .iter()
-            .filter(|event| matches!(event, SchedulerEvent::JobEnd { .. }))
-            .count()
-            == 2
-    })
-    .await;
+    recorder.wait_for_job_ends(2).await;
     (a_running, recorder.events(), probe, scheduler)
 }
 
@@ -412,15 +404,7 @@ async fn jobs_in_the_same_pool_never_preempt_each_other() {
     assert_eq!(running(&scheduler.pools(), "shared"), 2);
     a.finish().await.unwrap();
     b.finish().await.unwrap();
-    wait_for("JobEnd events", || {
-        recorder
-            .events()
-            .iter()
-            .filter(|event| matches!(event, SchedulerEvent::JobEnd { .. }))
-            .count()
-            == 2
-    })
-    .await;
+    recorder.wait_for_job_ends(2).await;
     let events = recorder.events();
     check_slots(&events, 2);
     assert!(
@@ -485,15 +469,7 @@ async fn cancelling_a_job_aborts_its_suspended_tasks() {
     let metrics = scheduler.metrics();
     assert_eq!((metrics.suspended_tasks, metrics.running_tasks), (0, 0));
 
-    wait_for("JobEnd events", || {
-        recorder
-            .events()
-            .iter()
-            .filter(|event| matches!(event, SchedulerEvent::JobEnd { .. }))
-            .count()
-            == 3
-    })
-    .await;
+    recorder.wait_for_job_ends(3).await;
     let events = recorder.events();
     check_slots(&events, 2);
     // The suspended task ended (aborted) while suspended.

@@ -86,6 +86,19 @@ impl Recorder {
         self.0.lock().unwrap().clone()
     }
 
+    /// Waits (within [`DEADLINE`]) until `jobs` `JobEnd` events arrived:
+    /// the scheduler reports a job's end after `finish` may return.
+    pub async fn wait_for_job_ends(&self, jobs: usize) {
+        wait_for("JobEnd events", || {
+            self.events()
+                .iter()
+                .filter(|event| matches!(event, SchedulerEvent::JobEnd { .. }))
+                .count()
+                == jobs
+        })
+        .await;
+    }
+
     /// `(job, pool)` of every `TaskStart`, in order.
     pub fn task_starts(&self) -> Vec<(u64, String)> {
         self.events()
