@@ -840,12 +840,28 @@ fn features_build_prints_a_summary_and_reuses_results() {
     let log_arg = log.to_string_lossy().to_string();
     let third = build(&["--force", "--event-log", &log_arg]);
     assert!(text(&third.stdout).contains("12 built, 0 reused"));
-    let events = std::fs::read_to_string(&log).unwrap();
+    // Read through the one event schema: the method's job is found by its
+    // description, then followed by its id to its end.
+    let events = fairway_observe::timeline::read_event_log(&log).expect("a valid event log");
+    let brands = events
+        .iter()
+        .find_map(|e| match e {
+            fairway_observe::Event::JobStart {
+                job,
+                description,
+                pool,
+                ..
+            } if description == "feature method brands" => Some((*job, pool.clone())),
+            _ => None,
+        })
+        .expect("jobs are named after methods");
+    assert_eq!(brands.1, "features", "the method ran in its pool");
     assert!(
-        events.contains("feature method brands"),
-        "jobs are named after methods"
+        events.iter().any(|e| matches!(e,
+            fairway_observe::Event::JobEnd { job, status, .. }
+                if *job == brands.0 && status == fairway_observe::events::status::SUCCEEDED)),
+        "the method's job succeeded"
     );
-    assert!(events.contains("\"pool\":\"features\""));
 }
 
 #[test]
