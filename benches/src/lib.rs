@@ -7,5 +7,3 @@
 
 pub mod harness;
 pub mod latency;
-
-pub use harness::features as feature_bench;

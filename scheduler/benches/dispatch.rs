@@ -20,10 +20,9 @@ use std::sync::Arc;
 use divan::Bencher;
 use divan::counter::ItemsCount;
 use fairway_scheduler::{
-    JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, TaskContext, TaskError,
-    TaskOutcome, TaskRunner, parse_allocation_str,
+    JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, TaskRunner,
+    parse_allocation_str,
 };
-use futures::future::{BoxFuture, FutureExt};
 
 const TASKS: usize = 10_000;
 const SLOTS: usize = 2;
@@ -32,13 +31,9 @@ fn main() {
     divan::main();
 }
 
-struct NoOp;
-
-impl TaskRunner for NoOp {
-    fn run(&self, _task: TaskContext) -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
-        async { Ok(TaskOutcome::default()) }.boxed()
-    }
-}
+#[path = "../tests/common/workload.rs"]
+mod workload;
+use workload::{NoOp, allocation_xml, one_job_in_every_tenth_pool};
 
 fn scheduler(mode: SchedulingMode) -> Scheduler {
     Scheduler::new(SchedulerConfig {
@@ -102,24 +97,6 @@ fn fifo(bencher: Bencher<'_, '_>) {
         });
 }
 
-/// An allocation file of `pools` FAIR pools, one element per line.
-fn allocation_xml(pools: usize) -> String {
-    use std::fmt::Write as _;
-    let mut text = String::from("<?xml version=\"1.0\"?>\n<allocations>\n");
-    for i in 0..pools {
-        writeln!(
-            text,
-            "  <pool name=\"pool{i}\">\n    <schedulingMode>FAIR</schedulingMode>\
-             <weight>{}</weight><minShare>{}</minShare>\n  </pool>",
-            i % 3 + 1,
-            i % 2
-        )
-        .unwrap();
-    }
-    text.push_str("</allocations>\n");
-    text
-}
-
 #[divan::bench(args = [10_000, 100_000], sample_count = 5, sample_size = 1)]
 fn many_pools(bencher: Bencher<'_, '_>, pools: usize) {
     bencher
@@ -136,25 +113,7 @@ fn many_pools(bencher: Bencher<'_, '_>, pools: usize) {
                 ..SchedulerConfig::default()
             })
             .expect("scheduler");
-            let runner: Arc<dyn TaskRunner> = Arc::new(NoOp);
-            let handles: Vec<_> = (0..pools)
-                .step_by(10)
-                .map(|p| {
-                    let job = JobSpec {
-                        description: format!("job {p}"),
-                        stages: vec![StageSpec {
-                            id: 0,
-                            tasks: 2,
-                            parents: vec![],
-                        }],
-                        pool: Some(format!("pool{p}")),
-                    };
-                    scheduler.submit(job, Arc::clone(&runner)).expect("submit")
-                })
-                .collect();
-            for handle in handles {
-                futures::executor::block_on(handle.wait()).expect("job");
-            }
+            one_job_in_every_tenth_pool(&scheduler, pools);
             scheduler
         });
 }

@@ -4,43 +4,13 @@
 //! `FAIRWAY_MANY_POOLS_REPORT=1 cargo test -p fairway-scheduler --test
 //! many_pools -- --nocapture` prints the times of each phase.
 
-use std::fmt::Write as _;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fairway_scheduler::{
-    JobSpec, Scheduler, SchedulerConfig, SchedulingMode, StageSpec, TaskContext, TaskError,
-    TaskOutcome, TaskRunner, parse_allocation_str,
-};
-use futures::future::{BoxFuture, FutureExt};
+use fairway_scheduler::{Scheduler, SchedulerConfig, SchedulingMode, parse_allocation_str};
 
-/// An allocation file of `pools` FAIR pools, one element per line, as a
-/// generated file would be written (names `pool-<i>`, weights 1 to 3,
-/// minShare 0 or 1).
-fn allocation_xml(pools: usize) -> String {
-    let mut text = String::with_capacity(pools * 110 + 64);
-    text.push_str("<?xml version=\"1.0\"?>\n<allocations>\n");
-    for i in 0..pools {
-        writeln!(
-            text,
-            "  <pool name=\"pool-{i}\">\n    <schedulingMode>FAIR</schedulingMode>\
-             <weight>{}</weight><minShare>{}</minShare>\n  </pool>",
-            i % 3 + 1,
-            i % 2
-        )
-        .unwrap();
-    }
-    text.push_str("</allocations>\n");
-    text
-}
-
-struct NoOp;
-
-impl TaskRunner for NoOp {
-    fn run(&self, _task: TaskContext) -> BoxFuture<'static, Result<TaskOutcome, TaskError>> {
-        async { Ok(TaskOutcome::default()) }.boxed()
-    }
-}
+#[path = "common/workload.rs"]
+mod workload;
+use workload::{allocation_xml, one_job_in_every_tenth_pool};
 
 /// Times of one run: parse, scheduler start, and running one job of two
 /// tasks in every tenth pool.
@@ -92,30 +62,7 @@ fn load_and_schedule(pools: usize) -> Times {
     // One job per tenth pool, the last pool included, all submitted at
     // once: each freed slot picks among up to `pools / 10` busy pools.
     let began = Instant::now();
-    let runner: Arc<dyn TaskRunner> = Arc::new(NoOp);
-    let handles: Vec<_> = (0..pools)
-        .rev()
-        .step_by(10)
-        .map(|i| {
-            let job = JobSpec {
-                description: format!("job in pool-{i}"),
-                stages: vec![StageSpec {
-                    id: 0,
-                    tasks: 2,
-                    parents: vec![],
-                }],
-                pool: Some(format!("pool-{i}")),
-            };
-            scheduler.submit(job, Arc::clone(&runner)).expect("submit")
-        })
-        .collect();
-    let jobs = handles.len();
-    let mut tasks = 0;
-    for handle in handles {
-        tasks += futures::executor::block_on(handle.wait())
-            .expect("job")
-            .tasks;
-    }
+    let (jobs, tasks) = one_job_in_every_tenth_pool(&scheduler, pools);
     let run = began.elapsed();
     assert_eq!(tasks as usize, 2 * jobs);
     let statuses = scheduler.pools();

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{BenchError, canonical_rows, median};
+use fairway_engine::SchedulingMode;
 use fairway_features::{BuildOptions, FeatureSpec, build_features};
-use fairway_scheduler::SchedulingMode;
 
 /// What `fairway bench features` measures.
 #[derive(Debug, Clone)]
