@@ -46,11 +46,6 @@ impl FeatureError {
     pub fn refused(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
         FileError::refused(path, message).into()
     }
-
-    /// Whether the build was cancelled rather than failed.
-    pub fn is_cancelled(&self) -> bool {
-        matches!(self, FeatureError::Engine(e) if e.is_cancelled())
-    }
 }
 
 impl From<FileError> for FeatureError {
