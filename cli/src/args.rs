@@ -65,6 +65,20 @@ pub enum Command {
         #[command(subcommand)]
         command: TpchCommand,
     },
+    /// Serve Spark Connect: PySpark programs run unchanged on fairway.
+    ///
+    /// Stock PySpark clients (`pip install pyspark-client`) connect with
+    /// `SparkSession.builder.remote("sc://127.0.0.1:15002").getOrCreate()`.
+    /// All client sessions share this server's tables and slots; each has
+    /// its own settings, temporary views and pool. A session's pool is
+    /// `spark.conf.set("spark.scheduler.pool", NAME)`; a job tag
+    /// `spark.addTag("spark.scheduler.pool=NAME")` chooses the pool of the
+    /// tagging thread's jobs and wins over the session's. Every action runs
+    /// as fairway jobs, described in the event log as `connect op=<id>
+    /// tags=[...] <what>`. One line per request goes to stderr (info level;
+    /// FAIRWAY_LOG=warn|info|debug changes it). The README's PySpark section
+    /// lists what is supported.
+    Connect(ConnectArgs),
     /// Benchmarks of fairway against plain DataFusion.
     Bench {
         #[command(subcommand)]
@@ -81,6 +95,28 @@ pub struct SqlArgs {
     /// Output format of results.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// Address to listen on; the default takes local connections only.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one, printed when ready).
+    #[arg(long, default_value_t = 15002)]
+    pub port: u16,
+    /// Require Spark Connect's bearer token: clients connect with
+    /// sc://HOST:PORT/;token=TOKEN [default: none; set one whenever --host
+    /// is not a loopback address].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FAIRWAY_CONNECT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 #[derive(Args)]

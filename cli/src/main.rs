@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod logger;
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -33,10 +34,12 @@ fn main() {
         eprintln!("fairway: internal error: {message}{location}");
     }));
     let cli = parse();
+    logger::init(matches!(cli.command, Command::Connect(_)));
     let stats = match &cli.command {
         Command::Sql(args::SqlArgs { engine, .. })
         | Command::Run(args::RunArgs { engine, .. })
         | Command::Explain(args::ExplainArgs { engine, .. })
+        | Command::Connect(args::ConnectArgs { engine, .. })
             if engine.stats =>
         {
             Some(engine.memory_limit.clone())
@@ -47,6 +50,8 @@ fn main() {
     // its scheduler and executor on it, so it gets the slots' threads.
     let cores = || std::thread::available_parallelism().map_or(2, |n| n.get());
     let driver_threads = match &cli.command {
+        // The server plans every client's plans on these threads.
+        Command::Connect(args) => args.engine.slots.slots.unwrap_or_else(cores).max(4),
         Command::Sql(args::SqlArgs { engine, .. }) | Command::Run(args::RunArgs { engine, .. })
             if engine.cluster.cluster.is_some() =>
         {
@@ -135,6 +140,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => commands::run::run(args).await,
         Command::Explain(args) => commands::explain::run(args).await,
         Command::Timeline(args) => commands::timeline::run(args),
+        Command::Connect(args) => commands::connect::run(args).await,
         Command::Features { command } => commands::features::run(command).await,
         Command::Tpch { command } => commands::tpch::run(command),
         Command::Bench { command } => commands::bench::run(command).await,

@@ -38,6 +38,7 @@ mod session;
 mod stage_metrics;
 mod stage_tasks;
 mod tables;
+mod temp_views;
 mod yield_exec;
 
 pub use cluster::ClusterTarget;

@@ -12,7 +12,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::analyze::AnalyzeExec;
@@ -36,6 +36,7 @@ use crate::config::{EngineConfig, FairwayOptions};
 use crate::error::{EngineError, Result};
 use crate::stage_metrics::StageMetrics;
 use crate::stage_tasks::{ActiveJob, ActiveJobs, JobGuard, StageTaskRunner, StageTasks};
+use crate::temp_views::{OverlayCatalogList, TempViews};
 
 /// What one statement returned.
 #[derive(Debug, Clone)]
@@ -66,6 +67,9 @@ impl QueryOutput {
 pub struct Session {
     ctx: SessionContext,
     shared: Arc<Shared>,
+    /// This client's own temporary views (see [`Session::isolated_client`]);
+    /// `None`: temporary views go to the shared catalog like other views.
+    temp: Option<Arc<TempViews>>,
 }
 
 /// What all clients of one session share.
@@ -203,6 +207,7 @@ impl Session {
         Ok(Self {
             ctx: SessionContext::new_with_state(state),
             shared: Arc::new(shared),
+            temp: None,
         })
     }
 
@@ -234,6 +239,7 @@ impl Session {
         Ok(Self {
             ctx,
             shared: Arc::new(shared),
+            temp: None,
         })
     }
 
@@ -422,7 +428,65 @@ impl Session {
         Session {
             ctx: SessionContext::new_with_state(self.ctx.state()),
             shared: Arc::clone(&self.shared),
+            temp: self.temp.clone(),
         }
+    }
+
+    /// A new client like [`Session::client`] that also has its own
+    /// temporary views (Spark's per-session temporary views): `CREATE TEMP
+    /// VIEW` and [`Session::register_temp_view`] add to them, names are
+    /// looked up there first, `DROP VIEW` drops them first. Tables and
+    /// non-temporary views stay shared with every client. Clients made from
+    /// this one with [`Session::client`] share its temporary views.
+    pub fn isolated_client(&self) -> Session {
+        let state = self.ctx.state();
+        let temp = Arc::new(TempViews::default());
+        let options = state.config_options();
+        let catalogs = Arc::new(OverlayCatalogList::new(
+            Arc::clone(state.catalog_list()),
+            &options.catalog.default_catalog,
+            &options.catalog.default_schema,
+            Arc::clone(&temp),
+        ));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(catalogs)
+            .build();
+        Session {
+            ctx: SessionContext::new_with_state(state),
+            shared: Arc::clone(&self.shared),
+            temp: Some(temp),
+        }
+    }
+
+    /// Registers `plan` as temporary view `name` (already normalised, as
+    /// an unquoted SQL identifier would be): in this client's own views
+    /// when it has them ([`Session::isolated_client`]), else in the shared
+    /// catalog. Without `replace`, an existing view or table of that name
+    /// is an error that names it.
+    pub fn register_temp_view(&self, name: &str, plan: LogicalPlan, replace: bool) -> Result<()> {
+        let view = Arc::new(datafusion::catalog::view::ViewTable::new(plan, None));
+        match &self.temp {
+            Some(temp) => Ok(temp.insert(name, view, replace)?),
+            None => {
+                if self.ctx.table_exist(name)? {
+                    if !replace {
+                        return Err(EngineError::DataFusion(
+                            datafusion::error::DataFusionError::Plan(format!(
+                                "view '{name}' already exists"
+                            )),
+                        ));
+                    }
+                    self.ctx.deregister_table(name)?;
+                }
+                self.ctx.register_table(name, view)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The names of this client's own temporary views, sorted.
+    pub fn temp_view_names(&self) -> Vec<String> {
+        self.temp.as_ref().map(|t| t.names()).unwrap_or_default()
     }
 
     /// The DataFusion context used for planning (tables, functions, settings).
@@ -489,6 +553,21 @@ impl Session {
         let plan = state.statement_to_plan(statement).await?;
         if let LogicalPlan::Copy(copy) = &plan {
             refuse_copy_onto_input(copy)?;
+        }
+        if let LogicalPlan::Ddl(DdlStatement::CreateView(view)) = &plan
+            && view.temporary
+        {
+            // DataFusion refuses temporary views; fairway keeps them with
+            // the client (or, for a client without its own, as views).
+            let name = view.name.table().to_string();
+            self.register_temp_view(&name, view.input.as_ref().clone(), view.or_replace)?;
+            return Ok(DataFrame::new(
+                self.ctx.state(),
+                LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                    produce_one_row: false,
+                    schema: Arc::new(datafusion::common::DFSchema::empty()),
+                }),
+            ));
         }
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }

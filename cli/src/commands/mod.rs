@@ -2,6 +2,7 @@
 //! built from the common options, running statements, and error lines.
 
 pub mod bench;
+pub mod connect;
 pub mod explain;
 pub mod features;
 pub mod repl;

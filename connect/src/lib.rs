@@ -1,0 +1,15 @@
+//! `fairway connect`: a Spark Connect server on fairway's stage engine.
+
+pub mod conf;
+pub mod error;
+pub mod execute;
+pub mod proto;
+pub mod relation;
+pub mod server;
+pub mod session;
+pub mod show;
+pub mod types;
+pub mod write;
+
+pub use error::SparkError;
+pub use server::{ConnectOptions, SPARK_VERSION, serve};

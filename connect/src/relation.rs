@@ -1,0 +1,1419 @@
+//! Spark Connect relations and expressions as DataFusion DataFrames: the
+//! plans PySpark sends for `spark.sql`, `spark.read`, `spark.table`,
+//! `createDataFrame`, `range`, and the DataFrame calls this server takes
+//! (`select`, `filter`/`where`, `join`, `limit`, `groupBy().agg`, `sort`,
+//! `alias`, `toDF`, `withColumn(s)`, `withColumnRenamed`, `drop`,
+//! `distinct`/`dropDuplicates`, `union`/`intersect`/`subtract`).
+//!
+//! Names resolve as in Spark (`spark.sql.caseSensitive=false`): a column
+//! given by name matches exactly, else ignoring case. `join(on=[cols])`
+//! has Spark's `USING` semantics (the keys once, first; a full join's key
+//! is the first non-NULL one); a chain of such joins on the same keys (the
+//! `reduce(lambda a, b: a.join(b, on=k, how="full"), frames)` recipe)
+//! becomes one balanced merge.
+
+// The deprecated `args` fields are read to refuse them clearly.
+#![allow(deprecated)]
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use fairway_engine::Session;
+use fairway_engine::arrow::array::RecordBatch;
+use fairway_engine::arrow::datatypes::{DataType, Field, Schema};
+use fairway_engine::arrow::ipc::reader::StreamReader;
+use fairway_engine::datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
+use fairway_engine::datafusion::dataframe::DataFrame;
+use fairway_engine::datafusion::datasource::MemTable;
+use fairway_engine::datafusion::functions_aggregate::expr_fn as agg;
+use fairway_engine::datafusion::logical_expr::{
+    Expr, ExprSchemable, JoinType, LogicalPlanBuilder, SortExpr, binary_expr, cast,
+    expr::ScalarFunction, lit, try_cast,
+};
+use fairway_engine::datafusion::logical_expr::{Operator, expr};
+use fairway_engine::datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext,
+};
+use fairway_engine::{MergeHow, merge_frames};
+
+use crate::error::{Result, SparkError};
+use crate::proto::{self, expression::ExprType, relation::RelType};
+use crate::types::{arrow_type, parse_schema, parse_type};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Turns relations into DataFrames for one operation of one session.
+pub struct Planner<'a> {
+    pub engine: &'a Session,
+    /// Runs a DataFrame as a fairway job (for `show`, which needs rows to
+    /// plan its answer).
+    pub run: RunFn,
+}
+
+/// Runs a DataFrame (with a description of what it does) as a job.
+pub type RunFn =
+    Arc<dyn Fn(DataFrame, String) -> BoxFuture<'static, Result<Vec<RecordBatch>>> + Send + Sync>;
+
+fn ctx(engine: &Session) -> &SessionContext {
+    engine.context()
+}
+
+fn missing(what: &str) -> SparkError {
+    SparkError::invalid_plan(format!("the plan has no {what}"))
+}
+
+impl<'a> Planner<'a> {
+    /// The DataFrame of `relation`.
+    pub fn relation<'s>(
+        &'s self,
+        relation: &'s proto::Relation,
+    ) -> BoxFuture<'s, Result<DataFrame>> {
+        Box::pin(async move {
+            let Some(rel) = &relation.rel_type else {
+                return Err(missing("relation"));
+            };
+            match rel {
+                RelType::Sql(sql) => self.sql(sql).await,
+                RelType::Read(read) => self.read(read).await,
+                RelType::LocalRelation(local) => local_relation(self.engine, local),
+                RelType::Range(range) => self.range(range).await,
+                RelType::Project(p) => {
+                    let input = match &p.input {
+                        Some(input) => self.relation(input).await?,
+                        None => one_row(self.engine)?,
+                    };
+                    let exprs = self.exprs_with_star(&input, &p.expressions)?;
+                    Ok(input.select(exprs)?)
+                }
+                RelType::Filter(f) => {
+                    let input = self.input(&f.input).await?;
+                    let condition = f.condition.as_ref().ok_or_else(|| missing("condition"))?;
+                    let condition = self.expr(&input, condition)?;
+                    Ok(input.filter(condition)?)
+                }
+                RelType::Join(j) => self.join(j).await,
+                RelType::Limit(l) => {
+                    let input = self.input(&l.input).await?;
+                    Ok(input.limit(0, Some(l.limit.max(0) as usize))?)
+                }
+                RelType::Offset(o) => {
+                    let input = self.input(&o.input).await?;
+                    Ok(input.limit(o.offset.max(0) as usize, None)?)
+                }
+                RelType::Sort(s) => {
+                    let input = self.input(&s.input).await?;
+                    let order = s
+                        .order
+                        .iter()
+                        .map(|o| self.sort_order(&input, o))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(input.sort(order)?)
+                }
+                RelType::Aggregate(a) => self.aggregate(a).await,
+                RelType::SubqueryAlias(a) => {
+                    let input = self.input(&a.input).await?;
+                    Ok(input.alias(&a.alias)?)
+                }
+                RelType::ToDf(t) => {
+                    let input = self.input(&t.input).await?;
+                    let fields = input.schema().columns();
+                    if fields.len() != t.column_names.len() {
+                        return Err(SparkError::illegal_argument(format!(
+                            "toDF got {} names for {} columns",
+                            t.column_names.len(),
+                            fields.len()
+                        )));
+                    }
+                    let exprs: Vec<Expr> = fields
+                        .into_iter()
+                        .zip(&t.column_names)
+                        .map(|(c, name)| Expr::Column(c).alias(name))
+                        .collect();
+                    Ok(input.select(exprs)?)
+                }
+                RelType::WithColumnsRenamed(w) => {
+                    let mut df = self.input(&w.input).await?;
+                    let mut renames: Vec<(String, String)> = w
+                        .renames
+                        .iter()
+                        .map(|r| (r.col_name.clone(), r.new_col_name.clone()))
+                        .collect();
+                    let mut legacy: Vec<_> = w.rename_columns_map.iter().collect();
+                    legacy.sort();
+                    renames.extend(legacy.into_iter().map(|(a, b)| (a.clone(), b.clone())));
+                    for (old, new) in renames {
+                        let Ok(Expr::Column(c)) = resolve_column(df.schema(), &old) else {
+                            continue; // Spark ignores a missing column here.
+                        };
+                        df = df.with_column_renamed(c.flat_name(), &new)?;
+                    }
+                    Ok(df)
+                }
+                RelType::WithColumns(w) => {
+                    let mut df = self.input(&w.input).await?;
+                    for alias in &w.aliases {
+                        let Some(e) = &alias.expr else {
+                            return Err(missing("expression"));
+                        };
+                        let value = self.expr(&df, e)?;
+                        let name = alias.name.first().ok_or_else(|| missing("column name"))?;
+                        // Replace a column of that name (any case), else add.
+                        let existing = df
+                            .schema()
+                            .fields()
+                            .iter()
+                            .find(|f| f.name().eq_ignore_ascii_case(name))
+                            .map(|f| f.name().clone());
+                        df = df.with_column(existing.as_deref().unwrap_or(name), value)?;
+                        if let Some(old) = existing
+                            && old != *name
+                        {
+                            df = df.with_column_renamed(&old, name)?;
+                        }
+                    }
+                    Ok(df)
+                }
+                RelType::Drop(d) => {
+                    let df = self.input(&d.input).await?;
+                    let mut names = d.column_names.clone();
+                    for c in &d.columns {
+                        if let Some(ExprType::UnresolvedAttribute(a)) = &c.expr_type {
+                            names.push(a.unparsed_identifier.clone());
+                        }
+                    }
+                    let keep: Vec<Expr> = df
+                        .schema()
+                        .columns()
+                        .into_iter()
+                        .filter(|c| !names.iter().any(|n| n.eq_ignore_ascii_case(&c.name)))
+                        .map(Expr::Column)
+                        .collect();
+                    Ok(df.select(keep)?)
+                }
+                RelType::Deduplicate(d) => {
+                    let df = self.input(&d.input).await?;
+                    if d.all_columns_as_keys.unwrap_or(false) || d.column_names.is_empty() {
+                        return Ok(df.distinct()?);
+                    }
+                    let on = d
+                        .column_names
+                        .iter()
+                        .map(|n| resolve_column(df.schema(), n))
+                        .collect::<Result<Vec<_>>>()?;
+                    let all: Vec<Expr> = df
+                        .schema()
+                        .columns()
+                        .into_iter()
+                        .map(Expr::Column)
+                        .collect();
+                    Ok(df.distinct_on(on, all, None)?)
+                }
+                RelType::SetOp(s) => self.set_op(s).await,
+                RelType::ShowString(s) => self.show(s).await,
+                RelType::Hint(h) => self.input(&h.input).await,
+                RelType::Repartition(r) => self.input(&r.input).await,
+                RelType::RepartitionByExpression(r) => self.input(&r.input).await,
+                RelType::ToSchema(t) => {
+                    let df = self.input(&t.input).await?;
+                    let target = t.schema.as_ref().ok_or_else(|| missing("schema"))?;
+                    let DataType::Struct(fields) = arrow_type(target)? else {
+                        return Err(SparkError::invalid_plan("to(schema) needs a struct type"));
+                    };
+                    let exprs = fields
+                        .iter()
+                        .map(|f| {
+                            Ok(cast(
+                                resolve_column(df.schema(), f.name())?,
+                                f.data_type().clone(),
+                            )
+                            .alias(f.name()))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(df.select(exprs)?)
+                }
+                RelType::CachedLocalRelation(_) | RelType::ChunkedCachedLocalRelation(_) => {
+                    Err(SparkError::unsupported(
+                        "cached local relations (artifacts); keep createDataFrame data under \
+                         spark.sql.session.localRelationCacheThreshold",
+                    ))
+                }
+                other => Err(SparkError::unsupported(format!(
+                    "the relation {} (this server does SQL, read, createDataFrame, range, \
+                     select, filter, join, limit, offset, sort, groupBy/agg, alias, toDF, \
+                     withColumn(s), withColumnRenamed, drop, distinct, union/intersect/except, \
+                     show)",
+                    relation_name(other)
+                ))),
+            }
+        })
+    }
+
+    async fn input<'s>(&'s self, input: &'s Option<Box<proto::Relation>>) -> Result<DataFrame> {
+        match input {
+            Some(input) => self.relation(input).await,
+            None => Err(missing("input relation")),
+        }
+    }
+
+    async fn sql(&self, sql: &proto::Sql) -> Result<DataFrame> {
+        if !sql.args.is_empty()
+            || !sql.pos_args.is_empty()
+            || !sql.named_arguments.is_empty()
+            || !sql.pos_arguments.is_empty()
+        {
+            return Err(SparkError::unsupported("spark.sql with args"));
+        }
+        let mut statements = self.engine.parse_statements(&sql.query)?;
+        if statements.len() != 1 {
+            return Err(SparkError::parse(format!(
+                "expected one SQL statement, got {}",
+                statements.len()
+            )));
+        }
+        let df = self.engine.plan_statement(statements.remove(0)).await?;
+        spark_names(df)
+    }
+
+    async fn read(&self, read: &proto::Read) -> Result<DataFrame> {
+        use proto::read::ReadType;
+        if read.is_streaming {
+            return Err(SparkError::unsupported("streaming reads"));
+        }
+        match &read.read_type {
+            Some(ReadType::NamedTable(t)) => {
+                let name = table_reference(&t.unparsed_identifier)?;
+                ctx(self.engine).table(name).await.map_err(|e| {
+                    if e.to_string().contains("not found") {
+                        SparkError::analysis(
+                            "TABLE_OR_VIEW_NOT_FOUND",
+                            format!(
+                                "The table or view `{}` cannot be found. Verify the spelling \
+                                 and correctness of the schema and catalog.",
+                                t.unparsed_identifier
+                            ),
+                        )
+                    } else {
+                        SparkError::from(e)
+                    }
+                })
+            }
+            Some(ReadType::DataSource(source)) => self.data_source(source).await,
+            None => Err(missing("read type")),
+        }
+    }
+
+    async fn data_source(&self, source: &proto::read::DataSource) -> Result<DataFrame> {
+        let format = source
+            .format
+            .clone()
+            .unwrap_or_else(|| "parquet".to_string())
+            .to_ascii_lowercase();
+        let option = |key: &str| -> Option<String> {
+            source
+                .options
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
+        };
+        let flag = |key: &str| option(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let mut paths = source.paths.clone();
+        if paths.is_empty()
+            && let Some(p) = option("path")
+        {
+            paths.push(p);
+        }
+        if paths.is_empty() {
+            return Err(SparkError::analysis(
+                "UNABLE_TO_INFER_SCHEMA",
+                format!("Unable to infer schema for {format}: no path given."),
+            ));
+        }
+        let mut locations = Vec::with_capacity(paths.len());
+        for path in &paths {
+            locations.push(location(path)?);
+        }
+        let schema = match &source.schema {
+            Some(s) if !s.trim().is_empty() => Some(parse_schema(s)?),
+            _ => None,
+        };
+        let ctx = ctx(self.engine);
+        let ext = |default: &str| -> String {
+            // A single file keeps its own extension; folders read `default`.
+            match paths.as_slice() {
+                [p] if Path::new(p).is_file() => Path::new(p)
+                    .extension()
+                    .map(|e| format!(".{}", e.to_string_lossy()))
+                    .unwrap_or_default(),
+                _ => default.to_string(),
+            }
+        };
+        let df = match format.as_str() {
+            "parquet" => {
+                let ext = ext(".parquet");
+                let options = ParquetReadOptions {
+                    file_extension: &ext,
+                    schema: schema.as_ref(),
+                    ..Default::default()
+                };
+                ctx.read_parquet(locations, options).await?
+            }
+            "csv" => {
+                let ext = ext(".csv");
+                let header = flag("header");
+                let infer = flag("inferSchema");
+                let delimiter = option("sep")
+                    .or_else(|| option("delimiter"))
+                    .and_then(|d| d.bytes().next())
+                    .unwrap_or(b',');
+                let base = CsvReadOptions::new()
+                    .has_header(header)
+                    .delimiter(delimiter)
+                    .file_extension(&ext);
+                let inferred;
+                let all_strings;
+                let options = match &schema {
+                    Some(s) => base.schema(s),
+                    None if infer => base,
+                    None => {
+                        // Spark reads every CSV column as a string unless
+                        // asked to infer types.
+                        inferred = ctx
+                            .read_csv(locations.clone(), base.clone())
+                            .await?
+                            .schema()
+                            .as_arrow()
+                            .clone();
+                        all_strings = Schema::new(
+                            inferred
+                                .fields()
+                                .iter()
+                                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                                .collect::<Vec<_>>(),
+                        );
+                        base.schema(&all_strings)
+                    }
+                };
+                let df = ctx.read_csv(locations, options).await?;
+                if header || schema.is_some() {
+                    df
+                } else {
+                    // Spark names header-less columns _c0, _c1, ...
+                    let exprs: Vec<Expr> = df
+                        .schema()
+                        .columns()
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, c)| Expr::Column(c).alias(format!("_c{i}")))
+                        .collect();
+                    df.select(exprs)?
+                }
+            }
+            "json" => {
+                let ext = ext(".json");
+                let mut options = JsonReadOptions::default().file_extension(&ext);
+                if let Some(s) = &schema {
+                    options = options.schema(s);
+                }
+                let df = ctx.read_json(locations, options).await?;
+                if schema.is_some() {
+                    df
+                } else {
+                    // Spark orders inferred JSON fields by name.
+                    let mut columns = df.schema().columns();
+                    columns.sort_by(|a, b| a.name.cmp(&b.name));
+                    df.select(columns.into_iter().map(Expr::Column).collect::<Vec<_>>())?
+                }
+            }
+            other => {
+                return Err(SparkError::unsupported(format!(
+                    "the data source '{other}' (parquet, csv and json are supported)"
+                )));
+            }
+        };
+        Ok(df)
+    }
+
+    async fn range(&self, range: &proto::Range) -> Result<DataFrame> {
+        let start = range.start.unwrap_or(0);
+        let step = if range.step == 0 { 1 } else { range.step };
+        let sql = format!(
+            "SELECT value AS id FROM range({start}, {}, {step})",
+            range.end
+        );
+        let plan = ctx(self.engine).state().create_logical_plan(&sql).await?;
+        Ok(DataFrame::new(ctx(self.engine).state(), plan))
+    }
+
+    async fn join<'s>(&'s self, join: &'s proto::Join) -> Result<DataFrame> {
+        use proto::join::JoinType as J;
+        let kind = J::try_from(join.join_type).unwrap_or(J::Unspecified);
+        if !join.using_columns.is_empty()
+            && let Some(how) = merge_how(kind)
+        {
+            // A chain of joins on the same keys: one balanced merge.
+            let mut leaves = Vec::new();
+            collect_merge_leaves(join, &join.using_columns, kind, &mut leaves);
+            let mut frames = Vec::with_capacity(leaves.len());
+            for leaf in &leaves {
+                frames.push(self.relation(leaf).await?);
+            }
+            if let Some(frames) = merge_inputs(frames, &join.using_columns)? {
+                let on: Vec<&str> = join.using_columns.iter().map(String::as_str).collect();
+                return Ok(merge_frames(frames, &on, how)?);
+            }
+        }
+        let left = self.input(&join.left).await?;
+        let right = self.input(&join.right).await?;
+        let join_type = match kind {
+            J::Inner | J::Unspecified => JoinType::Inner,
+            J::FullOuter => JoinType::Full,
+            J::LeftOuter => JoinType::Left,
+            J::RightOuter => JoinType::Right,
+            J::LeftAnti => JoinType::LeftAnti,
+            J::LeftSemi => JoinType::LeftSemi,
+            J::Cross => JoinType::Inner,
+        };
+        let (left, right) = distinct_qualifiers(left, right)?;
+        if !join.using_columns.is_empty() {
+            return using_join(left, right, &join.using_columns, join_type);
+        }
+        match &join.join_condition {
+            Some(condition) => {
+                let (state, lplan) = left.into_parts();
+                let rplan = right.into_parts().1;
+                let builder = LogicalPlanBuilder::from(lplan.clone());
+                let cross = builder.clone().cross_join(rplan.clone())?.build()?;
+                let cross_df = DataFrame::new(state.clone(), cross);
+                let on = self.expr(&cross_df, condition)?;
+                let plan = LogicalPlanBuilder::from(lplan)
+                    .join_on(rplan, join_type, vec![on])?
+                    .build()?;
+                Ok(DataFrame::new(state, plan))
+            }
+            None => {
+                if kind != J::Cross && kind != J::Inner && kind != J::Unspecified {
+                    return Err(SparkError::analysis(
+                        "JOIN_CONDITION_MISSING",
+                        "a join of this type needs `on`",
+                    ));
+                }
+                let (state, lplan) = left.into_parts();
+                let plan = LogicalPlanBuilder::from(lplan)
+                    .cross_join(right.into_parts().1)?
+                    .build()?;
+                Ok(DataFrame::new(state, plan))
+            }
+        }
+    }
+
+    async fn aggregate<'s>(&'s self, a: &'s proto::Aggregate) -> Result<DataFrame> {
+        use proto::aggregate::GroupType;
+        let input = self.input(&a.input).await?;
+        let kind = GroupType::try_from(a.group_type).unwrap_or(GroupType::Unspecified);
+        if !matches!(kind, GroupType::Groupby | GroupType::Unspecified) {
+            return Err(SparkError::unsupported(format!(
+                "grouping of type {}",
+                kind.as_str_name()
+            )));
+        }
+        let groups = a
+            .grouping_expressions
+            .iter()
+            .map(|e| self.expr(&input, e))
+            .collect::<Result<Vec<_>>>()?;
+        let aggregates = a
+            .aggregate_expressions
+            .iter()
+            .map(|e| self.expr(&input, e))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(input.aggregate(groups, aggregates)?)
+    }
+
+    async fn set_op<'s>(&'s self, s: &'s proto::SetOperation) -> Result<DataFrame> {
+        use proto::set_operation::SetOpType;
+        let left = self.input(&s.left_input).await?;
+        let right = self.input(&s.right_input).await?;
+        let all = s.is_all.unwrap_or(false);
+        Ok(
+            match SetOpType::try_from(s.set_op_type).unwrap_or(SetOpType::Unspecified) {
+                SetOpType::Union if s.by_name.unwrap_or(false) => {
+                    if all {
+                        left.union_by_name(right)?
+                    } else {
+                        left.union_by_name_distinct(right)?
+                    }
+                }
+                SetOpType::Union if all => left.union(right)?,
+                SetOpType::Union => left.union_distinct(right)?,
+                SetOpType::Intersect if all => left.intersect(right)?,
+                SetOpType::Intersect => left.intersect_distinct(right)?,
+                SetOpType::Except if all => left.except(right)?,
+                SetOpType::Except => left.except_distinct(right)?,
+                SetOpType::Unspecified => return Err(missing("set operation type")),
+            },
+        )
+    }
+
+    async fn show<'s>(&'s self, s: &'s proto::ShowString) -> Result<DataFrame> {
+        let input = self.input(&s.input).await?;
+        let schema = input.schema().as_arrow().clone();
+        let n = s.num_rows.max(0) as usize;
+        let limited = input.limit(0, Some(n + 1))?;
+        let batches = (self.run)(limited, "show".to_string()).await?;
+        let text =
+            crate::show::show_string(&schema, &batches, n, s.truncate.max(0) as usize, s.vertical)?;
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new(
+                "show_string",
+                DataType::Utf8,
+                false,
+            )])),
+            vec![Arc::new(fairway_engine::arrow::array::StringArray::from(
+                vec![text],
+            ))],
+        )
+        .map_err(|e| SparkError::unsupported(e.to_string()))?;
+        Ok(ctx(self.engine).read_batch(batch)?)
+    }
+
+    /// `Project` expressions, with `*` (and `t.*`) expanded.
+    fn exprs_with_star(&self, input: &DataFrame, exprs: &[proto::Expression]) -> Result<Vec<Expr>> {
+        let mut out = Vec::new();
+        for e in exprs {
+            if let Some(ExprType::UnresolvedStar(star)) = &e.expr_type {
+                let target = star
+                    .unparsed_target
+                    .as_deref()
+                    .and_then(|t| t.strip_suffix(".*"))
+                    .map(|t| t.trim_matches('`').to_string());
+                for (qualifier, field) in input.schema().iter() {
+                    if let Some(t) = &target
+                        && !qualifier.is_some_and(|q| q.table().eq_ignore_ascii_case(t))
+                    {
+                        continue;
+                    }
+                    out.push(Expr::Column(Column::new(qualifier.cloned(), field.name())));
+                }
+                continue;
+            }
+            out.push(self.expr(input, e)?);
+        }
+        Ok(out)
+    }
+
+    /// One expression, its names resolved against `input`.
+    pub fn expr(&self, input: &DataFrame, e: &proto::Expression) -> Result<Expr> {
+        let Some(kind) = &e.expr_type else {
+            return Err(missing("expression"));
+        };
+        Ok(match kind {
+            ExprType::Literal(l) => lit(literal(l)?),
+            ExprType::UnresolvedAttribute(a) => {
+                resolve_column(input.schema(), &a.unparsed_identifier)?
+            }
+            ExprType::ExpressionString(s) => input.parse_sql_expr(&s.expression)?,
+            ExprType::Alias(a) => {
+                let inner = a
+                    .expr
+                    .as_ref()
+                    .ok_or_else(|| missing("aliased expression"))?;
+                let name = a.name.first().ok_or_else(|| missing("alias name"))?;
+                self.expr(input, inner)?.alias(name)
+            }
+            ExprType::Cast(c) => {
+                use proto::expression::cast::{CastToType, EvalMode};
+                let inner = c.expr.as_ref().ok_or_else(|| missing("cast expression"))?;
+                let target = match &c.cast_to_type {
+                    Some(CastToType::Type(t)) => arrow_type(t)?,
+                    Some(CastToType::TypeStr(s)) => parse_type(s)?,
+                    None => return Err(missing("cast type")),
+                };
+                let inner = self.expr(input, inner)?;
+                if c.eval_mode == EvalMode::Try as i32 {
+                    try_cast(inner, target)
+                } else {
+                    cast(inner, target)
+                }
+            }
+            ExprType::UnresolvedFunction(f) => {
+                let args = f
+                    .arguments
+                    .iter()
+                    .map(|a| self.function_arg(input, a))
+                    .collect::<Result<Vec<_>>>()?;
+                self.function(input, &f.function_name, args, f.is_distinct)?
+            }
+            ExprType::CallFunction(f) => {
+                let args = f
+                    .arguments
+                    .iter()
+                    .map(|a| self.function_arg(input, a))
+                    .collect::<Result<Vec<_>>>()?;
+                self.function(input, &f.function_name, args, false)?
+            }
+            ExprType::SortOrder(_) => {
+                return Err(SparkError::invalid_plan("a sort order outside a sort"));
+            }
+            ExprType::UnresolvedStar(_) => {
+                return Err(SparkError::unsupported("`*` here (use it in select)"));
+            }
+            other => {
+                return Err(SparkError::unsupported(format!(
+                    "the expression {}",
+                    format!("{other:?}").split('(').next().unwrap_or("?")
+                )));
+            }
+        })
+    }
+
+    /// A function argument: `*` as in `count(*)` is the literal 1.
+    fn function_arg(&self, input: &DataFrame, e: &proto::Expression) -> Result<Expr> {
+        if let Some(ExprType::UnresolvedStar(_)) = &e.expr_type {
+            return Ok(lit(1i64));
+        }
+        self.expr(input, e)
+    }
+
+    fn sort_order(&self, input: &DataFrame, s: &proto::expression::SortOrder) -> Result<SortExpr> {
+        use proto::expression::sort_order::{NullOrdering, SortDirection};
+        let child = s.child.as_ref().ok_or_else(|| missing("sort key"))?;
+        let expr = self.expr(input, child)?;
+        let asc = s.direction != SortDirection::Descending as i32;
+        // Spark: ascending puts NULLs first, descending last.
+        let nulls_first = match NullOrdering::try_from(s.null_ordering) {
+            Ok(NullOrdering::SortNullsFirst) => true,
+            Ok(NullOrdering::SortNullsLast) => false,
+            _ => asc,
+        };
+        Ok(expr.sort(asc, nulls_first))
+    }
+
+    /// A Spark function or operator by name.
+    fn function(
+        &self,
+        input: &DataFrame,
+        name: &str,
+        mut args: Vec<Expr>,
+        distinct: bool,
+    ) -> Result<Expr> {
+        let lower = name.to_ascii_lowercase();
+        let binary = |op: Operator, args: Vec<Expr>| -> Result<Expr> {
+            let [a, b]: [Expr; 2] = args.try_into().map_err(|_| {
+                SparkError::invalid_plan(format!("operator {name} takes two arguments"))
+            })?;
+            Ok(binary_expr(a, op, b))
+        };
+        let op = match lower.as_str() {
+            "==" => Some(Operator::Eq),
+            "!=" | "<>" => Some(Operator::NotEq),
+            "<" => Some(Operator::Lt),
+            "<=" => Some(Operator::LtEq),
+            ">" => Some(Operator::Gt),
+            ">=" => Some(Operator::GtEq),
+            "<=>" => Some(Operator::IsNotDistinctFrom),
+            "+" if args.len() == 2 => Some(Operator::Plus),
+            "-" if args.len() == 2 => Some(Operator::Minus),
+            "*" => Some(Operator::Multiply),
+            "%" => Some(Operator::Modulo),
+            "and" => Some(Operator::And),
+            "or" => Some(Operator::Or),
+            _ => None,
+        };
+        if let Some(op) = op {
+            return binary(op, args);
+        }
+        let one = |args: Vec<Expr>| -> Result<Expr> {
+            let [a]: [Expr; 1] = args
+                .try_into()
+                .map_err(|_| SparkError::invalid_plan(format!("{name} takes one argument")))?;
+            Ok(a)
+        };
+        match lower.as_str() {
+            "/" => {
+                // Spark's `/` divides as doubles (decimals stay decimal).
+                let [a, b]: [Expr; 2] = args
+                    .try_into()
+                    .map_err(|_| SparkError::invalid_plan("`/` takes two arguments"))?;
+                let schema = input.schema();
+                let is_decimal =
+                    |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Decimal128(..)));
+                if is_decimal(&a) || is_decimal(&b) {
+                    return Ok(binary_expr(a, Operator::Divide, b));
+                }
+                return Ok(binary_expr(
+                    cast(a, DataType::Float64),
+                    Operator::Divide,
+                    cast(b, DataType::Float64),
+                ));
+            }
+            "-" | "negative" => return Ok(Expr::Negative(Box::new(one(args)?))),
+            "+" | "positive" => return one(args),
+            "not" | "!" => return Ok(Expr::Not(Box::new(one(args)?))),
+            "isnull" => return Ok(one(args)?.is_null()),
+            "isnotnull" => return Ok(one(args)?.is_not_null()),
+            "in" => {
+                if args.is_empty() {
+                    return Err(SparkError::invalid_plan("isin needs a value"));
+                }
+                let first = args.remove(0);
+                return Ok(first.in_list(args, false));
+            }
+            "like" | "ilike" | "rlike" => {
+                let [a, b]: [Expr; 2] = args
+                    .try_into()
+                    .map_err(|_| SparkError::invalid_plan("like takes two arguments"))?;
+                return Ok(match lower.as_str() {
+                    "like" => a.like(b),
+                    "ilike" => a.ilike(b),
+                    _ => binary_expr(a, Operator::RegexMatch, b),
+                });
+            }
+            "when" | "case_when" => {
+                let mut builder: Option<
+                    fairway_engine::datafusion::logical_expr::conditional_expressions::CaseBuilder,
+                > = None;
+                let mut it = args.into_iter();
+                let mut otherwise = None;
+                loop {
+                    match (it.next(), it.next()) {
+                        (Some(c), Some(v)) => {
+                            builder = Some(match builder {
+                                None => fairway_engine::datafusion::logical_expr::when(c, v),
+                                Some(mut b) => {
+                                    b.when(c, v);
+                                    b
+                                }
+                            });
+                        }
+                        (Some(e), None) => {
+                            otherwise = Some(e);
+                            break;
+                        }
+                        _ => break,
+                    }
+                }
+                let mut b =
+                    builder.ok_or_else(|| SparkError::invalid_plan("when needs a condition"))?;
+                return Ok(match otherwise {
+                    Some(e) => b.otherwise(e)?,
+                    None => b.end()?,
+                });
+            }
+            "count" => {
+                let arg = if args.is_empty() {
+                    lit(1i64)
+                } else {
+                    one(args)?
+                };
+                return Ok(if distinct {
+                    agg::count_distinct(arg)
+                } else {
+                    agg::count(arg)
+                });
+            }
+            _ => {}
+        }
+        let registry_name = match lower.as_str() {
+            "mean" => "avg",
+            "first" => "first_value",
+            "last" => "last_value",
+            "collect_list" => "array_agg",
+            "substring" => "substr",
+            "length" | "char_length" => "character_length",
+            "std" | "stddev" => "stddev",
+            other => other,
+        };
+        let state = ctx(self.engine).state();
+        if let Some(udaf) = state.aggregate_functions().get(registry_name) {
+            return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                Arc::clone(udaf),
+                args,
+                distinct,
+                None,
+                vec![],
+                None,
+            )));
+        }
+        if lower == "collect_set"
+            && let Some(udaf) = state.aggregate_functions().get("array_agg")
+        {
+            return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                Arc::clone(udaf),
+                args,
+                true,
+                None,
+                vec![],
+                None,
+            )));
+        }
+        if let Some(udf) = state.scalar_functions().get(registry_name) {
+            return Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
+                Arc::clone(udf),
+                args,
+            )));
+        }
+        Err(SparkError::analysis(
+            "UNRESOLVED_ROUTINE",
+            format!("Cannot resolve function `{name}`."),
+        ))
+    }
+}
+
+/// Output columns named as Spark names them: an expression's name
+/// without table qualifiers (`sum(id)`, not `sum(t.id)`), `count(*)` as
+/// `count(1)`.
+fn spark_names(df: DataFrame) -> Result<DataFrame> {
+    use fairway_engine::datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use fairway_engine::datafusion::logical_expr::LogicalPlan;
+    let mut qualifiers: Vec<String> = Vec::new();
+    let _ = df.logical_plan().apply(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) => qualifiers.push(scan.table_name.to_string()),
+            LogicalPlan::SubqueryAlias(a) => qualifiers.push(a.alias.to_string()),
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    qualifiers.sort_by_key(|q| std::cmp::Reverse(q.len()));
+    let rename = |name: &str| -> String {
+        let mut out = name.replace("count(*)", "count(1)");
+        for q in &qualifiers {
+            out = strip_qualifier(&out, q);
+        }
+        out
+    };
+    let fields: Vec<(Option<TableReference>, String)> = df
+        .schema()
+        .iter()
+        .map(|(q, f)| (q.cloned(), f.name().clone()))
+        .collect();
+    if fields.iter().all(|(_, name)| rename(name) == *name) {
+        return Ok(df);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut exprs = Vec::with_capacity(fields.len());
+    for (q, name) in fields {
+        let mut new = rename(&name);
+        if seen.contains(&new) {
+            new = name.clone();
+        }
+        seen.push(new.clone());
+        let column = Expr::Column(Column::new(q, &name));
+        exprs.push(if new == name {
+            column
+        } else {
+            column.alias(new)
+        });
+    }
+    Ok(df.select(exprs)?)
+}
+
+/// `text` without `q.` where `q` starts a name.
+fn strip_qualifier(text: &str, q: &str) -> String {
+    let pattern = format!("{q}.");
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(pos) = text[i..].find(&pattern) {
+        let at = i + pos;
+        let prev = text[..at].chars().last();
+        let starts_name = prev.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+        out.push_str(&text[i..at]);
+        if !starts_name {
+            out.push_str(&pattern);
+        }
+        i = at + pattern.len();
+    }
+    out.push_str(&text[i..]);
+    out
+}
+
+fn merge_how(kind: proto::join::JoinType) -> Option<MergeHow> {
+    use proto::join::JoinType as J;
+    match kind {
+        J::FullOuter => Some(MergeHow::Full),
+        J::Inner | J::Unspecified => Some(MergeHow::Inner),
+        J::LeftOuter => Some(MergeHow::Left),
+        _ => None,
+    }
+}
+
+/// The inputs of a left-deep chain of joins with the same keys and type.
+fn collect_merge_leaves<'r>(
+    join: &'r proto::Join,
+    keys: &[String],
+    kind: proto::join::JoinType,
+    leaves: &mut Vec<&'r proto::Relation>,
+) {
+    if let Some(left) = &join.left {
+        match &left.rel_type {
+            Some(RelType::Join(inner))
+                if inner.using_columns == keys
+                    && proto::join::JoinType::try_from(inner.join_type).ok() == Some(kind)
+                    && inner.join_condition.is_none() =>
+            {
+                collect_merge_leaves(inner, keys, kind, leaves);
+            }
+            _ => leaves.push(left),
+        }
+    }
+    if let Some(right) = &join.right {
+        leaves.push(right);
+    }
+}
+
+/// The frames of a merge with their key columns renamed to the names the
+/// join uses (Spark matches keys ignoring case), or `None` when two
+/// inputs share a non-key column, which a merge refuses.
+fn merge_inputs(frames: Vec<DataFrame>, keys: &[String]) -> Result<Option<Vec<DataFrame>>> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(frames.len());
+    for frame in frames {
+        let mut exprs = Vec::new();
+        for (qualifier, field) in frame.schema().iter() {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            match keys.iter().find(|k| k.eq_ignore_ascii_case(field.name())) {
+                Some(key) => exprs.push(column.alias(key)),
+                None => {
+                    let lower = field.name().to_ascii_lowercase();
+                    if seen.contains(&lower) {
+                        return Ok(None);
+                    }
+                    seen.push(lower);
+                    exprs.push(column.alias(field.name()));
+                }
+            }
+        }
+        for key in keys {
+            if !frame
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(key))
+            {
+                return Err(SparkError::analysis(
+                    "UNRESOLVED_USING_COLUMN_FOR_JOIN",
+                    format!(
+                        "USING column `{key}` cannot be resolved on one side of the join. \
+                         That side's columns: [{}].",
+                        column_list(frame.schema())
+                    ),
+                ));
+            }
+        }
+        out.push(frame.select(exprs)?);
+    }
+    Ok(Some(out))
+}
+
+/// Both sides under distinct qualifiers, so that equal column names can be
+/// told apart.
+fn distinct_qualifiers(left: DataFrame, right: DataFrame) -> Result<(DataFrame, DataFrame)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let qualifiers = |df: &DataFrame| -> Vec<Option<String>> {
+        df.schema()
+            .iter()
+            .map(|(q, _)| q.map(|q| q.to_string()))
+            .collect()
+    };
+    let (lq, rq) = (qualifiers(&left), qualifiers(&right));
+    let clash = lq.iter().any(|q| rq.contains(q));
+    if !clash {
+        return Ok((left, right));
+    }
+    Ok((
+        left.alias(&format!("__left{n}"))?,
+        right.alias(&format!("__right{n}"))?,
+    ))
+}
+
+/// `join(other, on=[cols], how)` for the types a merge does not take, or
+/// when the sides share other column names: Spark's output is the keys
+/// (the right side's for a right join, the first non-NULL for a full one),
+/// then the left side's other columns, then the right side's.
+fn using_join(
+    left: DataFrame,
+    right: DataFrame,
+    keys: &[String],
+    join_type: JoinType,
+) -> Result<DataFrame> {
+    let mut lkeys = Vec::new();
+    let mut rkeys = Vec::new();
+    for key in keys {
+        let Expr::Column(l) = resolve_column(left.schema(), key)? else {
+            unreachable!("resolve_column returns a column")
+        };
+        let Expr::Column(r) = resolve_column(right.schema(), key)? else {
+            unreachable!("resolve_column returns a column")
+        };
+        lkeys.push(l);
+        rkeys.push(r);
+    }
+    let lcols = left.schema().columns();
+    let rcols = right.schema().columns();
+    let (state, lplan) = left.into_parts();
+    let plan = LogicalPlanBuilder::from(lplan)
+        .join(
+            right.into_parts().1,
+            join_type,
+            (lkeys.clone(), rkeys.clone()),
+            None,
+        )?
+        .build()?;
+    if matches!(join_type, JoinType::LeftSemi | JoinType::LeftAnti) {
+        return Ok(DataFrame::new(state, plan));
+    }
+    let mut projection = Vec::new();
+    for ((key, l), r) in keys.iter().zip(&lkeys).zip(&rkeys) {
+        let e = match join_type {
+            JoinType::Right => Expr::Column(r.clone()),
+            JoinType::Full => fairway_engine::datafusion::functions::expr_fn::coalesce(vec![
+                Expr::Column(l.clone()),
+                Expr::Column(r.clone()),
+            ]),
+            _ => Expr::Column(l.clone()),
+        };
+        projection.push(e.alias(key));
+    }
+    projection.extend(
+        lcols
+            .into_iter()
+            .filter(|c| !lkeys.contains(c))
+            .map(Expr::Column),
+    );
+    projection.extend(
+        rcols
+            .into_iter()
+            .filter(|c| !rkeys.contains(c))
+            .map(Expr::Column),
+    );
+    let plan = LogicalPlanBuilder::from(plan)
+        .project(projection)?
+        .build()?;
+    Ok(DataFrame::new(state, plan))
+}
+
+fn column_list(schema: &DFSchema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("`{}`", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Splits a Spark identifier (`a.b`, `` `a.b`.c ``) into its parts.
+pub fn identifier_parts(name: &str) -> Result<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' if quoted && chars.peek() == Some(&'`') => {
+                chars.next();
+                current.push('`');
+            }
+            '`' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(SparkError::parse(format!("unclosed ` in '{name}'")));
+    }
+    parts.push(current);
+    Ok(parts)
+}
+
+/// A table name as DataFusion takes it, from Spark's identifier; names
+/// are lower-cased as SQL does with unquoted names.
+pub fn table_reference(name: &str) -> Result<TableReference> {
+    let parts: Vec<String> = identifier_parts(name)?
+        .into_iter()
+        .map(|p| p.to_ascii_lowercase())
+        .collect();
+    Ok(match parts.as_slice() {
+        [t] => TableReference::bare(t.as_str()),
+        // Spark's `default` database is DataFusion's `public` schema.
+        [s, t] if s == "default" => TableReference::bare(t.as_str()),
+        [s, t] => TableReference::partial(s.as_str(), t.as_str()),
+        [c, s, t] => TableReference::full(c.as_str(), s.as_str(), t.as_str()),
+        _ => {
+            return Err(SparkError::parse(format!("invalid table name '{name}'")));
+        }
+    })
+}
+
+/// A column named `name` in `schema`, matched exactly, else ignoring case
+/// (Spark's default `spark.sql.caseSensitive=false`).
+pub fn resolve_column(schema: &DFSchema, name: &str) -> Result<Expr> {
+    let parts = identifier_parts(name)?;
+    let (qualifier, column) = match parts.as_slice() {
+        [c] => (None, c.as_str()),
+        [.., q, c] => (Some(q.as_str()), c.as_str()),
+        [] => return Err(missing("column name")),
+    };
+    let matches = |exact: bool| -> Vec<Column> {
+        schema
+            .iter()
+            .filter(|(q, f)| {
+                let name_ok = if exact {
+                    f.name() == column
+                } else {
+                    f.name().eq_ignore_ascii_case(column)
+                };
+                let qualifier_ok = match qualifier {
+                    None => true,
+                    Some(want) => q.is_some_and(|q| {
+                        if exact {
+                            q.table() == want
+                        } else {
+                            q.table().eq_ignore_ascii_case(want)
+                        }
+                    }),
+                };
+                name_ok && qualifier_ok
+            })
+            .map(|(q, f)| Column::new(q.cloned(), f.name()))
+            .collect()
+    };
+    let mut found = matches(true);
+    if found.is_empty() {
+        found = matches(false);
+    }
+    match found.len() {
+        1 => Ok(Expr::Column(found.remove(0))),
+        0 => Err(SparkError::analysis(
+            "UNRESOLVED_COLUMN.WITH_SUGGESTION",
+            format!(
+                "A column, variable, or function parameter with name `{name}` cannot be \
+                 resolved. Did you mean one of the following? [{}].",
+                column_list(schema)
+            ),
+        )),
+        _ => Err(SparkError::analysis(
+            "AMBIGUOUS_REFERENCE",
+            format!(
+                "Reference `{name}` is ambiguous, could be: [{}].",
+                found
+                    .iter()
+                    .map(|c| format!("`{}`", c.flat_name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// A DataFusion table location for a user's path: a folder gets a
+/// trailing `/`; a local path that does not exist is Spark's
+/// `PATH_NOT_FOUND`.
+fn location(path: &str) -> Result<String> {
+    let local = path.strip_prefix("file://").unwrap_or(path);
+    if path.contains("://") && !path.starts_with("file://") {
+        return Ok(path.to_string());
+    }
+    let has_glob = local.contains(['*', '?', '[']);
+    let p = Path::new(local);
+    if !has_glob && !p.exists() {
+        return Err(SparkError::analysis(
+            "PATH_NOT_FOUND",
+            format!("Path does not exist: file:{local}."),
+        ));
+    }
+    let mut location = local.to_string();
+    if p.is_dir() && !location.ends_with('/') {
+        location.push('/');
+    }
+    Ok(location)
+}
+
+/// `createDataFrame(...)`: Arrow IPC data (and, for an empty frame, only
+/// a schema).
+fn local_relation(engine: &Session, local: &proto::LocalRelation) -> Result<DataFrame> {
+    let ctx = ctx(engine);
+    let (schema, batches) = match &local.data {
+        Some(data) if !data.is_empty() => {
+            let reader = StreamReader::try_new(std::io::Cursor::new(data.as_slice()), None)
+                .map_err(|e| SparkError::invalid_plan(format!("local relation data: {e}")))?;
+            let schema = reader.schema();
+            let batches = reader
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| SparkError::invalid_plan(format!("local relation data: {e}")))?;
+            (schema, batches)
+        }
+        _ => {
+            let text = local
+                .schema
+                .as_deref()
+                .ok_or_else(|| missing("local relation data or schema"))?;
+            (Arc::new(parse_schema(text)?), Vec::new())
+        }
+    };
+    let table = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
+    Ok(ctx.read_table(Arc::new(table))?)
+}
+
+fn one_row(engine: &Session) -> Result<DataFrame> {
+    Ok(DataFrame::new(
+        ctx(engine).state(),
+        LogicalPlanBuilder::empty(true).build()?,
+    ))
+}
+
+/// A literal's value.
+pub fn literal(l: &proto::expression::Literal) -> Result<ScalarValue> {
+    use proto::expression::literal::LiteralType as L;
+    let Some(v) = &l.literal_type else {
+        return Err(missing("literal value"));
+    };
+    Ok(match v {
+        L::Null(t) => ScalarValue::try_from(&arrow_type(t)?).unwrap_or(ScalarValue::Null),
+        L::Binary(b) => ScalarValue::Binary(Some(b.clone())),
+        L::Boolean(b) => ScalarValue::Boolean(Some(*b)),
+        L::Byte(b) => ScalarValue::Int8(Some(*b as i8)),
+        L::Short(s) => ScalarValue::Int16(Some(*s as i16)),
+        L::Integer(i) => ScalarValue::Int32(Some(*i)),
+        L::Long(i) => ScalarValue::Int64(Some(*i)),
+        L::Float(f) => ScalarValue::Float32(Some(*f)),
+        L::Double(d) => ScalarValue::Float64(Some(*d)),
+        L::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        L::Date(d) => ScalarValue::Date32(Some(*d)),
+        L::Timestamp(t) => ScalarValue::TimestampMicrosecond(Some(*t), Some("UTC".into())),
+        L::TimestampNtz(t) => ScalarValue::TimestampMicrosecond(Some(*t), None),
+        L::Decimal(d) => {
+            let text = d.value.trim();
+            let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+            let scale = d.scale.unwrap_or(frac.len() as i32);
+            let digits = format!("{int}{frac}");
+            let digits_len = digits.trim_start_matches(['-', '+']).len() as i32;
+            let precision = d.precision.unwrap_or(digits_len.max(scale).max(1));
+            let value: i128 = digits
+                .parse()
+                .map_err(|_| SparkError::invalid_plan(format!("decimal literal '{text}'")))?;
+            let value = value * 10i128.pow((scale - frac.len() as i32).max(0) as u32);
+            ScalarValue::Decimal128(Some(value), precision.clamp(1, 38) as u8, scale as i8)
+        }
+        L::DayTimeInterval(us) => ScalarValue::DurationMicrosecond(Some(*us)),
+        L::Array(a) => {
+            let values = a.elements.iter().map(literal).collect::<Result<Vec<_>>>()?;
+            let element_type = values
+                .first()
+                .map(|v| v.data_type())
+                .unwrap_or(DataType::Null);
+            ScalarValue::List(ScalarValue::new_list_nullable(&values, &element_type))
+        }
+        other => {
+            return Err(SparkError::unsupported(format!(
+                "the literal {}",
+                format!("{other:?}").split('(').next().unwrap_or("?")
+            )));
+        }
+    })
+}
+
+fn relation_name(rel: &RelType) -> String {
+    let debug = format!("{rel:?}");
+    debug.split('(').next().unwrap_or("?").to_string()
+}
+
+/// A short description of a relation for a job's description.
+pub fn describe(relation: &proto::Relation) -> String {
+    match &relation.rel_type {
+        Some(RelType::Sql(s)) => one_line(&s.query),
+        Some(RelType::ShowString(s)) => match &s.input {
+            Some(input) => format!("show {}", describe(input)),
+            None => "show".to_string(),
+        },
+        Some(RelType::Read(r)) => match &r.read_type {
+            Some(proto::read::ReadType::NamedTable(t)) => {
+                format!("table {}", t.unparsed_identifier)
+            }
+            Some(proto::read::ReadType::DataSource(d)) => format!(
+                "read {} {}",
+                d.format.as_deref().unwrap_or("parquet"),
+                d.paths.join(",")
+            ),
+            None => "read".to_string(),
+        },
+        Some(other) => {
+            let name = relation_name(other).to_ascii_lowercase();
+            // The first input that names what is read.
+            let inner = first_input(relation).map(describe);
+            match inner {
+                Some(inner) => format!("{name} of {inner}"),
+                None => name,
+            }
+        }
+        None => "relation".to_string(),
+    }
+}
+
+fn first_input(relation: &proto::Relation) -> Option<&proto::Relation> {
+    match relation.rel_type.as_ref()? {
+        RelType::Project(p) => p.input.as_deref(),
+        RelType::Filter(f) => f.input.as_deref(),
+        RelType::Join(j) => j.left.as_deref(),
+        RelType::Limit(l) => l.input.as_deref(),
+        RelType::Sort(s) => s.input.as_deref(),
+        RelType::Aggregate(a) => a.input.as_deref(),
+        RelType::SubqueryAlias(a) => a.input.as_deref(),
+        RelType::ToDf(t) => t.input.as_deref(),
+        RelType::WithColumns(w) => w.input.as_deref(),
+        RelType::WithColumnsRenamed(w) => w.input.as_deref(),
+        RelType::Drop(d) => d.input.as_deref(),
+        RelType::Deduplicate(d) => d.input.as_deref(),
+        RelType::Offset(o) => o.input.as_deref(),
+        RelType::SetOp(s) => s.left_input.as_deref(),
+        _ => None,
+    }
+}
+
+/// `text` on one line, at most 200 characters.
+pub fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if joined.chars().count() > 200 {
+        let mut s: String = joined.chars().take(197).collect();
+        s.push_str("...");
+        s
+    } else {
+        joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expression_names_lose_their_qualifiers() {
+        assert_eq!(strip_qualifier("sum(t.id)", "t"), "sum(id)");
+        assert_eq!(strip_qualifier("t.a + t.b", "t"), "a + b");
+        assert_eq!(strip_qualifier("sum(at.id)", "t"), "sum(at.id)");
+    }
+
+    #[test]
+    fn identifiers_split_on_dots_outside_backticks() {
+        assert_eq!(identifier_parts("a.b").unwrap(), vec!["a", "b"]);
+        assert_eq!(identifier_parts("`a.b`.c").unwrap(), vec!["a.b", "c"]);
+        assert_eq!(identifier_parts("`x``y`").unwrap(), vec!["x`y"]);
+        assert!(identifier_parts("`open").is_err());
+    }
+
+    #[test]
+    fn columns_resolve_ignoring_case_but_prefer_exact() {
+        let schema = DFSchema::try_from(Schema::new(vec![
+            Field::new("Name", DataType::Utf8, true),
+            Field::new("id", DataType::Int64, true),
+        ]))
+        .unwrap();
+        assert_eq!(
+            resolve_column(&schema, "name").unwrap(),
+            Expr::Column(Column::new_unqualified("Name"))
+        );
+        assert!(resolve_column(&schema, "nope").is_err());
+    }
+}
