@@ -106,8 +106,10 @@ pub struct ConnectArgs {
     #[arg(long, default_value_t = 15002)]
     pub port: u16,
     /// Require Spark Connect's bearer token: clients connect with
-    /// sc://HOST:PORT/;token=TOKEN [default: none; set one whenever --host
-    /// is not a loopback address].
+    /// sc://localhost:PORT/;token=TOKEN (PySpark sends a token over plain
+    /// gRPC only to the host name localhost, otherwise it asks for TLS,
+    /// which fairway does not serve: put a TLS proxy in front for remote
+    /// clients) [default: none].
     #[arg(
         long,
         value_name = "TOKEN",

@@ -13,7 +13,7 @@ const TIERS: [&[&str]; 7] = [
     &["tpch", "shuffle", "observe"],
     &["planner"],
     &["engine"],
-    &["features"],
+    &["features", "connect"],
     &["benches"],
     &["cli"],
 ];

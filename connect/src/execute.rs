@@ -322,7 +322,7 @@ impl Job<'_> {
             let value = unquote(value.trim());
             conf.set(&self.session.engine, &key, &value)?;
             if key == POOL_KEY {
-                crate::server::warn_unknown_pool(&self.session.engine, &value);
+                crate::conf::warn_unknown_pool(&self.session.engine, &value);
             }
             vec![(key, value)]
         } else {

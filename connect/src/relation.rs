@@ -284,6 +284,11 @@ impl<'a> Planner<'a> {
         match &read.read_type {
             Some(ReadType::NamedTable(t)) => {
                 let name = table_reference(&t.unparsed_identifier)?;
+                if let Ok(provider) = ctx(self.engine).table_provider(name.clone()).await
+                    && let Some(table) = nullable_table(provider)
+                {
+                    return Ok(ctx(self.engine).read_table(table)?.alias(name.table())?);
+                }
                 ctx(self.engine).table(name).await.map_err(|e| {
                     if e.to_string().contains("not found") {
                         SparkError::analysis(
@@ -352,9 +357,21 @@ impl<'a> Planner<'a> {
         let df = match format.as_str() {
             "parquet" => {
                 let ext = ext(".parquet");
+                // Spark reads every column of a file as nullable.
+                let read_schema = match &schema {
+                    Some(s) => nullable(s),
+                    None => {
+                        let options = ParquetReadOptions {
+                            file_extension: &ext,
+                            ..Default::default()
+                        };
+                        let found = ctx.read_parquet(locations.clone(), options).await?;
+                        nullable(found.schema().as_arrow())
+                    }
+                };
                 let options = ParquetReadOptions {
                     file_extension: &ext,
-                    schema: schema.as_ref(),
+                    schema: Some(&read_schema),
                     ..Default::default()
                 };
                 ctx.read_parquet(locations, options).await?
@@ -371,30 +388,35 @@ impl<'a> Planner<'a> {
                     .has_header(header)
                     .delimiter(delimiter)
                     .file_extension(&ext);
-                let inferred;
-                let all_strings;
-                let options = match &schema {
-                    Some(s) => base.schema(s),
-                    None if infer => base,
+                let read_schema = match &schema {
+                    Some(s) => nullable(s),
                     None => {
-                        // Spark reads every CSV column as a string unless
-                        // asked to infer types.
-                        inferred = ctx
+                        let inferred = ctx
                             .read_csv(locations.clone(), base.clone())
                             .await?
                             .schema()
                             .as_arrow()
                             .clone();
-                        all_strings = Schema::new(
-                            inferred
-                                .fields()
-                                .iter()
-                                .map(|f| Field::new(f.name(), DataType::Utf8, true))
-                                .collect::<Vec<_>>(),
-                        );
-                        base.schema(&all_strings)
+                        if infer {
+                            self.narrow_integers(
+                                ctx.read_csv(locations.clone(), base.clone()).await?,
+                                &inferred,
+                            )
+                            .await?
+                        } else {
+                            // Spark reads every CSV column as a string
+                            // unless asked to infer types.
+                            Schema::new(
+                                inferred
+                                    .fields()
+                                    .iter()
+                                    .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                                    .collect::<Vec<_>>(),
+                            )
+                        }
                     }
                 };
+                let options = base.schema(&read_schema);
                 let df = ctx.read_csv(locations, options).await?;
                 if header || schema.is_some() {
                     df
@@ -413,7 +435,8 @@ impl<'a> Planner<'a> {
             "json" => {
                 let ext = ext(".json");
                 let mut options = JsonReadOptions::default().file_extension(&ext);
-                if let Some(s) = &schema {
+                let read_schema = schema.as_ref().map(nullable);
+                if let Some(s) = &read_schema {
                     options = options.schema(s);
                 }
                 let df = ctx.read_json(locations, options).await?;
@@ -433,6 +456,67 @@ impl<'a> Planner<'a> {
             }
         };
         Ok(df)
+    }
+
+    /// `inferred` with every 64-bit integer column whose values fit in 32
+    /// bits as `int`, as Spark's CSV inference gives (one pass over the
+    /// data, as Spark's `inferSchema` makes).
+    async fn narrow_integers(&self, df: DataFrame, inferred: &Schema) -> Result<Schema> {
+        let wide: Vec<&str> = inferred
+            .fields()
+            .iter()
+            .filter(|f| f.data_type() == &DataType::Int64)
+            .map(|f| f.name().as_str())
+            .collect();
+        let mut narrow = vec![false; inferred.fields().len()];
+        if !wide.is_empty() {
+            let mut aggregates = Vec::new();
+            for name in &wide {
+                let c = Expr::Column(Column::new_unqualified(*name));
+                aggregates.push(agg::min(c.clone()));
+                aggregates.push(agg::max(c));
+            }
+            let bounds =
+                (self.run)(df.aggregate(vec![], aggregates)?, "infer csv schema".into()).await?;
+            let fits = |i: usize| -> bool {
+                bounds.iter().find(|b| b.num_rows() > 0).is_none_or(|b| {
+                    let value = |j: usize| {
+                        ScalarValue::try_from_array(b.column(j), 0)
+                            .ok()
+                            .and_then(|v| match v {
+                                ScalarValue::Int64(v) => Some(v),
+                                _ => None,
+                            })
+                            .flatten()
+                    };
+                    let (lo, hi) = (value(2 * i), value(2 * i + 1));
+                    lo.is_none_or(|v| v >= i64::from(i32::MIN))
+                        && hi.is_none_or(|v| v <= i64::from(i32::MAX))
+                })
+            };
+            for (k, name) in wide.iter().enumerate() {
+                if fits(k)
+                    && let Some(i) = inferred.fields().iter().position(|f| f.name() == name)
+                {
+                    narrow[i] = true;
+                }
+            }
+        }
+        Ok(Schema::new(
+            inferred
+                .fields()
+                .iter()
+                .zip(narrow)
+                .map(|(f, n)| {
+                    let t = if n {
+                        DataType::Int32
+                    } else {
+                        f.data_type().clone()
+                    };
+                    Field::new(f.name(), t, true)
+                })
+                .collect::<Vec<_>>(),
+        ))
     }
 
     async fn range(&self, range: &proto::Range) -> Result<DataFrame> {
@@ -1206,6 +1290,35 @@ pub fn resolve_column(schema: &DFSchema, name: &str) -> Result<Expr> {
             ),
         )),
     }
+}
+
+/// `schema` with every field nullable (Spark's `asNullable` for files).
+fn nullable(schema: &Schema) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// A table read as Spark reads a file table: every column nullable. Only
+/// listing tables (files) change; views and memory tables keep theirs.
+fn nullable_table(
+    provider: Arc<dyn fairway_engine::datafusion::catalog::TableProvider>,
+) -> Option<Arc<dyn fairway_engine::datafusion::catalog::TableProvider>> {
+    use fairway_engine::datafusion::catalog::TableProvider;
+    use fairway_engine::datafusion::datasource::listing::{ListingTable, ListingTableConfig};
+    let listing = provider.downcast_ref::<ListingTable>()?;
+    let schema = listing.schema();
+    if schema.fields().iter().all(|f| f.is_nullable()) {
+        return None;
+    }
+    let config = ListingTableConfig::new_with_multi_paths(listing.table_paths().clone())
+        .with_listing_options(listing.options().clone())
+        .with_schema(Arc::new(nullable(&schema)));
+    ListingTable::try_new(config).ok().map(|t| Arc::new(t) as _)
 }
 
 /// A DataFusion table location for a user's path: a folder gets a

@@ -2,18 +2,17 @@
 //! session: every Spark Connect session is an isolated client of it (own
 //! settings, temporary views and pool), all share its tables and slots.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use fairway_engine::{SchedulingMode, Session};
 use futures::Stream;
-use log::{info, warn};
+use log::info;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::conf::{POOL_KEY, POOL_TAG_PREFIX};
+use crate::conf::{POOL_KEY, POOL_TAG_PREFIX, warn_unknown_pool};
 use crate::error::{Result, SparkError};
 use crate::execute::Job;
 use crate::proto::{
@@ -49,29 +48,6 @@ pub struct Connect {
 
 type Stream_ =
     Pin<Box<dyn Stream<Item = std::result::Result<proto::ExecutePlanResponse, Status>> + Send>>;
-
-/// Pools a warning was already printed for.
-static WARNED_POOLS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
-/// In FAIR mode, a pool that the allocation file does not define is
-/// created on first use with Spark's defaults; say so once.
-pub fn warn_unknown_pool(engine: &Session, pool: &str) {
-    if engine.config().scheduler_mode != SchedulingMode::Fair || pool.is_empty() {
-        return;
-    }
-    if engine.scheduler().pools().iter().any(|p| p.name == pool) {
-        return;
-    }
-    let mut warned = WARNED_POOLS.lock().expect("warned pools lock");
-    if warned
-        .get_or_insert_with(HashSet::new)
-        .insert(pool.to_string())
-    {
-        warn!(
-            "pool '{pool}' is not in the allocation file: created with weight 1, minShare 0, FIFO"
-        );
-    }
-}
 
 impl Connect {
     pub fn new(engine: Session, options: ConnectOptions) -> Self {
@@ -594,15 +570,6 @@ fn plan_summary(plan: Option<&proto::Plan>) -> String {
     }
 }
 
-/// A `RunFn` that refuses to run: analysis never executes a plan except
-/// for `show`, which it does not see.
-async fn no_run(
-    _: fairway_engine::datafusion::dataframe::DataFrame,
-    _: String,
-) -> Result<Vec<fairway_engine::arrow::array::RecordBatch>> {
-    Err(SparkError::unsupported("analysing a plan that needs rows"))
-}
-
 impl Connect {
     async fn analyze(
         &self,
@@ -610,9 +577,17 @@ impl Connect {
         analyze: Option<apr::Analyze>,
     ) -> Result<apres::Result> {
         let engine = &session.engine;
+        // Planning may run a job (CSV schema inference, `show`).
+        let runner = engine.clone();
         let planner = Planner {
             engine,
-            run: Arc::new(|df, what| Box::pin(no_run(df, what))),
+            run: Arc::new(move |df, what| {
+                let runner = runner.clone();
+                Box::pin(async move {
+                    let description = format!("connect analyze {what}");
+                    Ok(runner.execute(df, &description).await?.batches)
+                })
+            }),
         };
         let relation_of = |plan: &Option<proto::Plan>| -> Result<proto::Relation> {
             match plan.as_ref().and_then(|p| p.op_type.as_ref()) {
@@ -660,7 +635,7 @@ impl Connect {
                         optimized.display_indent()
                     ));
                 }
-                text.push_str(&format!("== Physical Plan (fairway stages) ==\n{stages}\n"));
+                text.push_str(&format!("== Physical Plan ==\n{stages}\n"));
                 apres::Result::Explain(apres::Explain {
                     explain_string: text,
                 })

@@ -127,7 +127,8 @@ pub fn show_string(
     }
     if has_more {
         let noun = if num_rows == 1 { "row" } else { "rows" };
-        out.push_str(&format!("only showing top {num_rows} {noun}\n"));
+        // Spark 4 ends the text there, without a newline.
+        out.push_str(&format!("only showing top {num_rows} {noun}"));
     }
     Ok(out)
 }
@@ -370,8 +371,7 @@ mod tests {
 |  1|   a|   1.0|
 | 22|NULL|1.0E10|
 +---+----+------+
-only showing top 2 rows
-";
+only showing top 2 rows";
         assert_eq!(text, expected);
     }
 
@@ -379,7 +379,7 @@ only showing top 2 rows
     fn show_truncates_to_twenty_characters_and_left_aligns_untruncated() {
         let (schema, batch) = batch();
         let text = show_string(&schema, std::slice::from_ref(&batch), 20, 20, false).unwrap();
-        assert!(text.contains("|a rather long na...|"), "{text}");
+        assert!(text.contains("|a rather long nam...|"), "{text}");
         let wide = show_string(&schema, &[batch], 20, 0, false).unwrap();
         assert!(
             wide.contains("|333|a rather long name here|NULL  |"),
@@ -393,7 +393,7 @@ only showing top 2 rows
         let text = show_string(&schema, &[batch], 1, 20, true).unwrap();
         assert_eq!(
             text,
-            "-RECORD 0---\n id   | 1   \n name | a   \n x    | 1.0 \nonly showing top 1 row\n"
+            "-RECORD 0---\n id   | 1   \n name | a   \n x    | 1.0 \nonly showing top 1 row"
         );
     }
 

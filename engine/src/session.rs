@@ -133,7 +133,13 @@ fn runtime_env(
     use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
-    let mut builder = RuntimeEnvBuilder::new();
+    // No cached directory listings: a long-lived session (a `fairway
+    // connect` server) must see a folder as it is now, after a write
+    // replaced its files, as Spark does.
+    let mut builder = RuntimeEnvBuilder::new().with_cache_manager(
+        datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+            .with_list_files_cache_limit(0),
+    );
     if let Some(bytes) = pool_memory {
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(bytes),

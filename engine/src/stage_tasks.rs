@@ -596,19 +596,31 @@ impl Drop for JobGuard {
 /// execution state, so that a task shares nothing with the other tasks of
 /// its stage (join build sides, scan queues, metrics). Every leaf gets a
 /// [`YieldExec`] above it: the batch boundary where the task can give its
-/// slot to a fairer pool.
+/// slot to a fairer pool; every other operator but the root gets a
+/// `CooperativeExec` above it, so that a cancelled task stops soon.
 fn fresh_instance(
     plan: &Arc<dyn ExecutionPlan>,
     leaves: &Arc<LeafCounters>,
 ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-    Arc::clone(plan)
+    use datafusion::physical_plan::coop::CooperativeExec;
+    let root = Arc::clone(plan)
         .transform_up(|node| {
             let fresh = node.reset_state()?;
             Ok(Transformed::yes(if fresh.children().is_empty() {
                 Arc::new(YieldExec::new(fresh, Arc::clone(leaves))) as Arc<dyn ExecutionPlan>
             } else {
-                fresh
+                // Every batch an operator hands up spends tokio's
+                // cooperative budget, so a task that makes many batches
+                // from few (a nested-loop join) still returns to the
+                // runtime often: a cancelled task stops there instead of
+                // computing on, holding its worker thread.
+                Arc::new(CooperativeExec::new(fresh)) as Arc<dyn ExecutionPlan>
             }))
         })
-        .map(|t| t.data)
+        .map(|t| t.data)?;
+    // The root stays what the stage made (the shuffle writer or the result).
+    Ok(match root.downcast_ref::<CooperativeExec>() {
+        Some(coop) => Arc::clone(coop.children()[0]),
+        None => root,
+    })
 }

@@ -15,7 +15,7 @@ use fairway_scheduler::{JobId, JobStatus, SchedulerEvent, SchedulerListener, Tas
 use crate::events::{Event, TaskRef, status};
 
 /// Writes scheduler events as JSON lines. The file is created (truncated)
-/// when the log opens; lines are flushed at the end of every job and when
+/// when the log opens; lines are flushed at the start and end of every job and when
 /// the log is dropped.
 ///
 /// A log is never left truncated silently: the first write that fails
@@ -198,7 +198,9 @@ impl SchedulerListener for EventLog {
                 }
             }
         };
-        let job_ended = matches!(line, Event::JobEnd { .. });
+        // Flushed at every job's start and end, so that a long-lived
+        // server's log shows what runs now.
+        let job_ended = matches!(line, Event::JobEnd { .. } | Event::JobStart { .. });
         let mut text = line.to_line();
         text.push('\n');
         let Some(out) = &mut state.out else {
