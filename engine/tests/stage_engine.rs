@@ -245,6 +245,35 @@ async fn cancelling_a_job_frees_slots_and_removes_shuffle_data() {
     assert_eq!(out.rows(), 1);
 }
 
+/// A task whose operator makes many batches from few (a cross join) stops
+/// computing when its job is cancelled: with one slot, the next statement
+/// gets the worker thread at once instead of waiting behind the zombie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_cross_join_stops_and_gives_back_its_thread() {
+    let session = session(1, 1, 0);
+    let endless = "select sum(a.value * b.value) from generate_series(1, 2000000) a \
+                   cross join generate_series(1, 2000000) b";
+    let s = session.clone();
+    let job = tokio::spawn(async move { s.sql(endless).await });
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while session.scheduler().metrics().running_tasks == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Let the join run deep into its output.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    job.abort();
+    let _ = job.await;
+    let next = tokio::time::timeout(common::DEADLINE, session.sql("select 1 + 1 as two")).await;
+    let out = next
+        .expect("the next statement ran: the cancelled task gave its thread back")
+        .unwrap();
+    assert_eq!(out.rows(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explain_shows_the_stage_graph_and_sql_explain_still_works() {
     let dir = tpch_data(0.1);
