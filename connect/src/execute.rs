@@ -286,8 +286,9 @@ impl Job<'_> {
             }
         }
         let mut last = None;
-        for statement in statements {
+        for mut statement in statements {
             let what = one_line(&statement.to_string());
+            crate::spark_sql::prepare(&self.engine, &mut statement).await;
             let df = self.engine.plan_statement(statement).await?;
             let output = self
                 .engine

@@ -8,6 +8,7 @@ pub mod relation;
 pub mod server;
 pub mod session;
 pub mod show;
+pub mod spark_sql;
 pub mod types;
 pub mod write;
 

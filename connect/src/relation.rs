@@ -272,8 +272,10 @@ impl<'a> Planner<'a> {
                 statements.len()
             )));
         }
-        let df = self.engine.plan_statement(statements.remove(0)).await?;
-        spark_names(df)
+        let mut statement = statements.remove(0);
+        let aliases = crate::spark_sql::prepare(self.engine, &mut statement).await;
+        let df = self.engine.plan_statement(statement).await?;
+        crate::spark_sql::restore_alias_case(spark_names(df)?, &aliases)
     }
 
     async fn read(&self, read: &proto::Read) -> Result<DataFrame> {

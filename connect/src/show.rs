@@ -21,11 +21,7 @@ pub fn show_string(
 ) -> Result<String> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     'outer: for batch in batches {
-        let columns: Vec<Vec<String>> = batch
-            .columns()
-            .iter()
-            .map(|c| cells(c))
-            .collect::<Result<_>>()?;
+        let columns: Vec<Vec<String>> = batch.columns().iter().map(cells).collect::<Result<_>>()?;
         for r in 0..batch.num_rows() {
             if rows.len() > num_rows {
                 break 'outer;
@@ -308,21 +304,19 @@ fn tree_field(out: &mut String, field: &Field, depth: usize, level: usize) {
                 tree_field(out, f, depth + 1, level);
             }
         }
-        DataType::List(f) | DataType::LargeList(f) => {
-            if level == 0 || depth < level {
-                let inner = " |   ".repeat(depth);
-                let element = match f.data_type() {
-                    DataType::Struct(_) => "struct".to_string(),
-                    other => type_name(other),
-                };
-                out.push_str(&format!(
-                    "{inner} |-- element: {element} (containsNull = {})\n",
-                    f.is_nullable()
-                ));
-                if let DataType::Struct(fields) = f.data_type() {
-                    for g in fields {
-                        tree_field(out, g, depth + 2, level);
-                    }
+        DataType::List(f) | DataType::LargeList(f) if level == 0 || depth < level => {
+            let inner = " |   ".repeat(depth);
+            let element = match f.data_type() {
+                DataType::Struct(_) => "struct".to_string(),
+                other => type_name(other),
+            };
+            out.push_str(&format!(
+                "{inner} |-- element: {element} (containsNull = {})\n",
+                f.is_nullable()
+            ));
+            if let DataType::Struct(fields) = f.data_type() {
+                for g in fields {
+                    tree_field(out, g, depth + 2, level);
                 }
             }
         }

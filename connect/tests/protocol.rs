@@ -459,3 +459,40 @@ async fn interrupt_all_cancels_a_running_operation_at_once() {
         .unwrap();
     assert!(ok.contains("| 25 |"), "{ok}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_names_match_columns_ignoring_case_and_keep_alias_case() {
+    let (mut client, _stop) = start().await;
+    let session = session_id();
+    let ddl = proto::Command {
+        command_type: Some(proto::command::CommandType::SqlCommand(proto::SqlCommand {
+            input: Some(sql_relation(
+                r#"create table people as select * from (values (1, 'Ann'), (2, 'Bob')) as v("CustomerID", "FullName")"#,
+            )),
+            ..Default::default()
+        })),
+    };
+    responses(
+        &mut client,
+        request(&session, proto::plan::OpType::Command(ddl)),
+    )
+    .await
+    .unwrap();
+    // Spark resolves `customerid` and `FULLNAME` to the columns; the output
+    // keeps the columns' own case and the aliases' as written.
+    let got = rows_of(
+        &mut client,
+        &session,
+        "select customerid, FULLNAME, customerId * 10 as TenTimes from people order by CUSTOMERID",
+    )
+    .await
+    .unwrap();
+    let want = "\
++------------+----------+----------+
+| CustomerID | FullName | TenTimes |
++------------+----------+----------+
+| 1          | Ann      | 10       |
+| 2          | Bob      | 20       |
++------------+----------+----------+";
+    assert_eq!(got, want);
+}
