@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // The tests drive the server with the generated client.
         .build_client(true)
+        // A depth check before prost decodes (src/codec.rs).
+        .codec_path("crate::codec::DepthLimitedCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

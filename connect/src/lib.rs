@@ -1,5 +1,6 @@
 //! `fairway connect`: a Spark Connect server on fairway's stage engine.
 
+pub mod codec;
 pub mod conf;
 pub mod error;
 pub mod execute;

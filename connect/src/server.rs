@@ -817,7 +817,9 @@ fn input_files(plan: &fairway_engine::datafusion::logical_expr::LogicalPlan) -> 
 }
 
 /// Serves Spark Connect on `addr` until `shutdown` resolves. `ready` gets
-/// the address actually bound (port 0 picks a free one).
+/// the address actually bound (port 0 picks a free one). Plans are
+/// planned on the calling runtime's threads and nest up to 50 relations
+/// deep: give them large stacks (`fairway connect` uses 64 MiB).
 pub async fn serve(
     engine: Session,
     addr: SocketAddr,

@@ -37,20 +37,28 @@ async fn start() -> (
         .expect("tables");
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<SocketAddr>();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        serve(
-            session,
-            "127.0.0.1:0".parse().unwrap(),
-            ConnectOptions::default(),
-            move |a| {
-                let _ = addr_tx.send(a);
-            },
-            async {
-                let _ = stop_rx.await;
-            },
-        )
-        .await
-        .expect("serve");
+    // The server plans on threads with large stacks, as `fairway connect`
+    // does (a plan nests up to 50 relations deep).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(64 << 20)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    std::thread::spawn(move || {
+        runtime
+            .block_on(serve(
+                session,
+                "127.0.0.1:0".parse().unwrap(),
+                ConnectOptions::default(),
+                move |a| {
+                    let _ = addr_tx.send(a);
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            ))
+            .expect("serve");
     });
     let addr = addr_rx.await.expect("bound");
     let client = SparkConnectServiceClient::connect(format!("http://{addr}"))
@@ -495,4 +503,53 @@ async fn sql_names_match_columns_ignoring_case_and_keep_alias_case() {
 | 2          | Bob      | 20       |
 +------------+----------+----------+";
     assert_eq!(got, want);
+}
+
+fn nested_filters(levels: usize) -> proto::Relation {
+    let mut relation = range(10);
+    for _ in 0..levels {
+        relation = proto::Relation {
+            common: None,
+            rel_type: Some(proto::relation::RelType::Filter(Box::new(proto::Filter {
+                input: Some(Box::new(relation)),
+                condition: Some(proto::Expression {
+                    common: None,
+                    expr_type: Some(proto::expression::ExprType::ExpressionString(
+                        proto::expression::ExpressionString {
+                            expression: "id >= 0".to_string(),
+                        },
+                    )),
+                }),
+            }))),
+        };
+    }
+    relation
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deep_plans_run_and_too_deep_ones_are_refused() {
+    let (mut client, _stop) = start().await;
+    let session = session_id();
+    // 45 chained filters nest 90 messages deep (the request adds a few).
+    let r = responses(
+        &mut client,
+        request(&session, proto::plan::OpType::Root(nested_filters(45))),
+    )
+    .await
+    .unwrap();
+    let rows: usize = batches(&r).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 10);
+    // Far deeper: refused with a clear error, and the server goes on.
+    let status = responses(
+        &mut client,
+        request(&session, proto::plan::OpType::Root(nested_filters(200))),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("break the chain"), "{status:?}");
+    let ok = rows_of(&mut client, &session, "select count(*) as n from region")
+        .await
+        .unwrap();
+    assert!(ok.contains("| 5 |"), "{ok}");
 }

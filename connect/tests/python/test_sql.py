@@ -384,3 +384,25 @@ def test_unknown_view_after_drop_is_analysis_error(spark):
     spark.sql("DROP VIEW gone_soon")
     with pytest.raises(PySparkException):
         spark.table("gone_soon").collect()
+
+
+def test_chains_of_dataframe_calls_run_and_too_long_ones_say_what_to_do(spark):
+    # Each call nests the plan two protobuf messages deeper; the server
+    # takes 100 levels (prost's limit) and says what to do beyond.
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+
+    df = spark.range(3)
+    for i in range(40):
+        df = df.withColumn(f"c{i}", F.col("id") + i)
+    assert df.columns == ["id"] + [f"c{i}" for i in range(40)]
+    rows = df.orderBy("id").collect()
+    assert [r.c39 for r in rows] == [39, 40, 41]
+    assert sum(r.c0 for r in rows) == 3
+    for i in range(40, 80):
+        df = df.withColumn(f"c{i}", F.col("id") + i)
+    with pytest.raises(PySparkException) as err:
+        df.collect()
+    assert "break the chain" in str(err.value)
+    # The session goes on.
+    assert spark.range(4).count() == 4
