@@ -1,6 +1,7 @@
 //! Log lines on stderr: `fairway connect` logs one line per request at
-//! info level; other commands only warnings. `FAIRWAY_LOG` (error, warn,
-//! info, debug, trace, off) overrides the level.
+//! info level; other commands print their own one-line errors and log
+//! nothing. `FAIRWAY_LOG` (error, warn, info, debug, trace, off) overrides
+//! the level.
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -29,12 +30,12 @@ impl Log for Stderr {
     fn flush(&self) {}
 }
 
-/// Installs the logger: info for a server, warnings otherwise.
+/// Installs the logger: info for a server, off otherwise.
 pub fn init(server: bool) {
     let default = if server {
         LevelFilter::Info
     } else {
-        LevelFilter::Warn
+        LevelFilter::Off
     };
     let level = std::env::var("FAIRWAY_LOG")
         .ok()

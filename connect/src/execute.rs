@@ -282,6 +282,9 @@ impl Job<'_> {
             match s.as_ref() {
                 ast::Statement::Query(_) => return Ok(SqlResult::Lazy),
                 ast::Statement::ShowTables { .. } => return self.show_tables(),
+                ast::Statement::ExplainTable { table_name, .. } => {
+                    return self.describe(&table_name.to_string()).await;
+                }
                 _ => {}
             }
         }
@@ -347,6 +350,45 @@ impl Job<'_> {
         )
         .map_err(|e| SparkError::unsupported(e.to_string()))?;
         Ok(Some(SqlResult::Rows(schema, vec![batch])))
+    }
+
+    /// `DESCRIBE t` as Spark answers it: col_name, data_type (Spark's SQL
+    /// type names), comment.
+    async fn describe(&self, name: &str) -> Result<SqlResult> {
+        let reference = table_reference(name)?;
+        let provider = self
+            .engine
+            .context()
+            .table_provider(reference)
+            .await
+            .map_err(|_| {
+                SparkError::analysis(
+                    "TABLE_OR_VIEW_NOT_FOUND",
+                    format!("The table or view `{name}` cannot be found."),
+                )
+            })?;
+        let schema = provider.schema();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let types: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| crate::types::sql_type_name(f.data_type()))
+            .collect();
+        let out = Arc::new(Schema::new(vec![
+            Field::new("col_name", DataType::Utf8, false),
+            Field::new("data_type", DataType::Utf8, false),
+            Field::new("comment", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&out),
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(StringArray::from(types)),
+                Arc::new(StringArray::from(vec![None::<&str>; schema.fields().len()])),
+            ],
+        )
+        .map_err(|e| SparkError::unsupported(e.to_string()))?;
+        Ok(SqlResult::Rows(out, vec![batch]))
     }
 
     /// `SHOW TABLES` as Spark answers it: namespace, tableName, isTemporary.

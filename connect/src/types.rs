@@ -218,6 +218,35 @@ pub fn type_name(data_type: &DataType) -> String {
     }
 }
 
+/// Spark's SQL name of a type, as `DESCRIBE` and `dtypes` show it
+/// (`bigint`, `int`, `string`, `decimal(15,2)`, `array<int>`, ...).
+pub fn sql_type_name(data_type: &DataType) -> String {
+    match spark_arrow_type(data_type) {
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::List(f) => format!("array<{}>", sql_type_name(f.data_type())),
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), sql_type_name(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        DataType::Map(entries, _) => {
+            let (k, v) = map_fields(&entries);
+            format!(
+                "map<{},{}>",
+                sql_type_name(k.data_type()),
+                sql_type_name(v.data_type())
+            )
+        }
+        other => type_name(&other),
+    }
+}
+
 /// The Arrow type of a Spark type.
 pub fn arrow_type(spark: &proto::DataType) -> Result<DataType> {
     use dt::Kind;
@@ -559,5 +588,7 @@ mod tests {
         );
         assert_eq!(type_name(&DataType::Decimal128(15, 2)), "decimal(15,2)");
         assert_eq!(type_name(&DataType::Utf8View), "string");
+        assert_eq!(sql_type_name(&DataType::Int64), "bigint");
+        assert_eq!(sql_type_name(&DataType::Int32), "int");
     }
 }

@@ -406,3 +406,14 @@ def test_chains_of_dataframe_calls_run_and_too_long_ones_say_what_to_do(spark):
     assert "break the chain" in str(err.value)
     # The session goes on.
     assert spark.range(4).count() == 4
+
+
+def test_describe_answers_as_spark(spark):
+    rows = spark.sql("describe nation").collect()
+    assert [(r.col_name, r.data_type) for r in rows] == [
+        ("n_nationkey", "bigint"),
+        ("n_name", "string"),
+        ("n_regionkey", "bigint"),
+        ("n_comment", "string"),
+    ]
+    assert all(r.comment is None for r in rows)
