@@ -116,6 +116,18 @@ impl Connect {
         Ok(session)
     }
 
+    /// The request, once its token is checked, and its session.
+    fn open<T: SessionRequest>(
+        &self,
+        request: Request<T>,
+    ) -> std::result::Result<(T, Arc<ClientSession>), Status> {
+        self.check_token(&request)?;
+        let req = request.into_inner();
+        let (id, user, observed) = req.ids();
+        let session = self.session(id, user, observed)?;
+        Ok((req, session))
+    }
+
     /// The engine client an operation runs on: the session's, in the pool
     /// that a `spark.scheduler.pool=NAME` tag names, else the session's.
     fn operation_engine(
@@ -168,6 +180,36 @@ impl Connect {
     }
 }
 
+/// What every session-scoped request carries: the session, the user, and
+/// the server-side session id the client saw last.
+trait SessionRequest {
+    fn ids(&self) -> (&str, Option<&proto::UserContext>, Option<&String>);
+}
+
+macro_rules! session_requests {
+    ($($request:ty),* $(,)?) => {
+        $(impl SessionRequest for $request {
+            fn ids(&self) -> (&str, Option<&proto::UserContext>, Option<&String>) {
+                (
+                    &self.session_id,
+                    self.user_context.as_ref(),
+                    self.client_observed_server_side_session_id.as_ref(),
+                )
+            }
+        })*
+    };
+}
+
+session_requests!(
+    proto::ExecutePlanRequest,
+    proto::AnalyzePlanRequest,
+    proto::ConfigRequest,
+    proto::InterruptRequest,
+    proto::ReattachExecuteRequest,
+    proto::ReleaseExecuteRequest,
+    proto::FetchErrorDetailsRequest,
+);
+
 fn tags_text(tags: &[String]) -> String {
     format!("[{}]", tags.join(","))
 }
@@ -180,13 +222,7 @@ impl SparkConnectService for Connect {
         &self,
         request: Request<proto::ExecutePlanRequest>,
     ) -> std::result::Result<Response<Self::ExecutePlanStream>, Status> {
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(
-            &req.session_id,
-            req.user_context.as_ref(),
-            req.client_observed_server_side_session_id.as_ref(),
-        )?;
+        let (req, session) = self.open(request)?;
         let reattachable = req.request_options.iter().any(|o| {
             matches!(
                 &o.request_option,
@@ -256,13 +292,7 @@ impl SparkConnectService for Connect {
         &self,
         request: Request<proto::AnalyzePlanRequest>,
     ) -> std::result::Result<Response<proto::AnalyzePlanResponse>, Status> {
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(
-            &req.session_id,
-            req.user_context.as_ref(),
-            req.client_observed_server_side_session_id.as_ref(),
-        )?;
+        let (req, session) = self.open(request)?;
         let kind = req.analyze.as_ref().map(analyze_name).unwrap_or("none");
         info!("AnalyzePlan session={} {kind}", req.session_id);
         let result = self.analyze(&session, req.analyze).await.map_err(|e| {
@@ -280,13 +310,7 @@ impl SparkConnectService for Connect {
         &self,
         request: Request<proto::ConfigRequest>,
     ) -> std::result::Result<Response<proto::ConfigResponse>, Status> {
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(
-            &req.session_id,
-            req.user_context.as_ref(),
-            req.client_observed_server_side_session_id.as_ref(),
-        )?;
+        let (req, session) = self.open(request)?;
         let op = req.operation.and_then(|o| o.op_type);
         let (pairs, warnings) = self
             .configure(&session, op)
@@ -341,13 +365,7 @@ impl SparkConnectService for Connect {
         request: Request<proto::InterruptRequest>,
     ) -> std::result::Result<Response<proto::InterruptResponse>, Status> {
         use proto::interrupt_request::{Interrupt, InterruptType};
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(
-            &req.session_id,
-            req.user_context.as_ref(),
-            req.client_observed_server_side_session_id.as_ref(),
-        )?;
+        let (req, session) = self.open(request)?;
         let kind =
             InterruptType::try_from(req.interrupt_type).unwrap_or(InterruptType::Unspecified);
         let chosen: Vec<Arc<Operation>> = session
@@ -389,13 +407,7 @@ impl SparkConnectService for Connect {
         &self,
         request: Request<proto::ReattachExecuteRequest>,
     ) -> std::result::Result<Response<Self::ReattachExecuteStream>, Status> {
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(
-            &req.session_id,
-            req.user_context.as_ref(),
-            req.client_observed_server_side_session_id.as_ref(),
-        )?;
+        let (req, session) = self.open(request)?;
         info!(
             "ReattachExecute session={} op={} after={}",
             req.session_id,
@@ -419,13 +431,7 @@ impl SparkConnectService for Connect {
         request: Request<proto::ReleaseExecuteRequest>,
     ) -> std::result::Result<Response<proto::ReleaseExecuteResponse>, Status> {
         use proto::release_execute_request::Release;
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(
-            &req.session_id,
-            req.user_context.as_ref(),
-            req.client_observed_server_side_session_id.as_ref(),
-        )?;
+        let (req, session) = self.open(request)?;
         if let Some(op) = session.operation(&req.operation_id) {
             match &req.release {
                 Some(Release::ReleaseUntil(until)) => op.release_until(Some(&until.response_id)),
@@ -477,9 +483,7 @@ impl SparkConnectService for Connect {
         request: Request<proto::FetchErrorDetailsRequest>,
     ) -> std::result::Result<Response<proto::FetchErrorDetailsResponse>, Status> {
         use proto::fetch_error_details_response as fed;
-        self.check_token(&request)?;
-        let req = request.into_inner();
-        let session = self.session(&req.session_id, req.user_context.as_ref(), None)?;
+        let (req, session) = self.open(request)?;
         let (root_error_idx, errors) = match session.error(&req.error_id) {
             Some(e) => (
                 Some(0),

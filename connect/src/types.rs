@@ -197,22 +197,8 @@ pub fn type_name(data_type: &DataType) -> String {
         DataType::Timestamp(_, Some(_)) => "timestamp".into(),
         DataType::Timestamp(_, None) => "timestamp_ntz".into(),
         DataType::Duration(_) => "interval day to second".into(),
-        DataType::List(f) => format!("array<{}>", type_name(f.data_type())),
-        DataType::Struct(fields) => format!(
-            "struct<{}>",
-            fields
-                .iter()
-                .map(|f| format!("{}:{}", f.name(), type_name(f.data_type())))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        DataType::Map(entries, _) => {
-            let (k, v) = map_fields(&entries);
-            format!(
-                "map<{},{}>",
-                type_name(k.data_type()),
-                type_name(v.data_type())
-            )
+        nested @ (DataType::List(_) | DataType::Struct(_) | DataType::Map(..)) => {
+            nested_name(&nested, type_name)
         }
         other => other.to_string().to_ascii_lowercase(),
     }
@@ -226,24 +212,31 @@ pub fn sql_type_name(data_type: &DataType) -> String {
         DataType::Int16 => "smallint".into(),
         DataType::Int32 => "int".into(),
         DataType::Int64 => "bigint".into(),
-        DataType::List(f) => format!("array<{}>", sql_type_name(f.data_type())),
+        nested @ (DataType::List(_) | DataType::Struct(_) | DataType::Map(..)) => {
+            nested_name(&nested, sql_type_name)
+        }
+        other => type_name(&other),
+    }
+}
+
+/// `array<...>`, `struct<a:...>` or `map<...,...>` with the inner types
+/// named by `name`.
+fn nested_name(data_type: &DataType, name: fn(&DataType) -> String) -> String {
+    match data_type {
+        DataType::List(f) => format!("array<{}>", name(f.data_type())),
         DataType::Struct(fields) => format!(
             "struct<{}>",
             fields
                 .iter()
-                .map(|f| format!("{}:{}", f.name(), sql_type_name(f.data_type())))
+                .map(|f| format!("{}:{}", f.name(), name(f.data_type())))
                 .collect::<Vec<_>>()
                 .join(",")
         ),
         DataType::Map(entries, _) => {
-            let (k, v) = map_fields(&entries);
-            format!(
-                "map<{},{}>",
-                sql_type_name(k.data_type()),
-                sql_type_name(v.data_type())
-            )
+            let (k, v) = map_fields(entries);
+            format!("map<{},{}>", name(k.data_type()), name(v.data_type()))
         }
-        other => type_name(&other),
+        other => name(other),
     }
 }
 
@@ -590,5 +583,8 @@ mod tests {
         assert_eq!(type_name(&DataType::Utf8View), "string");
         assert_eq!(sql_type_name(&DataType::Int64), "bigint");
         assert_eq!(sql_type_name(&DataType::Int32), "int");
+        let list = DataType::List(Arc::new(Field::new("element", DataType::Int64, true)));
+        assert_eq!(type_name(&list), "array<long>");
+        assert_eq!(sql_type_name(&list), "array<bigint>");
     }
 }

@@ -213,13 +213,8 @@ async fn shuffle_data_is_removed_when_a_job_fails() {
     assert_eq!(session.scheduler().metrics().running_tasks, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_job_frees_slots_and_removes_shuffle_data() {
-    let session = session(2, 4, 0);
-    let heavy = "select k % 1000 as g, count(*) from \
-                 (select value as k from generate_series(1, 300000000)) group by 1";
-    let s = session.clone();
-    let job = tokio::spawn(async move { s.sql(heavy).await });
+/// Waits until some task of `session` holds a slot.
+async fn wait_until_a_task_runs(session: &fairway_engine::Session) {
     let deadline = std::time::Instant::now() + common::DEADLINE;
     while session.scheduler().metrics().running_tasks == 0 {
         assert!(
@@ -228,6 +223,16 @@ async fn cancelling_a_job_frees_slots_and_removes_shuffle_data() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_job_frees_slots_and_removes_shuffle_data() {
+    let session = session(2, 4, 0);
+    let heavy = "select k % 1000 as g, count(*) from \
+                 (select value as k from generate_series(1, 300000000)) group by 1";
+    let s = session.clone();
+    let job = tokio::spawn(async move { s.sql(heavy).await });
+    wait_until_a_task_runs(&session).await;
     job.abort();
     let _ = job.await;
     let deadline = std::time::Instant::now() + common::DEADLINE;
@@ -255,14 +260,7 @@ async fn a_cancelled_cross_join_stops_and_gives_back_its_thread() {
                    cross join generate_series(1, 2000000) b";
     let s = session.clone();
     let job = tokio::spawn(async move { s.sql(endless).await });
-    let deadline = std::time::Instant::now() + common::DEADLINE;
-    while session.scheduler().metrics().running_tasks == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_a_task_runs(&session).await;
     // Let the join run deep into its output.
     tokio::time::sleep(Duration::from_millis(300)).await;
     job.abort();
