@@ -85,7 +85,7 @@ impl<'a> Planner<'a> {
                         None => one_row(self.engine)?,
                     };
                     let exprs = self.exprs_with_star(&input, &p.expressions)?;
-                    Ok(input.select(exprs)?)
+                    spark_names(input.select(exprs)?)
                 }
                 RelType::Filter(f) => {
                     let input = self.input(&f.input).await?;
@@ -614,7 +614,7 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|e| self.expr(&input, e))
             .collect::<Result<Vec<_>>>()?;
-        Ok(input.aggregate(groups, aggregates)?)
+        spark_names(input.aggregate(groups, aggregates)?)
     }
 
     async fn set_op<'s>(&'s self, s: &'s proto::SetOperation) -> Result<DataFrame> {
@@ -964,7 +964,7 @@ fn spark_names(df: DataFrame) -> Result<DataFrame> {
     });
     qualifiers.sort_by_key(|q| std::cmp::Reverse(q.len()));
     let rename = |name: &str| -> String {
-        let mut out = name.replace("count(*)", "count(1)");
+        let mut out = plain_literals(name).replace("count(*)", "count(1)");
         for q in &qualifiers {
             out = strip_qualifier(&out, q);
         }
@@ -994,6 +994,48 @@ fn spark_names(df: DataFrame) -> Result<DataFrame> {
         });
     }
     Ok(df.select(exprs)?)
+}
+
+/// Literals in an expression's name as Spark writes them: `1` for
+/// DataFusion's `Int64(1)`, `a` for `Utf8("a")`.
+fn plain_literals(text: &str) -> String {
+    const TYPES: [&str; 9] = [
+        "Int64(", "Int32(", "Int16(", "Int8(", "UInt64(", "UInt32(", "Float64(", "Float32(",
+        "Boolean(",
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        let starts_name = out
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        if starts_name {
+            for t in TYPES {
+                if let Some(after) = rest.strip_prefix(t)
+                    && let Some(close) = after.find(')')
+                    && !after[..close].contains('(')
+                {
+                    out.push_str(&after[..close]);
+                    rest = &after[close + 1..];
+                    continue 'scan;
+                }
+            }
+            for t in ["Utf8(\"", "Utf8View(\"", "LargeUtf8(\""] {
+                if let Some(after) = rest.strip_prefix(t)
+                    && let Some(close) = after.find("\")")
+                {
+                    out.push_str(&after[..close]);
+                    rest = &after[close + 2..];
+                    continue 'scan;
+                }
+            }
+        }
+        let c = rest.chars().next().expect("not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// `text` without `q.` where `q` starts a name.
@@ -1502,6 +1544,14 @@ pub fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_in_names_are_written_as_spark_does() {
+        assert_eq!(plain_literals("count(Int64(1))"), "count(1)");
+        assert_eq!(plain_literals("a + Int64(10)"), "a + 10");
+        assert_eq!(plain_literals("concat(x, Utf8(\"-\"))"), "concat(x, -)");
+        assert_eq!(plain_literals("MyInt64(3)"), "MyInt64(3)");
+    }
 
     #[test]
     fn expression_names_lose_their_qualifiers() {

@@ -417,3 +417,14 @@ def test_describe_answers_as_spark(spark):
         ("n_comment", "string"),
     ]
     assert all(r.comment is None for r in rows)
+
+
+def test_aggregate_columns_are_named_as_spark_names_them(spark):
+    from pyspark.sql import functions as F
+
+    df = spark.table("orders").groupBy("o_orderpriority").agg(
+        F.sum("o_totalprice"), F.count("*"), F.max("o_orderdate")
+    )
+    assert df.columns == ["o_orderpriority", "sum(o_totalprice)", "count(1)", "max(o_orderdate)"]
+    got = {r["o_orderpriority"]: r["count(1)"] for r in df.collect()}
+    assert sum(got.values()) == 15000
