@@ -3,11 +3,9 @@
 //! `spark.scheduler.pool` chooses the session's pool; `fairway.*` and
 //! `datafusion.*` keys change the session's engine settings.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
 use fairway_engine::{SchedulingMode, Session};
-use log::warn;
 
 use crate::error::{Result, SparkError};
 
@@ -200,25 +198,17 @@ impl SessionConf {
     }
 }
 
-/// Pools a warning was already printed for.
-static WARNED_POOLS: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-
 /// In FAIR mode, a pool that the allocation file does not define is
-/// created on first use with Spark's defaults; say so once.
-pub fn warn_unknown_pool(engine: &Session, pool: &str) {
-    if engine.config().scheduler_mode != SchedulingMode::Fair || pool.is_empty() {
-        return;
-    }
-    if engine.scheduler().pools().iter().any(|p| p.name == pool) {
-        return;
-    }
-    let mut warned = WARNED_POOLS.lock().expect("warned pools lock");
-    if warned
-        .get_or_insert_with(HashSet::new)
-        .insert(pool.to_string())
+/// created on first use with Spark's defaults: the warning that says so,
+/// or `None` for a defined pool (or any pool in FIFO mode).
+pub fn unknown_pool_warning(engine: &Session, pool: &str) -> Option<String> {
+    if engine.config().scheduler_mode != SchedulingMode::Fair
+        || pool.is_empty()
+        || engine.scheduler().pools().iter().any(|p| p.name == pool)
     {
-        warn!(
-            "pool '{pool}' is not in the allocation file: created with weight 1, minShare 0, FIFO"
-        );
+        return None;
     }
+    Some(format!(
+        "pool '{pool}' is not in the allocation file: created with weight 1, minShare 0, FIFO"
+    ))
 }

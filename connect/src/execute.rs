@@ -13,17 +13,13 @@ use fairway_engine::datafusion::dataframe::DataFrame;
 use fairway_engine::datafusion::sql::parser::Statement;
 use fairway_engine::datafusion::sql::sqlparser::ast;
 
-use crate::conf::POOL_KEY;
 use crate::error::{Result, SparkError};
 use crate::proto::{self, command::CommandType, execute_plan_response as epr};
-use crate::relation::{Planner, describe, one_line, table_reference};
+use crate::relation::{Planner, RunFn, describe, one_line, refuse_sql_args, table_reference};
 use crate::session::{ClientSession, Operation};
 use crate::types::{spark_arrow_schema, spark_schema, to_spark_batch};
 use crate::write::{SaveMode, WriteFormat, WriteOptions};
 
-/// Rows per Arrow batch sent, at most (Spark's
-/// `spark.sql.execution.arrow.maxRecordsPerBatch`).
-const MAX_ROWS_PER_BATCH: usize = 10_000;
 /// Bytes of Arrow IPC per response, about.
 const MAX_BYTES_PER_RESPONSE: usize = 4 << 20;
 
@@ -38,21 +34,24 @@ pub struct Job<'s> {
 }
 
 impl Job<'_> {
-    fn response(&self, kind: epr::ResponseType) -> proto::ExecutePlanResponse {
+    fn response(&self, kind: Option<epr::ResponseType>) -> proto::ExecutePlanResponse {
         proto::ExecutePlanResponse {
             session_id: self.session.session_id.clone(),
             server_side_session_id: self.session.server_side_id.clone(),
             operation_id: self.op.id.clone(),
             response_id: uuid::Uuid::new_v4().to_string(),
-            response_type: Some(kind),
+            response_type: kind,
             ..Default::default()
         }
     }
 
+    fn push(&self, kind: epr::ResponseType) {
+        self.op.push(self.response(Some(kind)));
+    }
+
     /// Runs `df` as one fairway job.
     pub async fn collect(&self, df: DataFrame, what: &str) -> Result<Vec<RecordBatch>> {
-        let description = format!("{} {}", self.prefix, what);
-        Ok(self.engine.execute(df, &description).await?.batches)
+        runner(self.engine.clone(), self.prefix.clone())(df, what.to_string()).await
     }
 
     /// Runs the plan and pushes its responses.
@@ -71,15 +70,9 @@ impl Job<'_> {
     }
 
     fn planner(&self) -> Planner<'_> {
-        let engine = self.engine.clone();
-        let prefix = self.prefix.clone();
         Planner {
             engine: &self.engine,
-            run: Arc::new(move |df: DataFrame, what: String| {
-                let engine = engine.clone();
-                let description = format!("{prefix} {what}");
-                Box::pin(async move { Ok(engine.execute(df, &description).await?.batches) })
-            }),
+            run: runner(self.engine.clone(), self.prefix.clone()),
         }
     }
 
@@ -100,37 +93,35 @@ impl Job<'_> {
         self.send_rows(&Arc::new(schema), &batches)
     }
 
-    /// The schema, the rows as Arrow batches, then `result_complete`.
+    /// The schema, the rows as Arrow batches of about
+    /// [`MAX_BYTES_PER_RESPONSE`] each, then `result_complete`.
     fn send_rows(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
         let target = spark_arrow_schema(schema);
-        let mut response = self.response(epr::ResponseType::ResultComplete(epr::ResultComplete {}));
-        response.response_type = None;
-        response.schema = Some(spark_schema(&target));
-        self.op.push(response);
+        let mut first = self.response(None);
+        first.schema = Some(spark_schema(&target));
+        self.op.push(first);
         let mut offset = 0i64;
         let mut pending: Vec<RecordBatch> = Vec::new();
         let mut pending_bytes = 0;
-        let mut sent_any = false;
-        for batch in batches {
+        for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             let batch = to_spark_batch(batch, &target)?;
+            let rows = batch.num_rows();
+            let per_row = (batch.get_array_memory_size() / rows).max(1);
             let mut start = 0;
-            while start < batch.num_rows() {
-                let len = (batch.num_rows() - start).min(MAX_ROWS_PER_BATCH);
-                let slice = batch.slice(start, len);
-                pending_bytes += slice.get_array_memory_size();
-                pending.push(slice);
+            while start < rows {
+                let room = (MAX_BYTES_PER_RESPONSE.saturating_sub(pending_bytes) / per_row).max(1);
+                let len = room.min(rows - start);
+                pending.push(batch.slice(start, len));
+                pending_bytes += len * per_row;
                 start += len;
                 if pending_bytes >= MAX_BYTES_PER_RESPONSE {
                     offset = self.send_batches(&target, &mut pending, offset)?;
                     pending_bytes = 0;
-                    sent_any = true;
                 }
             }
         }
-        if !pending.is_empty() || !sent_any {
-            if pending.is_empty() {
-                pending.push(RecordBatch::new_empty(Arc::clone(&target)));
-            }
+        // The last rows; an empty result still sends one (empty) batch.
+        if !pending.is_empty() || offset == 0 {
             self.send_batches(&target, &mut pending, offset)?;
         }
         self.complete();
@@ -144,26 +135,24 @@ impl Job<'_> {
         offset: i64,
     ) -> Result<i64> {
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        // A client expects one record batch per response.
+        // A client expects one record batch per response (`concat` of no
+        // batches is an empty one).
         let one = fairway_engine::arrow::compute::concat_batches(schema, batches.iter())
             .map_err(|e| SparkError::unsupported(format!("result batch: {e}")))?;
         let data = ipc_stream(schema, std::slice::from_ref(&one))?;
         batches.clear();
-        self.op.push(
-            self.response(epr::ResponseType::ArrowBatch(epr::ArrowBatch {
-                row_count: rows as i64,
-                data,
-                start_offset: Some(offset),
-                chunk_index: None,
-                num_chunks_in_batch: None,
-            })),
-        );
+        self.push(epr::ResponseType::ArrowBatch(epr::ArrowBatch {
+            row_count: rows as i64,
+            data,
+            start_offset: Some(offset),
+            chunk_index: None,
+            num_chunks_in_batch: None,
+        }));
         Ok(offset + rows as i64)
     }
 
     fn complete(&self) {
-        self.op
-            .push(self.response(epr::ResponseType::ResultComplete(epr::ResultComplete {})));
+        self.push(epr::ResponseType::ResultComplete(epr::ResultComplete {}));
     }
 
     async fn command(&self, command: &proto::Command) -> Result<()> {
@@ -221,13 +210,12 @@ impl Job<'_> {
                 rel_type: Some(proto::relation::RelType::Sql(s)),
                 ..
             }) => {
-                if !s.args.is_empty()
-                    || !s.pos_args.is_empty()
-                    || !s.named_arguments.is_empty()
-                    || !s.pos_arguments.is_empty()
-                {
-                    return Err(SparkError::unsupported("spark.sql with args"));
-                }
+                refuse_sql_args([
+                    s.args.len(),
+                    s.pos_args.len(),
+                    s.named_arguments.len(),
+                    s.pos_arguments.len(),
+                ])?;
                 s.query.clone()
             }
             Some(_) => {
@@ -236,13 +224,12 @@ impl Job<'_> {
                 ));
             }
             None => {
-                if !sql.args.is_empty()
-                    || !sql.pos_args.is_empty()
-                    || !sql.named_arguments.is_empty()
-                    || !sql.pos_arguments.is_empty()
-                {
-                    return Err(SparkError::unsupported("spark.sql with args"));
-                }
+                refuse_sql_args([
+                    sql.args.len(),
+                    sql.pos_args.len(),
+                    sql.named_arguments.len(),
+                    sql.pos_arguments.len(),
+                ])?;
                 sql.sql.clone()
             }
         };
@@ -257,11 +244,9 @@ impl Job<'_> {
             },
             SqlResult::Rows(schema, batches) => local_relation(&schema, &batches)?,
         };
-        self.op.push(
-            self.response(epr::ResponseType::SqlCommandResult(epr::SqlCommandResult {
-                relation: Some(relation),
-            })),
-        );
+        self.push(epr::ResponseType::SqlCommandResult(epr::SqlCommandResult {
+            relation: Some(relation),
+        }));
         self.complete();
         Ok(())
     }
@@ -325,9 +310,6 @@ impl Job<'_> {
             let key = key.trim().trim_matches('`').to_string();
             let value = unquote(value.trim());
             conf.set(&self.session.engine, &key, &value)?;
-            if key == POOL_KEY {
-                crate::conf::warn_unknown_pool(&self.session.engine, &value);
-            }
             vec![(key, value)]
         } else {
             let key = rest.trim_matches('`').to_string();
@@ -482,7 +464,8 @@ impl Job<'_> {
             )));
         }
         let target = std::path::PathBuf::from(&local);
-        if mode == SaveMode::Ignore && std::fs::symlink_metadata(&target).is_ok() {
+        // A refused or ignored write runs no job.
+        if !crate::write::check_target(&target, mode)? {
             self.complete();
             return Ok(());
         }
@@ -506,6 +489,15 @@ impl Job<'_> {
         self.complete();
         Ok(())
     }
+}
+
+/// Runs DataFrames as fairway jobs of `engine`, described `PREFIX WHAT`.
+pub fn runner(engine: Session, prefix: String) -> RunFn {
+    Arc::new(move |df: DataFrame, what: String| {
+        let engine = engine.clone();
+        let description = format!("{prefix} {what}");
+        Box::pin(async move { Ok(engine.execute(df, &description).await?.batches) })
+    })
 }
 
 enum SqlResult {

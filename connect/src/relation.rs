@@ -27,6 +27,10 @@ use fairway_engine::arrow::ipc::reader::StreamReader;
 use fairway_engine::datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
 use fairway_engine::datafusion::dataframe::DataFrame;
 use fairway_engine::datafusion::datasource::MemTable;
+use fairway_engine::datafusion::datasource::file_format::options::ReadOptions;
+use fairway_engine::datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use fairway_engine::datafusion::functions_aggregate::expr_fn as agg;
 use fairway_engine::datafusion::logical_expr::{
     Expr, ExprSchemable, JoinType, LogicalPlanBuilder, SortExpr, binary_expr, cast,
@@ -258,13 +262,12 @@ impl<'a> Planner<'a> {
     }
 
     async fn sql(&self, sql: &proto::Sql) -> Result<DataFrame> {
-        if !sql.args.is_empty()
-            || !sql.pos_args.is_empty()
-            || !sql.named_arguments.is_empty()
-            || !sql.pos_arguments.is_empty()
-        {
-            return Err(SparkError::unsupported("spark.sql with args"));
-        }
+        refuse_sql_args([
+            sql.args.len(),
+            sql.pos_args.len(),
+            sql.named_arguments.len(),
+            sql.pos_arguments.len(),
+        ])?;
         let mut statements = self.engine.parse_statements(&sql.query)?;
         if statements.len() != 1 {
             return Err(SparkError::parse(format!(
@@ -346,6 +349,10 @@ impl<'a> Planner<'a> {
             _ => None,
         };
         let ctx = ctx(self.engine);
+        let state = ctx.state();
+        let listing = |options: &dyn ReadOptions<'_>| {
+            options.to_listing_options(state.config(), state.default_table_options())
+        };
         let ext = |default: &str| -> String {
             // A single file keeps its own extension; folders read `default`.
             match paths.as_slice() {
@@ -356,55 +363,50 @@ impl<'a> Planner<'a> {
                 _ => default.to_string(),
             }
         };
+        let urls = locations
+            .iter()
+            .map(ListingTableUrl::parse)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        // Each read lists and infers the files once; the table then reads
+        // them with the schema Spark would give (every column nullable).
         let df = match format.as_str() {
             "parquet" => {
                 let ext = ext(".parquet");
-                // Spark reads every column of a file as nullable.
+                let options = listing(&ParquetReadOptions {
+                    file_extension: &ext,
+                    ..Default::default()
+                });
                 let read_schema = match &schema {
                     Some(s) => nullable(s),
-                    None => {
-                        let options = ParquetReadOptions {
-                            file_extension: &ext,
-                            ..Default::default()
-                        };
-                        let found = ctx.read_parquet(locations.clone(), options).await?;
-                        nullable(found.schema().as_arrow())
-                    }
+                    None => nullable(&infer_schema(ctx, &urls, &options).await?),
                 };
-                let options = ParquetReadOptions {
-                    file_extension: &ext,
-                    schema: Some(&read_schema),
-                    ..Default::default()
-                };
-                ctx.read_parquet(locations, options).await?
+                listing_frame(ctx, urls, options, read_schema)?
             }
             "csv" => {
                 let ext = ext(".csv");
                 let header = flag("header");
-                let infer = flag("inferSchema");
                 let delimiter = option("sep")
                     .or_else(|| option("delimiter"))
                     .and_then(|d| d.bytes().next())
                     .unwrap_or(b',');
-                let base = CsvReadOptions::new()
-                    .has_header(header)
-                    .delimiter(delimiter)
-                    .file_extension(&ext);
+                let options = listing(
+                    &CsvReadOptions::new()
+                        .has_header(header)
+                        .delimiter(delimiter)
+                        .file_extension(&ext),
+                );
                 let read_schema = match &schema {
                     Some(s) => nullable(s),
                     None => {
-                        let inferred = ctx
-                            .read_csv(locations.clone(), base.clone())
-                            .await?
-                            .schema()
-                            .as_arrow()
-                            .clone();
-                        if infer {
-                            self.narrow_integers(
-                                ctx.read_csv(locations.clone(), base.clone()).await?,
-                                &inferred,
-                            )
-                            .await?
+                        let inferred = infer_schema(ctx, &urls, &options).await?;
+                        if flag("inferSchema") {
+                            let all = listing_frame(
+                                ctx,
+                                urls.clone(),
+                                options.clone(),
+                                inferred.clone(),
+                            )?;
+                            self.narrow_integers(all, &inferred).await?
                         } else {
                             // Spark reads every CSV column as a string
                             // unless asked to infer types.
@@ -418,8 +420,7 @@ impl<'a> Planner<'a> {
                         }
                     }
                 };
-                let options = base.schema(&read_schema);
-                let df = ctx.read_csv(locations, options).await?;
+                let df = listing_frame(ctx, urls, options, read_schema)?;
                 if header || schema.is_some() {
                     df
                 } else {
@@ -436,19 +437,17 @@ impl<'a> Planner<'a> {
             }
             "json" => {
                 let ext = ext(".json");
-                let mut options = JsonReadOptions::default().file_extension(&ext);
-                let read_schema = schema.as_ref().map(nullable);
-                if let Some(s) = &read_schema {
-                    options = options.schema(s);
-                }
-                let df = ctx.read_json(locations, options).await?;
-                if schema.is_some() {
-                    df
-                } else {
-                    // Spark orders inferred JSON fields by name.
-                    let mut columns = df.schema().columns();
-                    columns.sort_by(|a, b| a.name.cmp(&b.name));
-                    df.select(columns.into_iter().map(Expr::Column).collect::<Vec<_>>())?
+                let options = listing(&JsonReadOptions::default().file_extension(&ext));
+                match &schema {
+                    Some(s) => listing_frame(ctx, urls, options, nullable(s))?,
+                    None => {
+                        let inferred = nullable(&infer_schema(ctx, &urls, &options).await?);
+                        let df = listing_frame(ctx, urls, options, inferred)?;
+                        // Spark orders inferred JSON fields by name.
+                        let mut columns = df.schema().columns();
+                        columns.sort_by(|a, b| a.name.cmp(&b.name));
+                        df.select(columns.into_iter().map(Expr::Column).collect::<Vec<_>>())?
+                    }
                 }
             }
             other => {
@@ -1057,6 +1056,15 @@ fn strip_qualifier(text: &str, q: &str) -> String {
     out
 }
 
+/// `spark.sql(query, args=...)` is not supported yet: `counts` are the
+/// sizes of the four argument fields (two deprecated) of the protocol.
+pub fn refuse_sql_args(counts: [usize; 4]) -> Result<()> {
+    if counts.iter().any(|&n| n > 0) {
+        return Err(SparkError::unsupported("spark.sql with args"));
+    }
+    Ok(())
+}
+
 fn merge_how(kind: proto::join::JoinType) -> Option<MergeHow> {
     use proto::join::JoinType as J;
     match kind {
@@ -1353,16 +1361,52 @@ fn nullable_table(
     provider: Arc<dyn fairway_engine::datafusion::catalog::TableProvider>,
 ) -> Option<Arc<dyn fairway_engine::datafusion::catalog::TableProvider>> {
     use fairway_engine::datafusion::catalog::TableProvider;
-    use fairway_engine::datafusion::datasource::listing::{ListingTable, ListingTableConfig};
     let listing = provider.downcast_ref::<ListingTable>()?;
     let schema = listing.schema();
     if schema.fields().iter().all(|f| f.is_nullable()) {
         return None;
     }
-    let config = ListingTableConfig::new_with_multi_paths(listing.table_paths().clone())
-        .with_listing_options(listing.options().clone())
-        .with_schema(Arc::new(nullable(&schema)));
-    ListingTable::try_new(config).ok().map(|t| Arc::new(t) as _)
+    let table = listing_table(
+        listing.table_paths().clone(),
+        listing.options().clone(),
+        nullable(&schema),
+    );
+    table.ok().map(|t| t as _)
+}
+
+/// A table of the files at `urls`, read with `schema`.
+fn listing_table(
+    urls: Vec<ListingTableUrl>,
+    options: ListingOptions,
+    schema: Schema,
+) -> Result<Arc<ListingTable>> {
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(Arc::new(schema));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+fn listing_frame(
+    ctx: &SessionContext,
+    urls: Vec<ListingTableUrl>,
+    options: ListingOptions,
+    schema: Schema,
+) -> Result<DataFrame> {
+    Ok(ctx.read_table(listing_table(urls, options, schema)?)?)
+}
+
+/// The schema of the files at `urls` (the first location's, as DataFusion
+/// infers a listing table's).
+async fn infer_schema(
+    ctx: &SessionContext,
+    urls: &[ListingTableUrl],
+    options: &ListingOptions,
+) -> Result<Schema> {
+    let state = ctx.state();
+    let Some(first) = urls.first() else {
+        return Ok(Schema::empty());
+    };
+    Ok(options.infer_schema(&state, first).await?.as_ref().clone())
 }
 
 /// A DataFusion table location for a user's path: a folder gets a

@@ -2,17 +2,18 @@
 //! session: every Spark Connect session is an isolated client of it (own
 //! settings, temporary views and pool), all share its tables and slots.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use fairway_engine::{SchedulingMode, Session};
+use fairway_engine::Session;
 use futures::Stream;
-use log::info;
+use log::{info, warn};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::conf::{POOL_KEY, POOL_TAG_PREFIX, warn_unknown_pool};
+use crate::conf::{POOL_KEY, POOL_TAG_PREFIX, unknown_pool_warning};
 use crate::error::{Result, SparkError};
 use crate::execute::Job;
 use crate::proto::{
@@ -44,6 +45,8 @@ pub struct Connect {
     sessions: Sessions,
     options: ConnectOptions,
     default_pool: String,
+    /// Pools whose "not in the allocation file" warning was logged.
+    warned_pools: Mutex<HashSet<String>>,
 }
 
 type Stream_ =
@@ -57,7 +60,19 @@ impl Connect {
             sessions: Sessions::default(),
             options,
             default_pool,
+            warned_pools: Mutex::default(),
         }
+    }
+
+    /// The warning for a pool the allocation file does not define, logged
+    /// the first time the pool is named.
+    fn check_pool(&self, pool: &str) -> Option<String> {
+        let warning = unknown_pool_warning(&self.engine, pool)?;
+        let mut warned = self.warned_pools.lock().expect("warned pools lock");
+        if warned.insert(pool.to_string()) {
+            warn!("{warning}");
+        }
+        Some(warning)
     }
 
     /// The tonic service, ready to add to a server.
@@ -150,7 +165,7 @@ impl Connect {
                     .map(str::to_string)
             })
             .unwrap_or_else(|| self.default_pool.clone());
-        warn_unknown_pool(&self.engine, &pool);
+        self.check_pool(&pool);
         Ok((session.engine.with_pool(&pool)?, pool))
     }
 
@@ -582,16 +597,9 @@ impl Connect {
     ) -> Result<apres::Result> {
         let engine = &session.engine;
         // Planning may run a job (CSV schema inference, `show`).
-        let runner = engine.clone();
         let planner = Planner {
             engine,
-            run: Arc::new(move |df, what| {
-                let runner = runner.clone();
-                Box::pin(async move {
-                    let description = format!("connect analyze {what}");
-                    Ok(runner.execute(df, &description).await?.batches)
-                })
-            }),
+            run: crate::execute::runner(engine.clone(), "connect analyze".to_string()),
         };
         let relation_of = |plan: &Option<proto::Plan>| -> Result<proto::Relation> {
             match plan.as_ref().and_then(|p| p.op_type.as_ref()) {
@@ -730,20 +738,10 @@ impl Connect {
                 for pair in &set.pairs {
                     let value = pair.value.clone().unwrap_or_default();
                     conf.set(engine, &pair.key, &value)?;
-                    if pair.key == POOL_KEY {
-                        warn_unknown_pool(&self.engine, &value);
-                        if self.engine.config().scheduler_mode == SchedulingMode::Fair
-                            && !self
-                                .engine
-                                .scheduler()
-                                .pools()
-                                .iter()
-                                .any(|p| p.name == value)
-                        {
-                            warnings.push(format!(
-                                "pool '{value}' is not in the allocation file: it is created with weight 1, minShare 0"
-                            ));
-                        }
+                    if pair.key == POOL_KEY
+                        && let Some(warning) = self.check_pool(&value)
+                    {
+                        warnings.push(warning);
                     }
                 }
                 info!(

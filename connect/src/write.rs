@@ -102,14 +102,12 @@ fn written_by_fairway(dir: &Path) -> bool {
     })
 }
 
-/// Writes `batches` to `path` as `options` say. Returns the number of part
-/// files written (0 when `ignore` found the path).
-pub fn write(
-    path: &Path,
-    batches: &[RecordBatch],
-    schema: &SchemaRef,
-    options: &WriteOptions,
-) -> Result<usize> {
+/// Whether a write in `mode` may go to `path`: an error for what the mode
+/// refuses (an existing path for `error`, a folder fairway did not write
+/// for `overwrite`, a file for `append`, any link), `false` when `ignore`
+/// finds the path. Called before the job runs, so that a refused write
+/// costs nothing, and again before the files are written.
+pub fn check_target(path: &Path, mode: SaveMode) -> Result<bool> {
     let meta = std::fs::symlink_metadata(path);
     let exists = meta.is_ok();
     if let Ok(m) = &meta
@@ -120,30 +118,41 @@ pub fn write(
             "is a symbolic link; fairway does not write through links.",
         ));
     }
-    match options.mode {
-        SaveMode::ErrorIfExists if exists => {
-            return Err(refused(
-                path,
-                "already exists. Set mode as \"overwrite\" to overwrite the existing path.",
-            ));
-        }
-        SaveMode::Ignore if exists => return Ok(0),
+    match mode {
+        SaveMode::ErrorIfExists if exists => Err(refused(
+            path,
+            "already exists. Set mode as \"overwrite\" to overwrite the existing path.",
+        )),
+        SaveMode::Ignore if exists => Ok(false),
         SaveMode::Overwrite if exists && !(path.is_dir() && written_by_fairway(path)) => {
-            return Err(refused(
+            Err(refused(
                 path,
                 "already exists and fairway did not write it (no fairway _SUCCESS marker, or \
                  files other than part files): fairway only replaces its own outputs. Remove it \
                  yourself or write elsewhere.",
-            ));
+            ))
         }
-        SaveMode::Append if exists && !path.is_dir() => {
-            return Err(refused(
-                path,
-                "is not a folder; cannot append part files to it.",
-            ));
-        }
-        _ => {}
+        SaveMode::Append if exists && !path.is_dir() => Err(refused(
+            path,
+            "is not a folder; cannot append part files to it.",
+        )),
+        _ => Ok(true),
     }
+}
+
+/// Writes `batches` to `path` as `options` say. Returns the number of part
+/// files written (0 when `ignore` found the path).
+pub fn write(
+    path: &Path,
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    options: &WriteOptions,
+) -> Result<usize> {
+    // Checked again here: the path may have changed while the job ran.
+    if !check_target(path, options.mode)? {
+        return Ok(0);
+    }
+    let exists = std::fs::symlink_metadata(path).is_ok();
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
         && !parent.exists()

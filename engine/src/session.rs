@@ -567,13 +567,8 @@ impl Session {
             // the client (or, for a client without its own, as views).
             let name = view.name.table().to_string();
             self.register_temp_view(&name, view.input.as_ref().clone(), view.or_replace)?;
-            return Ok(DataFrame::new(
-                self.ctx.state(),
-                LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-                    produce_one_row: false,
-                    schema: Arc::new(datafusion::common::DFSchema::empty()),
-                }),
-            ));
+            let nothing = datafusion::logical_expr::LogicalPlanBuilder::empty(false).build()?;
+            return Ok(DataFrame::new(self.ctx.state(), nothing));
         }
         Ok(self.ctx.execute_logical_plan(plan).await?)
     }
