@@ -115,10 +115,11 @@ impl SparkError {
         Self::new(PARSE, "PARSE_SYNTAX_ERROR", "42601", message)
     }
 
-    /// Something the protocol allows that fairway does not do yet.
+    /// Something the protocol allows that fairway does not do yet: an
+    /// `AnalysisException` (as Spark's `UNSUPPORTED_FEATURE.*`) naming it.
     pub fn unsupported(what: impl Into<String>) -> Self {
         Self::new(
-            UNSUPPORTED,
+            ANALYSIS,
             "UNSUPPORTED_FEATURE",
             "0A000",
             format!("fairway connect does not support {}", what.into()),
@@ -130,6 +131,11 @@ impl SparkError {
         let mut e = Self::new(INVALID_PLAN, "INTERNAL_ERROR", "XX000", message);
         e.code = tonic::Code::InvalidArgument;
         e
+    }
+
+    /// A failure inside the server (a cache file it could not write).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(RUNTIME, "INTERNAL_ERROR", "XX000", message)
     }
 
     /// A bad argument (a config value, a save mode).

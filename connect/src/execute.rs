@@ -70,10 +70,11 @@ impl Job<'_> {
     }
 
     fn planner(&self) -> Planner<'_> {
-        Planner {
-            engine: &self.engine,
-            run: runner(self.engine.clone(), self.prefix.clone()),
-        }
+        Planner::new(
+            &self.engine,
+            runner(self.engine.clone(), self.prefix.clone()),
+            Arc::clone(&self.session.cache),
+        )
     }
 
     async fn relation(&self, relation: &proto::Relation) -> Result<()> {

@@ -18,13 +18,15 @@
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use fairway_engine::Session;
 use fairway_engine::arrow::array::RecordBatch;
 use fairway_engine::arrow::datatypes::{DataType, Field, Schema};
 use fairway_engine::arrow::ipc::reader::StreamReader;
-use fairway_engine::datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
+use fairway_engine::datafusion::common::{
+    Column, DFSchema, ExprSchema, ScalarValue, TableReference,
+};
 use fairway_engine::datafusion::dataframe::DataFrame;
 use fairway_engine::datafusion::datasource::MemTable;
 use fairway_engine::datafusion::datasource::file_format::options::ReadOptions;
@@ -42,6 +44,7 @@ use fairway_engine::datafusion::prelude::{
 };
 use fairway_engine::{MergeHow, merge_frames};
 
+use crate::cache::{self, Cache, Cached};
 use crate::error::{Result, SparkError};
 use crate::proto::{self, expression::ExprType, relation::RelType};
 use crate::types::{arrow_type, parse_schema, parse_type};
@@ -54,6 +57,12 @@ pub struct Planner<'a> {
     /// Runs a DataFrame as a fairway job (for `show`, which needs rows to
     /// plan its answer).
     pub run: RunFn,
+    /// The session's cached frames (`df.cache()`).
+    pub cache: Arc<Cache>,
+    /// The output columns of each planned relation that has a plan id, in
+    /// planning order: how `df.col` / `df["col"]` (an attribute with the
+    /// plan id of `df`) finds its column after joins.
+    plan_columns: Mutex<Vec<(i64, Vec<Column>)>>,
 }
 
 /// Runs a DataFrame (with a description of what it does) as a job.
@@ -69,8 +78,75 @@ fn missing(what: &str) -> SparkError {
 }
 
 impl<'a> Planner<'a> {
+    pub fn new(engine: &'a Session, run: RunFn, cache: Arc<Cache>) -> Self {
+        Planner {
+            engine,
+            run,
+            cache,
+            plan_columns: Mutex::default(),
+        }
+    }
+
     /// The DataFrame of `relation`.
     pub fn relation<'s>(
+        &'s self,
+        relation: &'s proto::Relation,
+    ) -> BoxFuture<'s, Result<DataFrame>> {
+        Box::pin(async move {
+            let df = match self.cache.is_empty() {
+                true => self.plan_relation(relation).await?,
+                false => self.cached_relation(relation).await?,
+            };
+            if let Some(id) = relation.common.as_ref().and_then(|c| c.plan_id) {
+                self.plan_columns
+                    .lock()
+                    .expect("plan columns lock")
+                    .push((id, df.schema().columns()));
+            }
+            Ok(df)
+        })
+    }
+
+    /// A relation the session may have cached: its rows once run.
+    async fn cached_relation(&self, relation: &proto::Relation) -> Result<DataFrame> {
+        let key = cache::key(relation);
+        let cached = match self.cache.get(&key) {
+            None => return self.plan_relation(relation).await,
+            Some(Cached::Marked { .. }) => {
+                let df = self.plan_relation(relation).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let batches = (self.run)(df, format!("cache {}", describe(relation))).await?;
+                let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
+                self.cache
+                    .store(&key, schema, batches, self.cache.budget())?
+            }
+            Some(cached) => cached,
+        };
+        let ctx = ctx(self.engine);
+        match cached {
+            Cached::Memory {
+                schema, batches, ..
+            } => {
+                // Spread over the session's partitions, to scan in parallel.
+                let n = ctx.state().config().target_partitions().max(1);
+                let mut partitions = vec![Vec::new(); n.min(batches.len()).max(1)];
+                let count = partitions.len();
+                for (i, batch) in batches.into_iter().enumerate() {
+                    partitions[i % count].push(batch);
+                }
+                Ok(ctx.read_table(Arc::new(MemTable::try_new(schema, partitions)?))?)
+            }
+            Cached::Disk { path } => Ok(ctx
+                .read_arrow(
+                    path.to_string_lossy().as_ref(),
+                    fairway_engine::datafusion::datasource::file_format::options::ArrowReadOptions::default(),
+                )
+                .await?),
+            Cached::Marked { .. } => self.plan_relation(relation).await,
+        }
+    }
+
+    fn plan_relation<'s>(
         &'s self,
         relation: &'s proto::Relation,
     ) -> BoxFuture<'s, Result<DataFrame>> {
@@ -88,8 +164,7 @@ impl<'a> Planner<'a> {
                         Some(input) => self.relation(input).await?,
                         None => one_row(self.engine)?,
                     };
-                    let exprs = self.exprs_with_star(&input, &p.expressions)?;
-                    spark_names(input.select(exprs)?)
+                    self.project(input, &p.expressions)
                 }
                 RelType::Filter(f) => {
                     let input = self.input(&f.input).await?;
@@ -151,7 +226,19 @@ impl<'a> Planner<'a> {
                         let Ok(Expr::Column(c)) = resolve_column(df.schema(), &old) else {
                             continue; // Spark ignores a missing column here.
                         };
-                        df = df.with_column_renamed(c.flat_name(), &new)?;
+                        let exprs: Vec<Expr> = df
+                            .schema()
+                            .columns()
+                            .into_iter()
+                            .map(|column| {
+                                if column == c {
+                                    Expr::Column(column).alias(&new)
+                                } else {
+                                    Expr::Column(column)
+                                }
+                            })
+                            .collect();
+                        df = df.select(exprs)?;
                     }
                     Ok(df)
                 }
@@ -161,8 +248,12 @@ impl<'a> Planner<'a> {
                         let Some(e) = &alias.expr else {
                             return Err(missing("expression"));
                         };
-                        let value = self.expr(&df, e)?;
                         let name = alias.name.first().ok_or_else(|| missing("column name"))?;
+                        if let Some((outer, inner)) = explode_of(e) {
+                            df = self.with_exploded(df, inner, name, outer)?;
+                            continue;
+                        }
+                        let value = self.expr(&df, e)?;
                         // Replace a column of that name (any case), else add.
                         let existing = df
                             .schema()
@@ -237,6 +328,18 @@ impl<'a> Planner<'a> {
                         .collect::<Result<Vec<_>>>()?;
                     Ok(df.select(exprs)?)
                 }
+                RelType::FillNa(f) => {
+                    let df = self.input(&f.input).await?;
+                    fill_na(df, f)
+                }
+                RelType::DropNa(d) => {
+                    let df = self.input(&d.input).await?;
+                    drop_na(df, d)
+                }
+                RelType::Sample(s) => {
+                    let df = self.input(&s.input).await?;
+                    self.sample(df, s)
+                }
                 RelType::CachedLocalRelation(_) | RelType::ChunkedCachedLocalRelation(_) => {
                     Err(SparkError::unsupported(
                         "cached local relations (artifacts); keep createDataFrame data under \
@@ -244,10 +347,8 @@ impl<'a> Planner<'a> {
                     ))
                 }
                 other => Err(SparkError::unsupported(format!(
-                    "the relation {} (this server does SQL, read, createDataFrame, range, \
-                     select, filter, join, limit, offset, sort, groupBy/agg, alias, toDF, \
-                     withColumn(s), withColumnRenamed, drop, distinct, union/intersect/except, \
-                     show)",
+                    "the relation {} (the README lists the DataFrame methods fairway \
+                     connect supports)",
                     relation_name(other)
                 ))),
             }
@@ -549,8 +650,11 @@ impl<'a> Planner<'a> {
                 return Ok(merge_frames(frames, &on, how)?);
             }
         }
+        let mark0 = self.plan_columns_len();
         let left = self.input(&join.left).await?;
+        let mark1 = self.plan_columns_len();
         let right = self.input(&join.right).await?;
+        let mark2 = self.plan_columns_len();
         let join_type = match kind {
             J::Inner | J::Unspecified => JoinType::Inner,
             J::FullOuter => JoinType::Full,
@@ -560,7 +664,11 @@ impl<'a> Planner<'a> {
             J::LeftSemi => JoinType::LeftSemi,
             J::Cross => JoinType::Inner,
         };
-        let (left, right) = distinct_qualifiers(left, right)?;
+        let (left, right, aliases) = distinct_qualifiers(left, right)?;
+        if let Some((l, r)) = aliases {
+            self.requalify(mark0..mark1, &l);
+            self.requalify(mark1..mark2, &r);
+        }
         if !join.using_columns.is_empty() {
             return using_join(left, right, &join.using_columns, join_type);
         }
@@ -594,15 +702,10 @@ impl<'a> Planner<'a> {
     }
 
     async fn aggregate<'s>(&'s self, a: &'s proto::Aggregate) -> Result<DataFrame> {
+        use fairway_engine::datafusion::logical_expr::GroupingSet;
         use proto::aggregate::GroupType;
         let input = self.input(&a.input).await?;
         let kind = GroupType::try_from(a.group_type).unwrap_or(GroupType::Unspecified);
-        if !matches!(kind, GroupType::Groupby | GroupType::Unspecified) {
-            return Err(SparkError::unsupported(format!(
-                "grouping of type {}",
-                kind.as_str_name()
-            )));
-        }
         let groups = a
             .grouping_expressions
             .iter()
@@ -613,7 +716,126 @@ impl<'a> Planner<'a> {
             .iter()
             .map(|e| self.expr(&input, e))
             .collect::<Result<Vec<_>>>()?;
-        spark_names(input.aggregate(groups, aggregates)?)
+        let groups = match kind {
+            GroupType::Groupby | GroupType::Unspecified => groups,
+            GroupType::Rollup => vec![Expr::GroupingSet(GroupingSet::Rollup(groups))],
+            GroupType::Cube => vec![Expr::GroupingSet(GroupingSet::Cube(groups))],
+            GroupType::GroupingSets => {
+                let sets = a
+                    .grouping_sets
+                    .iter()
+                    .map(|set| {
+                        set.grouping_set
+                            .iter()
+                            .map(|e| self.expr(&input, e))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                vec![Expr::GroupingSet(GroupingSet::GroupingSets(sets))]
+            }
+            GroupType::Pivot => {
+                let pivot = a.pivot.as_ref().ok_or_else(|| missing("pivot"))?;
+                return self.pivot(input, groups, aggregates, pivot).await;
+            }
+        };
+        aggregate_frame(input, groups, aggregates)
+    }
+
+    /// `groupBy(g).pivot(p, values).agg(a...)`: the aggregates per group
+    /// and pivot value, then one column per value (and aggregate), NULL
+    /// where a group has no rows of that value (as Spark's `PivotFirst`).
+    async fn pivot(
+        &self,
+        input: DataFrame,
+        groups: Vec<Expr>,
+        aggregates: Vec<Expr>,
+        pivot: &proto::aggregate::Pivot,
+    ) -> Result<DataFrame> {
+        let column = pivot.col.as_ref().ok_or_else(|| missing("pivot column"))?;
+        let column = self.expr(&input, column)?;
+        let values: Vec<ScalarValue> = if pivot.values.is_empty() {
+            // Spark finds the values first, sorted.
+            let distinct = input
+                .clone()
+                .select(vec![column.clone().alias("__pivot")])?
+                .distinct()?
+                .sort(vec![
+                    Expr::Column(Column::new_unqualified("__pivot")).sort(true, true),
+                ])?;
+            let batches = (self.run)(distinct, "pivot values".into()).await?;
+            let mut values = Vec::new();
+            for b in &batches {
+                for i in 0..b.num_rows() {
+                    values.push(ScalarValue::try_from_array(b.column(0), i)?);
+                }
+            }
+            const MAX_VALUES: usize = 10_000; // Spark's spark.sql.pivotMaxValues
+            if values.len() > MAX_VALUES {
+                return Err(SparkError::analysis(
+                    "PIVOT_VALUE_DATA_TYPE_MISMATCH",
+                    format!(
+                        "The pivot column has {} distinct values, more than {MAX_VALUES}; \
+                         give the values to pivot(col, values)",
+                        values.len()
+                    ),
+                ));
+            }
+            values
+        } else {
+            pivot.values.iter().map(literal).collect::<Result<_>>()?
+        };
+        let names: Vec<String> = aggregates
+            .iter()
+            .map(|e| plain_literals(&e.schema_name().to_string()))
+            .collect();
+        let mut inner_groups = groups.clone();
+        inner_groups.push(column.alias("__pivot"));
+        let inner_aggs: Vec<Expr> = aggregates
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| unalias(e).alias(format!("__agg{i}")))
+            .collect();
+        let inner = aggregate_frame(input, inner_groups, inner_aggs)?;
+        let n_groups = groups.len();
+        let outer_groups: Vec<Expr> = inner.schema().columns()[..n_groups]
+            .iter()
+            .cloned()
+            .map(Expr::Column)
+            .collect();
+        let first = ctx(self.engine)
+            .state()
+            .aggregate_functions()
+            .get("first_value")
+            .cloned()
+            .ok_or_else(|| SparkError::internal("first_value is not registered"))?;
+        let mut outer_aggs = Vec::new();
+        for v in &values {
+            let label = match v.is_null() {
+                true => "null".to_string(),
+                false => plain_value(v),
+            };
+            let matches = binary_expr(
+                Expr::Column(Column::new_unqualified("__pivot")),
+                Operator::IsNotDistinctFrom,
+                lit(v.clone()),
+            );
+            for (i, name) in names.iter().enumerate() {
+                let value = Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                    Arc::clone(&first),
+                    vec![Expr::Column(Column::new_unqualified(format!("__agg{i}")))],
+                    false,
+                    Some(Box::new(matches.clone())),
+                    vec![],
+                    None,
+                ));
+                let out = match names.len() {
+                    1 => label.clone(),
+                    _ => format!("{label}_{name}"),
+                };
+                outer_aggs.push(value.alias(out));
+            }
+        }
+        Ok(inner.aggregate(outer_groups, outer_aggs)?)
     }
 
     async fn set_op<'s>(&'s self, s: &'s proto::SetOperation) -> Result<DataFrame> {
@@ -624,6 +846,8 @@ impl<'a> Planner<'a> {
         Ok(
             match SetOpType::try_from(s.set_op_type).unwrap_or(SetOpType::Unspecified) {
                 SetOpType::Union if s.by_name.unwrap_or(false) => {
+                    let right =
+                        by_name_inputs(&left, right, s.allow_missing_columns.unwrap_or(false))?;
                     if all {
                         left.union_by_name(right)?
                     } else {
@@ -632,9 +856,9 @@ impl<'a> Planner<'a> {
                 }
                 SetOpType::Union if all => left.union(right)?,
                 SetOpType::Union => left.union_distinct(right)?,
-                SetOpType::Intersect if all => left.intersect(right)?,
+                SetOpType::Intersect if all => multiset(left, right, true)?,
                 SetOpType::Intersect => left.intersect_distinct(right)?,
-                SetOpType::Except if all => left.except(right)?,
+                SetOpType::Except if all => multiset(left, right, false)?,
                 SetOpType::Except => left.except_distinct(right)?,
                 SetOpType::Unspecified => return Err(missing("set operation type")),
             },
@@ -695,9 +919,11 @@ impl<'a> Planner<'a> {
         };
         Ok(match kind {
             ExprType::Literal(l) => lit(literal(l)?),
-            ExprType::UnresolvedAttribute(a) => {
-                resolve_column(input.schema(), &a.unparsed_identifier)?
-            }
+            ExprType::UnresolvedAttribute(a) => match a.plan_id {
+                Some(id) => self.resolve_planned(input.schema(), &a.unparsed_identifier, id)?,
+                None => resolve_column(input.schema(), &a.unparsed_identifier)?,
+            },
+            ExprType::Window(w) => self.window(input, w)?,
             ExprType::ExpressionString(s) => input.parse_sql_expr(&s.expression)?,
             ExprType::Alias(a) => {
                 let inner = a
@@ -804,6 +1030,9 @@ impl<'a> Planner<'a> {
             "%" => Some(Operator::Modulo),
             "and" => Some(Operator::And),
             "or" => Some(Operator::Or),
+            "&" => Some(Operator::BitwiseAnd),
+            "|" => Some(Operator::BitwiseOr),
+            "^" => Some(Operator::BitwiseXor),
             _ => None,
         };
         if let Some(op) = op {
@@ -845,7 +1074,7 @@ impl<'a> Planner<'a> {
                 let first = args.remove(0);
                 return Ok(first.in_list(args, false));
             }
-            "like" | "ilike" | "rlike" => {
+            "like" | "ilike" | "rlike" | "regexp" | "regexp_like" => {
                 let [a, b]: [Expr; 2] = args
                     .try_into()
                     .map_err(|_| SparkError::invalid_plan("like takes two arguments"))?;
@@ -854,6 +1083,162 @@ impl<'a> Planner<'a> {
                     "ilike" => a.ilike(b),
                     _ => binary_expr(a, Operator::RegexMatch, b),
                 });
+            }
+            "div" => {
+                let [a, b]: [Expr; 2] = args
+                    .try_into()
+                    .map_err(|_| SparkError::invalid_plan("div takes two arguments"))?;
+                return Ok(binary_expr(
+                    cast(a, DataType::Int64),
+                    Operator::Divide,
+                    cast(b, DataType::Int64),
+                ));
+            }
+            "explode" | "explode_outer" | "posexplode" | "inline" => {
+                return Err(SparkError::unsupported(format!(
+                    "`{name}` here: fairway takes explode and explode_outer as a whole \
+                     column of select or withColumn"
+                )));
+            }
+            "monotonically_increasing_id" => {
+                return Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    Arc::new(crate::udf::monotonically_increasing_id()),
+                    vec![],
+                )));
+            }
+            "first" | "last" | "first_value" | "last_value" | "any_value" => {
+                let ignore_nulls = match args.get(1) {
+                    Some(Expr::Literal(ScalarValue::Boolean(Some(b)), _)) => *b,
+                    Some(_) => {
+                        return Err(SparkError::invalid_plan(format!(
+                            "{name}: ignorenulls must be a constant"
+                        )));
+                    }
+                    None => false,
+                };
+                args.truncate(1);
+                let target = match lower.as_str() {
+                    "last" | "last_value" => "last_value",
+                    _ => "first_value",
+                };
+                let udaf = self.aggregate_udf(target)?;
+                let treatment = ignore_nulls.then_some(
+                    fairway_engine::datafusion::sql::sqlparser::ast::NullTreatment::IgnoreNulls
+                        .into(),
+                );
+                return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                    udaf,
+                    args,
+                    false,
+                    None,
+                    vec![],
+                    treatment,
+                )));
+            }
+            "approx_count_distinct" => {
+                args.truncate(1);
+                let udaf = self.aggregate_udf("approx_distinct")?;
+                return Ok(cast(
+                    Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                        udaf,
+                        args,
+                        false,
+                        None,
+                        vec![],
+                        None,
+                    )),
+                    DataType::Int64,
+                ));
+            }
+            "percentile_approx" | "approx_percentile" => {
+                return crate::functions::percentile_expr(name, args);
+            }
+            "count" | "count_distinct" | "countdistinct"
+                if args.len() > 1 && (distinct || lower != "count") =>
+            {
+                // Spark counts the distinct tuples whose values are all
+                // non-NULL.
+                let all_present = args
+                    .iter()
+                    .cloned()
+                    .map(|a| a.is_not_null())
+                    .reduce(|a, b| a.and(b))
+                    .expect("several arguments");
+                let mut fields = Vec::new();
+                for (i, a) in args.into_iter().enumerate() {
+                    fields.push(lit(format!("c{i}")));
+                    fields.push(a);
+                }
+                let tuple = Expr::ScalarFunction(ScalarFunction::new_udf(
+                    fairway_engine::datafusion::functions::core::named_struct(),
+                    fields,
+                ));
+                return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                    self.aggregate_udf("count")?,
+                    vec![tuple],
+                    true,
+                    Some(Box::new(all_present)),
+                    vec![],
+                    None,
+                )));
+            }
+            "sum_distinct" | "count_distinct" | "countdistinct" => {
+                let target = if lower == "sum_distinct" {
+                    "sum"
+                } else {
+                    "count"
+                };
+                let udaf = self.aggregate_udf(target)?;
+                return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
+                    udaf,
+                    vec![one(args)?],
+                    true,
+                    None,
+                    vec![],
+                    None,
+                )));
+            }
+            "lag" | "lead" => {
+                // A NULL default is no default.
+                if let Some(Expr::Literal(v, _)) = args.get(2)
+                    && v.is_null()
+                {
+                    args.truncate(2);
+                }
+                let udwf = ctx(self.engine)
+                    .state()
+                    .window_functions()
+                    .get(lower.as_str())
+                    .cloned()
+                    .ok_or_else(|| SparkError::internal(format!("{lower} is not registered")))?;
+                return Ok(Expr::from(expr::WindowFunction::new(
+                    expr::WindowFunctionDefinition::WindowUDF(udwf),
+                    args,
+                )));
+            }
+            "nth_value" => {
+                args.truncate(2);
+            }
+            "sort_array" => {
+                let asc = match args.get(1) {
+                    Some(Expr::Literal(ScalarValue::Boolean(Some(b)), _)) => *b,
+                    Some(_) => {
+                        return Err(SparkError::invalid_plan(
+                            "sort_array: asc must be a constant",
+                        ));
+                    }
+                    None => true,
+                };
+                args.truncate(1);
+                args.push(lit(if asc { "ASC" } else { "DESC" }));
+                args.push(lit(if asc { "NULLS FIRST" } else { "NULLS LAST" }));
+                let udf = ctx(self.engine)
+                    .state()
+                    .scalar_functions()
+                    .get("array_sort")
+                    .cloned()
+                    .ok_or_else(|| SparkError::internal("array_sort is not registered"))?;
+                return Ok(Expr::ScalarFunction(ScalarFunction::new_udf(udf, args)));
             }
             "when" | "case_when" => {
                 let mut builder: Option<
@@ -900,18 +1285,21 @@ impl<'a> Planner<'a> {
             }
             _ => {}
         }
-        let registry_name = match lower.as_str() {
-            "mean" => "avg",
-            "first" => "first_value",
-            "last" => "last_value",
-            "collect_list" => "array_agg",
-            "substring" => "substr",
-            "length" | "char_length" => "character_length",
-            "std" | "stddev" => "stddev",
-            other => other,
+        let Some(entry) = crate::functions::lookup(&lower) else {
+            return Err(SparkError::analysis(
+                "UNRESOLVED_ROUTINE",
+                format!(
+                    "Cannot resolve function `{name}`: fairway connect does not support it \
+                     (the README lists the functions it does)."
+                ),
+            ));
+        };
+        let target = match entry.source {
+            crate::functions::Source::DataFusion(target) => target,
+            _ => entry.name,
         };
         let state = ctx(self.engine).state();
-        if let Some(udaf) = state.aggregate_functions().get(registry_name) {
+        if let Some(udaf) = state.aggregate_functions().get(target) {
             return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
                 Arc::clone(udaf),
                 args,
@@ -921,29 +1309,655 @@ impl<'a> Planner<'a> {
                 None,
             )));
         }
-        if lower == "collect_set"
-            && let Some(udaf) = state.aggregate_functions().get("array_agg")
-        {
-            return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
-                Arc::clone(udaf),
+        if let Some(udwf) = state.window_functions().get(target) {
+            return Ok(Expr::from(expr::WindowFunction::new(
+                expr::WindowFunctionDefinition::WindowUDF(Arc::clone(udwf)),
                 args,
-                true,
-                None,
-                vec![],
-                None,
             )));
         }
-        if let Some(udf) = state.scalar_functions().get(registry_name) {
+        if let Some(udf) = state.scalar_functions().get(target) {
             return Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
                 Arc::clone(udf),
                 args,
             )));
         }
-        Err(SparkError::analysis(
-            "UNRESOLVED_ROUTINE",
-            format!("Cannot resolve function `{name}`."),
-        ))
+        Err(SparkError::internal(format!(
+            "the function `{name}` is listed but not registered in this session"
+        )))
     }
+}
+
+impl Planner<'_> {
+    fn plan_columns_len(&self) -> usize {
+        self.plan_columns.lock().expect("plan columns lock").len()
+    }
+
+    /// The relations planned at `range` now sit under `qualifier`.
+    fn requalify(&self, range: std::ops::Range<usize>, qualifier: &str) {
+        let mut planned = self.plan_columns.lock().expect("plan columns lock");
+        for (_, columns) in &mut planned[range] {
+            for c in columns.iter_mut() {
+                *c = Column::new(Some(TableReference::bare(qualifier)), c.name.clone());
+            }
+        }
+    }
+
+    /// `df.name` / `df["name"]`: the column `name` of the relation with
+    /// plan id `id` where `schema` has it, else the column by name.
+    fn resolve_planned(&self, schema: &DFSchema, name: &str, id: i64) -> Result<Expr> {
+        let parts = identifier_parts(name)?;
+        let wanted = parts.last().cloned().unwrap_or_default();
+        let candidates: Vec<Column> = {
+            let planned = self.plan_columns.lock().expect("plan columns lock");
+            planned
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == id)
+                .map(|(_, columns)| columns.clone())
+                .unwrap_or_default()
+        };
+        for exact in [true, false] {
+            let found: Vec<&Column> = candidates
+                .iter()
+                .filter(|c| {
+                    if exact {
+                        c.name == wanted
+                    } else {
+                        c.name.eq_ignore_ascii_case(&wanted)
+                    }
+                })
+                .filter(|c| schema.has_column(c))
+                .collect();
+            if found.len() == 1 && parts.len() == 1 {
+                return Ok(Expr::Column(found[0].clone()));
+            }
+        }
+        resolve_column(schema, name)
+    }
+
+    /// `select(...)`, with `*` expanded and an `explode` column unnested.
+    fn project(&self, input: DataFrame, expressions: &[proto::Expression]) -> Result<DataFrame> {
+        let exploded: Vec<usize> = expressions
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| explode_of(e).is_some())
+            .map(|(i, _)| i)
+            .collect();
+        match exploded.as_slice() {
+            [] => {
+                let exprs = distinct_names(self.exprs_with_star(&input, expressions)?);
+                spark_names(input.select(exprs)?)
+            }
+            [i] => {
+                let (outer, inner) = explode_of(&expressions[*i]).expect("found above");
+                let name = match &expressions[*i].expr_type {
+                    Some(ExprType::Alias(a)) => a.name.first().cloned(),
+                    _ => None,
+                }
+                .unwrap_or_else(|| "col".to_string());
+                let placeholder = format!("__explode{i}");
+                let mut exprs = Vec::new();
+                for (j, e) in expressions.iter().enumerate() {
+                    if j == *i {
+                        exprs.push(self.expr(&input, inner)?.alias(&placeholder));
+                    } else {
+                        exprs.extend(self.exprs_with_star(&input, std::slice::from_ref(e))?);
+                    }
+                }
+                let df = spark_names(input.select(exprs)?)?;
+                let df = unnest(df, &placeholder, outer)?;
+                Ok(df.with_column_renamed(&placeholder, &name)?)
+            }
+            _ => Err(SparkError::unsupported(
+                "more than one explode in one select (Spark refuses it too)",
+            )),
+        }
+    }
+
+    /// `withColumn(name, explode(inner))`.
+    fn with_exploded(
+        &self,
+        df: DataFrame,
+        inner: &proto::Expression,
+        name: &str,
+        outer: bool,
+    ) -> Result<DataFrame> {
+        let value = self.expr(&df, inner)?;
+        let placeholder = "__explode";
+        let mut exprs: Vec<Expr> = df
+            .schema()
+            .columns()
+            .into_iter()
+            .filter(|c| !c.name.eq_ignore_ascii_case(name))
+            .map(Expr::Column)
+            .collect();
+        exprs.push(value.alias(placeholder));
+        let df = unnest(df.select(exprs)?, placeholder, outer)?;
+        Ok(df.with_column_renamed(placeholder, name)?)
+    }
+
+    /// `sample(withReplacement, fraction, seed)`: the rows whose hash of
+    /// (seed, row values) falls in `[lower, upper)` of `[0, 1)`.
+    fn sample(&self, df: DataFrame, s: &proto::Sample) -> Result<DataFrame> {
+        if s.with_replacement.unwrap_or(false) {
+            return Err(SparkError::unsupported(
+                "sample(withReplacement=True); sample without replacement is supported",
+            ));
+        }
+        if !(0.0..=1.0).contains(&s.lower_bound) || s.upper_bound < s.lower_bound {
+            return Err(SparkError::illegal_argument(format!(
+                "sample: the fraction bounds [{}, {}) must lie in [0, 1]",
+                s.lower_bound, s.upper_bound
+            )));
+        }
+        let seed = s
+            .seed
+            .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 as i64);
+        let hash = ctx(self.engine)
+            .state()
+            .scalar_functions()
+            .get("xxhash64")
+            .cloned()
+            .ok_or_else(|| SparkError::internal("xxhash64 is not registered"))?;
+        let mut args = vec![lit(seed)];
+        args.extend(
+            df.schema()
+                .columns()
+                .into_iter()
+                .map(|c| cast(Expr::Column(c), DataType::Utf8)),
+        );
+        const MANTISSA: i64 = (1 << 53) - 1;
+        let h = Expr::ScalarFunction(ScalarFunction::new_udf(hash, args));
+        let u = binary_expr(
+            cast(
+                binary_expr(h, Operator::BitwiseAnd, lit(MANTISSA)),
+                DataType::Float64,
+            ),
+            Operator::Divide,
+            lit((MANTISSA + 1) as f64),
+        );
+        let keep = u
+            .clone()
+            .gt_eq(lit(s.lower_bound))
+            .and(u.lt(lit(s.upper_bound)));
+        Ok(df.filter(keep)?)
+    }
+
+    fn aggregate_udf(
+        &self,
+        name: &str,
+    ) -> Result<Arc<fairway_engine::datafusion::logical_expr::AggregateUDF>> {
+        ctx(self.engine)
+            .state()
+            .aggregate_functions()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| SparkError::internal(format!("{name} is not registered")))
+    }
+
+    /// A window expression: a window or aggregate function over a
+    /// partitioning, an order and a frame, with Spark's default frames.
+    fn window(&self, input: &DataFrame, w: &proto::expression::Window) -> Result<Expr> {
+        use fairway_engine::datafusion::logical_expr::WindowFrame;
+        let function = w
+            .window_function
+            .as_ref()
+            .ok_or_else(|| missing("window function"))?;
+        let inner = unalias(self.expr(input, function)?);
+        let partition_by = w
+            .partition_spec
+            .iter()
+            .map(|e| self.expr(input, e))
+            .collect::<Result<Vec<_>>>()?;
+        let order_by = w
+            .order_spec
+            .iter()
+            .map(|o| self.sort_order(input, o))
+            .collect::<Result<Vec<_>>>()?;
+        let frame = match &w.frame_spec {
+            Some(spec) => window_frame(spec)?,
+            None => WindowFrame::new(if order_by.is_empty() {
+                None
+            } else {
+                Some(false)
+            }),
+        };
+        let mut window = match inner {
+            Expr::AggregateFunction(a) => {
+                let mut wf = expr::WindowFunction::new(
+                    expr::WindowFunctionDefinition::AggregateUDF(a.func),
+                    a.params.args,
+                );
+                wf.params.distinct = a.params.distinct;
+                wf.params.null_treatment = a.params.null_treatment;
+                wf
+            }
+            Expr::WindowFunction(wf) => *wf,
+            other => {
+                return Err(SparkError::analysis(
+                    "UNSUPPORTED_EXPR_FOR_WINDOW",
+                    format!(
+                        "Expression `{}` not supported within a window function.",
+                        other.schema_name()
+                    ),
+                ));
+            }
+        };
+        window.params.partition_by = partition_by;
+        window.params.order_by = order_by;
+        window.params.window_frame = frame;
+        Ok(Expr::from(window))
+    }
+}
+
+/// `rowsBetween`/`rangeBetween` as DataFusion's frame.
+fn window_frame(
+    spec: &proto::expression::window::WindowFrame,
+) -> Result<fairway_engine::datafusion::logical_expr::WindowFrame> {
+    use fairway_engine::datafusion::logical_expr::{
+        WindowFrame, WindowFrameBound, WindowFrameUnits,
+    };
+    use proto::expression::window::window_frame::{FrameType, frame_boundary::Boundary};
+    let units = match FrameType::try_from(spec.frame_type) {
+        Ok(FrameType::Row) => WindowFrameUnits::Rows,
+        Ok(FrameType::Range) => WindowFrameUnits::Range,
+        _ => return Err(missing("window frame type")),
+    };
+    let unbounded = || match units {
+        WindowFrameUnits::Rows => ScalarValue::UInt64(None),
+        _ => ScalarValue::Null,
+    };
+    let bound = |b: Option<&proto::expression::window::window_frame::FrameBoundary>,
+                 lower: bool|
+     -> Result<WindowFrameBound> {
+        Ok(match b.and_then(|b| b.boundary.as_ref()) {
+            Some(Boundary::CurrentRow(_)) => WindowFrameBound::CurrentRow,
+            Some(Boundary::Unbounded(_)) | None => {
+                if lower {
+                    WindowFrameBound::Preceding(unbounded())
+                } else {
+                    WindowFrameBound::Following(unbounded())
+                }
+            }
+            Some(Boundary::Value(e)) => {
+                let Some(ExprType::Literal(l)) = &e.expr_type else {
+                    return Err(SparkError::unsupported(
+                        "a window frame bound that is not a constant",
+                    ));
+                };
+                let v = literal(l)?;
+                let n = match v.cast_to(&DataType::Int64) {
+                    Ok(ScalarValue::Int64(Some(n))) => n,
+                    _ => {
+                        return Err(SparkError::unsupported(format!(
+                            "the window frame bound {v}"
+                        )));
+                    }
+                };
+                // Spark's Long.MinValue / Long.MaxValue mean unbounded.
+                if n <= i64::MIN / 2 {
+                    WindowFrameBound::Preceding(unbounded())
+                } else if n >= i64::MAX / 2 {
+                    WindowFrameBound::Following(unbounded())
+                } else if n == 0 {
+                    WindowFrameBound::CurrentRow
+                } else {
+                    let magnitude = match units {
+                        WindowFrameUnits::Rows => ScalarValue::UInt64(Some(n.unsigned_abs())),
+                        _ => ScalarValue::Int64(Some(n.abs())),
+                    };
+                    if n < 0 {
+                        WindowFrameBound::Preceding(magnitude)
+                    } else {
+                        WindowFrameBound::Following(magnitude)
+                    }
+                }
+            }
+        })
+    };
+    Ok(WindowFrame::new_bounds(
+        units,
+        bound(spec.lower.as_deref(), true)?,
+        bound(spec.upper.as_deref(), false)?,
+    ))
+}
+
+/// `explode(x)` / `explode_outer(x)` (maybe aliased) as a whole column.
+fn explode_of(e: &proto::Expression) -> Option<(bool, &proto::Expression)> {
+    match &e.expr_type {
+        Some(ExprType::Alias(a)) => a.expr.as_deref().and_then(explode_of),
+        Some(ExprType::UnresolvedFunction(f)) if f.arguments.len() == 1 => {
+            match f.function_name.to_ascii_lowercase().as_str() {
+                "explode" => Some((false, &f.arguments[0])),
+                "explode_outer" => Some((true, &f.arguments[0])),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// One row per element of the list column `name` (for `explode_outer`,
+/// also one NULL row for a NULL or empty list).
+fn unnest(df: DataFrame, name: &str, outer: bool) -> Result<DataFrame> {
+    use fairway_engine::datafusion::common::UnnestOptions;
+    let df = if outer {
+        // An empty list becomes NULL, which unnest keeps as one row.
+        let column = Expr::Column(Column::new_unqualified(name));
+        let t = column.get_type(df.schema())?;
+        let cardinality =
+            fairway_engine::datafusion::functions_nested::expr_fn::cardinality(column.clone());
+        let value = fairway_engine::datafusion::logical_expr::when(
+            cardinality.eq(lit(0u64)),
+            cast(lit(ScalarValue::Null), t),
+        )
+        .otherwise(column)?;
+        df.with_column(name, value)?
+    } else {
+        df
+    };
+    let options = UnnestOptions::new().with_preserve_nulls(outer);
+    Ok(df.unnest_columns_with_options(&[name], options)?)
+}
+
+/// Expressions with equal names (`round(x)` and `round(CAST(x AS DOUBLE))`,
+/// which DataFusion names alike) told apart by their full text.
+fn distinct_names(exprs: Vec<Expr>) -> Vec<Expr> {
+    let mut seen: Vec<String> = Vec::new();
+    exprs
+        .into_iter()
+        .map(|e| {
+            let name = e.schema_name().to_string();
+            if !seen.contains(&name) {
+                seen.push(name);
+                return e;
+            }
+            let mut text = plain_literals(&e.to_string());
+            while seen.contains(&text) {
+                text.push('\'');
+            }
+            seen.push(text.clone());
+            e.alias(text)
+        })
+        .collect()
+}
+
+/// `intersectAll` (`keep`) or `exceptAll`: multiset semantics, each
+/// duplicate numbered on both sides so that `n` copies meet `m` copies as
+/// `min(n, m)` (or `n - m`) rows.
+fn multiset(left: DataFrame, right: DataFrame, keep: bool) -> Result<DataFrame> {
+    const COPY: &str = "__copy";
+    let number = |df: DataFrame| -> Result<DataFrame> {
+        let columns: Vec<Expr> = df
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        let mut row = expr::WindowFunction::new(
+            expr::WindowFunctionDefinition::WindowUDF(
+                fairway_engine::datafusion::functions_window::row_number::row_number_udwf(),
+            ),
+            vec![],
+        );
+        row.params.partition_by = columns.clone();
+        let mut exprs = columns;
+        exprs.push(Expr::from(row).alias(COPY));
+        Ok(df.select(exprs)?)
+    };
+    let names: Vec<Expr> = left
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let (l, r) = (number(left)?, number(right)?);
+    let out = if keep {
+        l.intersect_distinct(r)?
+    } else {
+        l.except_distinct(r)?
+    };
+    let exprs: Vec<Expr> = out
+        .schema()
+        .columns()
+        .into_iter()
+        .filter(|c| c.name != COPY)
+        .map(Expr::Column)
+        .collect();
+    debug_assert_eq!(exprs.len(), names.len());
+    Ok(out.select(exprs)?)
+}
+
+/// `e` without its alias.
+fn unalias(e: Expr) -> Expr {
+    match e {
+        Expr::Alias(a) => unalias(*a.expr),
+        e => e,
+    }
+}
+
+/// A value as Spark prints it in a pivot column's name.
+fn plain_value(v: &ScalarValue) -> String {
+    match v {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Groups and aggregates, where an aggregate may sit inside an expression
+/// (`F.sum(a) / F.sum(b)`, `F.round(F.avg(x), 2)`): the aggregates run,
+/// then the expressions over their results.
+fn aggregate_frame(
+    input: DataFrame,
+    groups: Vec<Expr>,
+    aggregates: Vec<Expr>,
+) -> Result<DataFrame> {
+    use fairway_engine::datafusion::common::tree_node::{Transformed, TreeNode};
+    use fairway_engine::datafusion::logical_expr::utils::find_aggregate_exprs;
+    let plain = aggregates
+        .iter()
+        .all(|e| matches!(unalias(e.clone()), Expr::AggregateFunction(_)));
+    if plain {
+        return spark_names(input.aggregate(groups, aggregates)?);
+    }
+    let inner = find_aggregate_exprs(aggregates.iter());
+    let df = input.aggregate(groups, inner.clone())?;
+    let n_groups = df.schema().fields().len() - inner.len();
+    let mut projection: Vec<Expr> = df.schema().columns()[..n_groups]
+        .iter()
+        .cloned()
+        .map(Expr::Column)
+        .collect();
+    for e in aggregates {
+        let name = e.schema_name().to_string();
+        let rewritten = e
+            .transform_up(|node| {
+                if matches!(node, Expr::AggregateFunction(_)) {
+                    let column = Column::new_unqualified(node.schema_name().to_string());
+                    Ok(Transformed::yes(Expr::Column(column)))
+                } else {
+                    Ok(Transformed::no(node))
+                }
+            })?
+            .data;
+        projection.push(match rewritten {
+            Expr::Alias(_) => rewritten,
+            other => other.alias(name),
+        });
+    }
+    spark_names(df.select(projection)?)
+}
+
+/// `unionByName`: `right`'s columns named as `left`'s (Spark matches
+/// them ignoring case); without `allow_missing` both sides must have the
+/// same columns.
+fn by_name_inputs(left: &DataFrame, right: DataFrame, allow_missing: bool) -> Result<DataFrame> {
+    let left_names: Vec<String> = left
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let right_names: Vec<String> = right
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    if !allow_missing {
+        let missing_from = |a: &[String], b: &[String]| {
+            a.iter()
+                .find(|n| !b.iter().any(|m| m.eq_ignore_ascii_case(n)))
+                .cloned()
+        };
+        if let Some(name) = missing_from(&left_names, &right_names)
+            .or_else(|| missing_from(&right_names, &left_names))
+        {
+            return Err(SparkError::analysis(
+                "NUM_COLUMNS_MISMATCH",
+                format!(
+                    "unionByName: the column `{name}` is not on both sides ([{}] and [{}]); \
+                     pass allowMissingColumns=True to fill it with NULL",
+                    left_names.join(", "),
+                    right_names.join(", ")
+                ),
+            ));
+        }
+    }
+    let exprs: Vec<Expr> = right
+        .schema()
+        .iter()
+        .map(|(q, f)| {
+            let column = Expr::Column(Column::new(q.cloned(), f.name()));
+            match left_names.iter().find(|n| n.eq_ignore_ascii_case(f.name())) {
+                Some(n) => column.alias(n),
+                None => column.alias(f.name()),
+            }
+        })
+        .collect();
+    Ok(right.select(exprs)?)
+}
+
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float32 | DataType::Float64 | DataType::Float16)
+}
+
+/// `na.fill(value[, subset])` / `fillna({col: value})`: NULLs (and NaN in
+/// floating columns) replaced in the columns whose type takes the value:
+/// a number fills numeric columns, a string string columns, a boolean
+/// boolean columns.
+fn fill_na(df: DataFrame, f: &proto::NaFill) -> Result<DataFrame> {
+    let values = f.values.iter().map(literal).collect::<Result<Vec<_>>>()?;
+    let per_column: Vec<(String, ScalarValue)> = match (values.as_slice(), f.cols.is_empty()) {
+        ([], _) => return Err(missing("fill value")),
+        ([v], true) => df
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| (field.name().clone(), v.clone()))
+            .collect(),
+        ([v], false) => f.cols.iter().map(|c| (c.clone(), v.clone())).collect(),
+        (many, false) if many.len() == f.cols.len() => {
+            f.cols.iter().cloned().zip(many.iter().cloned()).collect()
+        }
+        _ => {
+            return Err(SparkError::invalid_plan(
+                "na.fill needs one value, or one value per column",
+            ));
+        }
+    };
+    let dict_form = values.len() > 1 || (values.len() == 1 && f.cols.len() == 1);
+    let mut targets: Vec<(Column, ScalarValue)> = Vec::new();
+    for (name, v) in per_column {
+        let Expr::Column(c) = resolve_column(df.schema(), &name)? else {
+            unreachable!("resolve_column returns a column")
+        };
+        let t = df.schema().field_from_column(&c)?.data_type().clone();
+        let takes = match &v {
+            v if v.data_type().is_numeric() => t.is_numeric(),
+            ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) => {
+                matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            }
+            ScalarValue::Boolean(_) => t == DataType::Boolean,
+            _ => false,
+        };
+        if takes || (dict_form && v.cast_to(&t).is_ok()) {
+            targets.push((c, v));
+        }
+    }
+    let exprs: Vec<Expr> =
+        df.schema()
+            .iter()
+            .map(|(q, field)| {
+                let c = Column::new(q.cloned(), field.name());
+                let column = Expr::Column(c.clone());
+                match targets.iter().find(|(t, _)| *t == c) {
+                    Some((_, v)) => {
+                        let t = field.data_type();
+                        let value = cast(lit(v.clone()), t.clone());
+                        let missing = if is_float(t) {
+                            column.clone().is_null().or(Expr::ScalarFunction(
+                                ScalarFunction::new_udf(
+                                    fairway_engine::datafusion::functions::math::isnan(),
+                                    vec![column.clone()],
+                                ),
+                            ))
+                        } else {
+                            column.clone().is_null()
+                        };
+                        fairway_engine::datafusion::logical_expr::when(missing, value)
+                            .otherwise(column)
+                            .map(|e| e.alias(field.name()))
+                            .map_err(SparkError::from)
+                    }
+                    None => Ok(column),
+                }
+            })
+            .collect::<Result<_>>()?;
+    Ok(df.select(exprs)?)
+}
+
+/// `na.drop(how, thresh, subset)`: the rows with at least
+/// `min_non_nulls` values that are neither NULL nor NaN among the columns.
+fn drop_na(df: DataFrame, d: &proto::NaDrop) -> Result<DataFrame> {
+    let columns: Vec<Column> = if d.cols.is_empty() {
+        df.schema().columns()
+    } else {
+        d.cols
+            .iter()
+            .map(|n| match resolve_column(df.schema(), n)? {
+                Expr::Column(c) => Ok(c),
+                _ => unreachable!("resolve_column returns a column"),
+            })
+            .collect::<Result<_>>()?
+    };
+    let need = d.min_non_nulls.map_or(columns.len() as i64, i64::from);
+    if columns.is_empty() || need <= 0 {
+        return Ok(df);
+    }
+    let mut count: Option<Expr> = None;
+    for c in columns {
+        let t = df.schema().field_from_column(&c)?.data_type().clone();
+        let column = Expr::Column(c);
+        let mut present = column.clone().is_not_null();
+        if is_float(&t) {
+            present = present.and(Expr::Not(Box::new(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    fairway_engine::datafusion::functions::math::isnan(),
+                    vec![column],
+                ),
+            ))));
+        }
+        let one = fairway_engine::datafusion::logical_expr::when(present, lit(1i64))
+            .otherwise(lit(0i64))?;
+        count = Some(match count {
+            None => one,
+            Some(sum) => sum + one,
+        });
+    }
+    Ok(df.filter(count.expect("columns").gt_eq(lit(need)))?)
 }
 
 /// Output columns named as Spark names them: an expression's name
@@ -1143,9 +2157,12 @@ fn merge_inputs(frames: Vec<DataFrame>, keys: &[String]) -> Result<Option<Vec<Da
     Ok(Some(out))
 }
 
+/// Both sides of a join, and the qualifiers they were put under, if any.
+type Requalified = (DataFrame, DataFrame, Option<(String, String)>);
+
 /// Both sides under distinct qualifiers, so that equal column names can be
 /// told apart.
-fn distinct_qualifiers(left: DataFrame, right: DataFrame) -> Result<(DataFrame, DataFrame)> {
+fn distinct_qualifiers(left: DataFrame, right: DataFrame) -> Result<Requalified> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let qualifiers = |df: &DataFrame| -> Vec<Option<String>> {
@@ -1157,12 +2174,10 @@ fn distinct_qualifiers(left: DataFrame, right: DataFrame) -> Result<(DataFrame, 
     let (lq, rq) = (qualifiers(&left), qualifiers(&right));
     let clash = lq.iter().any(|q| rq.contains(q));
     if !clash {
-        return Ok((left, right));
+        return Ok((left, right, None));
     }
-    Ok((
-        left.alias(&format!("__left{n}"))?,
-        right.alias(&format!("__right{n}"))?,
-    ))
+    let (l, r) = (format!("__left{n}"), format!("__right{n}"));
+    Ok((left.alias(&l)?, right.alias(&r)?, Some((l, r))))
 }
 
 /// `join(other, on=[cols], how)` for the types a merge does not take, or
@@ -1488,10 +2503,22 @@ pub fn literal(l: &proto::expression::Literal) -> Result<ScalarValue> {
         L::Decimal(d) => {
             let text = d.value.trim();
             let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-            let scale = d.scale.unwrap_or(frac.len() as i32);
+            // As Spark: the value's own precision and scale, widened to
+            // the declared ones (PySpark declares decimal(10, 0) for any
+            // Python Decimal).
+            let scale = d.scale.unwrap_or(0).max(frac.len() as i32);
             let digits = format!("{int}{frac}");
-            let digits_len = digits.trim_start_matches(['-', '+']).len() as i32;
-            let precision = d.precision.unwrap_or(digits_len.max(scale).max(1));
+            let significant = digits
+                .trim_start_matches(['-', '+'])
+                .trim_start_matches('0');
+            let own_precision = (int
+                .trim_start_matches(['-', '+'])
+                .trim_start_matches('0')
+                .len() as i32
+                + scale)
+                .max(significant.len() as i32)
+                .max(1);
+            let precision = d.precision.unwrap_or(0).max(own_precision);
             let value: i128 = digits
                 .parse()
                 .map_err(|_| SparkError::invalid_plan(format!("decimal literal '{text}'")))?;

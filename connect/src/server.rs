@@ -110,7 +110,11 @@ impl Connect {
         let user_id = user.map(|u| u.user_id.as_str()).unwrap_or_default();
         let (session, created) = self
             .sessions
-            .get_or_create(session_id, user_id, || self.engine.isolated_client())
+            .get_or_create(session_id, user_id, || {
+                let client = self.engine.isolated_client_with(crate::functions::planners);
+                crate::functions::register(client.context());
+                client
+            })
             .map_err(|e| e.to_status(None))?;
         if created {
             info!(
@@ -597,10 +601,11 @@ impl Connect {
     ) -> Result<apres::Result> {
         let engine = &session.engine;
         // Planning may run a job (CSV schema inference, `show`).
-        let planner = Planner {
+        let planner = Planner::new(
             engine,
-            run: crate::execute::runner(engine.clone(), "connect analyze".to_string()),
-        };
+            crate::execute::runner(engine.clone(), "connect analyze".to_string()),
+            Arc::clone(&session.cache),
+        );
         let relation_of = |plan: &Option<proto::Plan>| -> Result<proto::Relation> {
             match plan.as_ref().and_then(|p| p.op_type.as_ref()) {
                 Some(proto::plan::OpType::Root(r)) => Ok(r.clone()),
@@ -702,18 +707,27 @@ impl Connect {
                     .fold(17i32, |h, b| h.wrapping_mul(31).wrapping_add(i32::from(b)));
                 apres::Result::SemanticHash(apres::SemanticHash { result: hash })
             }
-            // fairway does not cache: persisting is accepted and does nothing.
-            Some(apr::Analyze::Persist(_)) => apres::Result::Persist(apres::Persist {}),
-            Some(apr::Analyze::Unpersist(_)) => apres::Result::Unpersist(apres::Unpersist {}),
-            Some(apr::Analyze::GetStorageLevel(_)) => {
+            Some(apr::Analyze::Persist(p)) => {
+                let relation = p
+                    .relation
+                    .as_ref()
+                    .ok_or_else(|| SparkError::invalid_plan("persist without a relation"))?;
+                session.cache.persist(relation, p.storage_level.as_ref());
+                apres::Result::Persist(apres::Persist {})
+            }
+            Some(apr::Analyze::Unpersist(u)) => {
+                if let Some(relation) = &u.relation {
+                    session.cache.unpersist(relation);
+                }
+                apres::Result::Unpersist(apres::Unpersist {})
+            }
+            Some(apr::Analyze::GetStorageLevel(g)) => {
+                let level = match &g.relation {
+                    Some(relation) => session.cache.level(relation),
+                    None => session.cache.level(&proto::Relation::default()),
+                };
                 apres::Result::GetStorageLevel(apres::GetStorageLevel {
-                    storage_level: Some(proto::StorageLevel {
-                        use_disk: false,
-                        use_memory: false,
-                        use_off_heap: false,
-                        deserialized: false,
-                        replication: 1,
-                    }),
+                    storage_level: Some(level),
                 })
             }
             None => return Err(SparkError::invalid_plan("an analysis without a kind")),
@@ -737,6 +751,9 @@ impl Connect {
             Some(OpType::Set(set)) => {
                 for pair in &set.pairs {
                     let value = pair.value.clone().unwrap_or_default();
+                    if pair.key == crate::cache::MAX_MEMORY_KEY {
+                        session.cache.set_budget(&value)?;
+                    }
                     conf.set(engine, &pair.key, &value)?;
                     if pair.key == POOL_KEY
                         && let Some(warning) = self.check_pool(&value)

@@ -25,6 +25,8 @@ pub struct ClientSession {
     /// This session's engine client: its settings and temporary views.
     pub engine: Session,
     pub conf: Mutex<SessionConf>,
+    /// Frames kept by `df.cache()` / `persist()`.
+    pub cache: Arc<crate::cache::Cache>,
     operations: Mutex<HashMap<String, Arc<Operation>>>,
     errors: Mutex<VecDeque<(String, SparkError)>>,
 }
@@ -37,6 +39,7 @@ impl ClientSession {
             server_side_id: uuid::Uuid::new_v4().to_string(),
             engine,
             conf: Mutex::default(),
+            cache: Arc::default(),
             operations: Mutex::default(),
             errors: Mutex::default(),
         }

@@ -76,7 +76,73 @@ pub async fn prepare(engine: &Session, statement: &mut Statement) -> Vec<String>
             ControlFlow::<()>::Continue(())
         });
     }
+    name_casts(inner);
+    spark_syntax(inner);
     top_aliases(inner)
+}
+
+/// Spark SQL that DataFusion spells otherwise: `a RLIKE p` is `a ~ p`,
+/// `explode(x)` in a select list is `unnest(x)`.
+fn spark_syntax(statement: &mut ast::Statement) {
+    let _ = visit_expressions_mut(statement, |expr| {
+        match expr {
+            ast::Expr::RLike {
+                negated,
+                expr: left,
+                pattern,
+                ..
+            } => {
+                let op = if *negated {
+                    ast::BinaryOperator::PGRegexNotMatch
+                } else {
+                    ast::BinaryOperator::PGRegexMatch
+                };
+                let left = std::mem::replace(left.as_mut(), ast::Expr::value(ast::Value::Null));
+                let right = std::mem::replace(pattern.as_mut(), ast::Expr::value(ast::Value::Null));
+                *expr = ast::Expr::BinaryOp {
+                    left: Box::new(left),
+                    op,
+                    right: Box::new(right),
+                };
+            }
+            ast::Expr::Function(f) if f.name.to_string().eq_ignore_ascii_case("explode") => {
+                f.name = ast::ObjectName::from(vec![Ident::new("unnest")]);
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+/// An unnamed item of the top query with a `CAST(x AS T)` in it is named
+/// by its text, as Spark names it (`CAST(42 AS INT)`); DataFusion would
+/// name the cast `x`, so that two casts of one value clash.
+fn name_casts(statement: &mut ast::Statement) {
+    let ast::Statement::Query(query) = statement else {
+        return;
+    };
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    for item in select.projection.iter_mut() {
+        let has_cast = |e: &ast::Expr| {
+            ast::visit_expressions(e, |inner| match inner {
+                ast::Expr::Cast { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break()
+        };
+        if let SelectItem::UnnamedExpr(expr) = item
+            && has_cast(expr)
+        {
+            let name = expr.to_string().replace('\'', "");
+            let expr = std::mem::replace(expr, ast::Expr::value(ast::Value::Null));
+            *item = SelectItem::ExprWithAlias {
+                expr,
+                alias: Ident::with_quote('"', name),
+            };
+        }
+    }
 }
 
 fn top_aliases(statement: &ast::Statement) -> Vec<String> {

@@ -445,6 +445,15 @@ impl Session {
     /// non-temporary views stay shared with every client. Clients made from
     /// this one with [`Session::client`] share its temporary views.
     pub fn isolated_client(&self) -> Session {
+        self.isolated_client_with(|builder| builder)
+    }
+
+    /// [`Session::isolated_client`], its session state first changed by
+    /// `configure` (a front end's own expression planners, say).
+    pub fn isolated_client_with(
+        &self,
+        configure: impl FnOnce(SessionStateBuilder) -> SessionStateBuilder,
+    ) -> Session {
         let state = self.ctx.state();
         let temp = Arc::new(TempViews::default());
         let options = state.config_options();
@@ -454,9 +463,9 @@ impl Session {
             &options.catalog.default_schema,
             Arc::clone(&temp),
         ));
-        let state = SessionStateBuilder::new_from_existing(state)
-            .with_catalog_list(catalogs)
-            .build();
+        let state =
+            configure(SessionStateBuilder::new_from_existing(state).with_catalog_list(catalogs))
+                .build();
         Session {
             ctx: SessionContext::new_with_state(state),
             shared: Arc::clone(&self.shared),
