@@ -924,6 +924,13 @@ impl<'a> Planner<'a> {
                 None => resolve_column(input.schema(), &a.unparsed_identifier)?,
             },
             ExprType::Window(w) => self.window(input, w)?,
+            ExprType::UnresolvedExtractValue(x) => {
+                let child = x.child.as_ref().ok_or_else(|| missing("extracted value"))?;
+                let key = x.extraction.as_ref().ok_or_else(|| missing("extraction"))?;
+                let child = self.expr(input, child)?;
+                let key = self.expr(input, key)?;
+                extract_value(input.schema(), child, key)?
+            }
             ExprType::ExpressionString(s) => input.parse_sql_expr(&s.expression)?,
             ExprType::Alias(a) => {
                 let inner = a
@@ -1063,6 +1070,9 @@ impl<'a> Planner<'a> {
                 ));
             }
             "-" | "negative" => return Ok(Expr::Negative(Box::new(one(args)?))),
+            "~" => {
+                return self.function(input, "bitwise_not", args, false);
+            }
             "+" | "positive" => return one(args),
             "not" | "!" => return Ok(Expr::Not(Box::new(one(args)?))),
             "isnull" => return Ok(one(args)?.is_null()),
@@ -1726,6 +1736,59 @@ fn multiset(left: DataFrame, right: DataFrame, keep: bool) -> Result<DataFrame> 
         .collect();
     debug_assert_eq!(exprs.len(), names.len());
     Ok(out.select(exprs)?)
+}
+
+/// `col[i]` / `getItem(i)` (an array, from 0, as Spark), `col["f"]` /
+/// `getField("f")` (a struct field or a map key).
+fn extract_value(schema: &DFSchema, child: Expr, key: Expr) -> Result<Expr> {
+    let t = child.get_type(schema)?;
+    Ok(match t {
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            let Expr::Literal(v, _) = &key else {
+                return Err(SparkError::unsupported(
+                    "an array index that is not a constant",
+                ));
+            };
+            let i = match v.cast_to(&DataType::Int64) {
+                Ok(ScalarValue::Int64(Some(i))) => i,
+                _ => {
+                    return Err(SparkError::analysis(
+                        "INVALID_EXTRACT_BASE_FIELD_TYPE",
+                        format!("an array index must be an integer, got {v}"),
+                    ));
+                }
+            };
+            if i < 0 {
+                // Spark gives NULL for a negative index.
+                return Ok(cast(lit(ScalarValue::Null), element_type(&t)));
+            }
+            Expr::ScalarFunction(ScalarFunction::new_udf(
+                fairway_engine::datafusion::functions_nested::extract::array_element_udf(),
+                vec![child, lit(i + 1)],
+            ))
+        }
+        DataType::Struct(_) | DataType::Map(..) => Expr::ScalarFunction(ScalarFunction::new_udf(
+            fairway_engine::datafusion::functions::core::get_field(),
+            vec![child, key],
+        )),
+        other => {
+            return Err(SparkError::analysis(
+                "INVALID_EXTRACT_BASE_FIELD_TYPE",
+                format!(
+                    "Can't extract a value from a value of type {other}: it needs an array, a struct or a map."
+                ),
+            ));
+        }
+    })
+}
+
+fn element_type(t: &DataType) -> DataType {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+            f.data_type().clone()
+        }
+        _ => DataType::Null,
+    }
 }
 
 /// `e` without its alias.

@@ -888,3 +888,59 @@ def test_arithmetic(spark):
     assert [r[1:] for r in rows] == [(1, 9, 5, 14), (-1, -4, -10, -21), (1, 4, 10, -21), (0, 9, 3, 18)]
     assert one(spark, F.lit(7) / F.lit(2), F.lit(-7) % F.lit(3)) == (3.5, -1)
     assert sql_one(spark, "SELECT 7 / 2, -7 % 3, 7 % -3, 6 / 3") == (3.5, -1, 1, 2.0)
+
+
+# ---------------------------------------------------------------- items, fields, more arrays and strings
+
+
+def test_items_of_arrays_and_fields_of_structs(spark):
+    """Hand-computed. Spark: `col[i]` / getItem(i) of an array counts from 0 and
+    gives NULL past the end; `col["f"]` / getField reads a struct's field."""
+    df = frame(spark, "xs array<int>, s struct<a: int, b: string>", [([10, 20, 30], (1, "x"))])
+    got = tuple(
+        df.select(
+            F.col("xs")[0],
+            F.col("xs").getItem(2),
+            F.col("xs")[5],
+            F.col("s")["b"],
+            F.col("s").getField("a"),
+            F.split(F.lit("a,b,c"), ",")[1],
+        ).collect()[0]
+    )
+    assert got == (10, 30, None, "x", 1, "b")
+
+
+def test_more_array_functions(spark):
+    """Hand-computed. Spark: array_union/intersect/except drop duplicates;
+    array_remove removes every copy; array_max/min skip NULLs."""
+    df = frame(spark, "a array<int>, b array<int>", [([1, 2, 2, 3, None], [3, 4])])
+    row = df.select(
+        F.array_union("a", "b").alias("u"),
+        F.array_intersect("a", "b").alias("i"),
+        F.array_except("a", "b").alias("e"),
+        F.array_remove("a", 2).alias("r"),
+        F.array_max("a").alias("mx"),
+        F.array_min("a").alias("mn"),
+    ).collect()[0]
+    assert sorted(row.u, key=lambda v: (v is not None, v or 0)) == [None, 1, 2, 3, 4]
+    assert row.i == [3]
+    assert sorted(row.e, key=lambda v: (v is not None, v or 0)) == [None, 1, 2]
+    assert row.r == [1, 3, None]
+    assert (row.mx, row.mn) == (3, 1)
+
+
+def test_more_string_and_math_functions(spark):
+    """Hand-computed. Spark: substring_index counts delimiters from the left
+    (positive) or right (negative); bitwise_not is two's complement; mod and
+    pmod differ on negatives."""
+    got = one(
+        spark,
+        F.substring_index(F.lit("a.b.c.d"), ".", 2),
+        F.substring_index(F.lit("a.b.c.d"), ".", -1),
+        F.bitwise_not(F.lit(5)),
+        F.pmod(F.lit(-7), F.lit(3)),
+        F.char(F.lit(65)),
+        F.octet_length(F.lit("héllo")),
+    )
+    assert got == ("a.b", "d", -6, 2, "A", 6)
+    assert sql_one(spark, "SELECT substring_index('a.b.c.d', '.', 2), mod(-7, 3), bit_length('ab')") == ("a.b", -1, 16)
