@@ -1396,6 +1396,14 @@ impl Planner<'_> {
         match exploded.as_slice() {
             [] => {
                 let exprs = distinct_names(self.exprs_with_star(&input, expressions)?);
+                // `df.select(F.sum(x))` aggregates the whole frame, as in Spark.
+                let aggregates =
+                    fairway_engine::datafusion::logical_expr::utils::find_aggregate_exprs(
+                        exprs.iter(),
+                    );
+                if !aggregates.is_empty() {
+                    return aggregate_frame(input, vec![], exprs);
+                }
                 spark_names(input.select(exprs)?)
             }
             [i] => {
@@ -1524,8 +1532,12 @@ impl Planner<'_> {
             .iter()
             .map(|o| self.sort_order(input, o))
             .collect::<Result<Vec<_>>>()?;
+        // A RANGE offset has the type of the order key.
+        let order_type = order_by
+            .first()
+            .and_then(|o| o.expr.get_type(input.schema()).ok());
         let frame = match &w.frame_spec {
-            Some(spec) => window_frame(spec)?,
+            Some(spec) => window_frame(spec, order_type.as_ref())?,
             None => WindowFrame::new(if order_by.is_empty() {
                 None
             } else {
@@ -1563,6 +1575,7 @@ impl Planner<'_> {
 /// `rowsBetween`/`rangeBetween` as DataFusion's frame.
 fn window_frame(
     spec: &proto::expression::window::WindowFrame,
+    order_type: Option<&DataType>,
 ) -> Result<fairway_engine::datafusion::logical_expr::WindowFrame> {
     use fairway_engine::datafusion::logical_expr::{
         WindowFrame, WindowFrameBound, WindowFrameUnits,
@@ -1614,7 +1627,18 @@ fn window_frame(
                 } else {
                     let magnitude = match units {
                         WindowFrameUnits::Rows => ScalarValue::UInt64(Some(n.unsigned_abs())),
-                        _ => ScalarValue::Int64(Some(n.abs())),
+                        _ => {
+                            let offset = ScalarValue::Int64(Some(n.abs()));
+                            match order_type {
+                                Some(t) if t.is_numeric() => offset.cast_to(t).map_err(|e| {
+                                    SparkError::analysis(
+                                        "DATATYPE_MISMATCH.RANGE_FRAME_INVALID_TYPE",
+                                        format!("the range frame offset {n} does not fit the order key's type {t}: {e}"),
+                                    )
+                                })?,
+                                _ => offset,
+                            }
+                        }
                     };
                     if n < 0 {
                         WindowFrameBound::Preceding(magnitude)

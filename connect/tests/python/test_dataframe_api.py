@@ -1005,3 +1005,22 @@ def test_crosstab_answers_or_names_itself(spark):
         got = {r["a_b"]: (r["p"], r["q"]) for r in rows}
         assert got == {"x": (2, 1), "y": (0, 1)}
     assert spark.range(4).count() == 4
+
+
+def test_window_range_offsets_and_aggregates_in_select(spark):
+    """Reference: DuckDB on the same rows. rangeBetween(-1, 0) sums the keys
+    within 1 below the current one (ties included), whatever the key's integer
+    type; an aggregate in select() aggregates the whole frame, as in Spark."""
+    rows = [(1, 10), (2, 20), (2, 5), (4, 7), (5, 1)]
+    df = spark.createDataFrame(rows, "k int, v bigint")
+    w = Window.orderBy("k").rangeBetween(-1, 0)
+    got = df.select("k", "v", F.sum("v").over(w).alias("s")).toPandas()
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (k INTEGER, v BIGINT)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", [list(r) for r in rows])
+    expected = con.sql(
+        "SELECT k, v, sum(v) OVER (ORDER BY k RANGE BETWEEN 1 PRECEDING AND CURRENT ROW) AS s FROM t"
+    ).df()
+    assert_frames_equal(got, expected)
+    total = df.select(F.sum("v").alias("total"), (F.max("k") - F.min("k")).alias("span")).collect()
+    assert [tuple(r) for r in total] == [(43, 4)]
