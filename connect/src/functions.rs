@@ -415,6 +415,10 @@ pub const METHODS: &[(&str, &str)] = &[
     ),
     ("`na.fill`/`fillna`, `na.drop`/`dropna`", ""),
     (
+        "`describe([cols])`",
+        "count, mean, stddev, min, max of the numeric and string columns, as strings",
+    ),
+    (
         "`sample(fraction, seed)`",
         "a Bernoulli sample keyed on a hash of each row and the seed: the same seed gives the same rows on the same data in any partitioning; `withReplacement=True` is refused",
     ),

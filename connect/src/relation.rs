@@ -336,6 +336,10 @@ impl<'a> Planner<'a> {
                     let df = self.input(&d.input).await?;
                     drop_na(df, d)
                 }
+                RelType::Describe(d) => {
+                    let df = self.input(&d.input).await?;
+                    describe_frame(df, &d.cols)
+                }
                 RelType::Sample(s) => {
                     let df = self.input(&s.input).await?;
                     self.sample(df, s)
@@ -931,7 +935,7 @@ impl<'a> Planner<'a> {
                 let key = self.expr(input, key)?;
                 extract_value(input.schema(), child, key)?
             }
-            ExprType::ExpressionString(s) => input.parse_sql_expr(&s.expression)?,
+            ExprType::ExpressionString(s) => sql_expression(input, &s.expression)?,
             ExprType::Alias(a) => {
                 let inner = a
                     .expr
@@ -1568,7 +1572,18 @@ impl Planner<'_> {
         window.params.partition_by = partition_by;
         window.params.order_by = order_by;
         window.params.window_frame = frame;
-        Ok(Expr::from(window))
+        // Spark's ranks are ints; DataFusion's are unsigned longs.
+        let int_rank = matches!(
+            &window.fun,
+            expr::WindowFunctionDefinition::WindowUDF(f)
+                if matches!(f.name(), "row_number" | "rank" | "dense_rank" | "ntile")
+        );
+        let out = Expr::from(window);
+        Ok(if int_rank {
+            cast(out, DataType::Int32)
+        } else {
+            out
+        })
     }
 }
 
@@ -1813,6 +1828,103 @@ fn element_type(t: &DataType) -> DataType {
         }
         _ => DataType::Null,
     }
+}
+
+/// `selectExpr` / `expr` text: a SQL expression, maybe with an alias,
+/// with or without `AS` (`upper(s) u`), as Spark takes it.
+fn sql_expression(input: &DataFrame, text: &str) -> Result<Expr> {
+    match input.parse_sql_expr(text) {
+        Ok(e) => Ok(e),
+        Err(first) => {
+            let trimmed = text.trim_end();
+            let split = trimmed
+                .rfind(char::is_whitespace)
+                .map(|i| (trimmed[..i].trim_end(), &trimmed[i + 1..]));
+            if let Some((body, alias)) = split
+                && !body.is_empty()
+                && alias
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '`')
+                && let Ok(e) = input.parse_sql_expr(body)
+            {
+                let parts = identifier_parts(alias)?;
+                if let [name] = parts.as_slice() {
+                    return Ok(e.alias(name));
+                }
+            }
+            Err(first.into())
+        }
+    }
+}
+
+/// `df.describe(cols)`: a `summary` column (`count`, `mean`, `stddev`,
+/// `min`, `max`) and one string column per numeric or string column, as
+/// Spark gives (mean and stddev NULL for strings).
+fn describe_frame(df: DataFrame, cols: &[String]) -> Result<DataFrame> {
+    let columns: Vec<(Column, DataType)> = if cols.is_empty() {
+        df.schema()
+            .iter()
+            .filter(|(_, f)| {
+                f.data_type().is_numeric()
+                    || matches!(
+                        f.data_type(),
+                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                    )
+            })
+            .map(|(q, f)| (Column::new(q.cloned(), f.name()), f.data_type().clone()))
+            .collect()
+    } else {
+        cols.iter()
+            .map(|n| match resolve_column(df.schema(), n)? {
+                Expr::Column(c) => {
+                    let t = df.schema().field_from_column(&c)?.data_type().clone();
+                    Ok((c, t))
+                }
+                _ => unreachable!("resolve_column returns a column"),
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut out: Option<DataFrame> = None;
+    for (i, stat) in ["count", "mean", "stddev", "min", "max"].iter().enumerate() {
+        // `__rows` keeps the row an aggregate even without numeric columns.
+        let mut exprs = vec![
+            lit(i as i64).alias("__order"),
+            agg::count(lit(1i64)).alias("__rows"),
+            lit(*stat).alias("summary"),
+        ];
+        for (c, t) in &columns {
+            let column = Expr::Column(c.clone());
+            let value = match *stat {
+                "count" => agg::count(column),
+                "mean" | "stddev" if !t.is_numeric() => {
+                    cast(lit(ScalarValue::Null), DataType::Utf8)
+                }
+                "mean" => agg::avg(column),
+                "stddev" => agg::stddev(column),
+                "min" => agg::min(column),
+                _ => agg::max(column),
+            };
+            exprs.push(cast(value, DataType::Utf8).alias(c.name.clone()));
+        }
+        let row = aggregate_frame(df.clone(), vec![], exprs)?;
+        out = Some(match out {
+            None => row,
+            Some(all) => all.union(row)?,
+        });
+    }
+    let all = out.expect("five statistics");
+    let sorted = all.sort(vec![
+        Expr::Column(Column::new_unqualified("__order")).sort(true, false),
+    ])?;
+    let keep: Vec<Expr> = sorted
+        .schema()
+        .columns()
+        .into_iter()
+        .filter(|c| c.name != "__order" && c.name != "__rows")
+        .map(Expr::Column)
+        .collect();
+    Ok(sorted.select(keep)?)
 }
 
 /// `e` without its alias.

@@ -1024,3 +1024,36 @@ def test_window_range_offsets_and_aggregates_in_select(spark):
     assert_frames_equal(got, expected)
     total = df.select(F.sum("v").alias("total"), (F.max("k") - F.min("k")).alias("span")).collect()
     assert [tuple(r) for r in total] == [(43, 4)]
+
+
+def test_describe(spark):
+    """Hand-computed. Spark's describe(): one string column per numeric or string
+    column, rows count, mean, stddev (sample), min, max; mean and stddev NULL for
+    strings; NULLs not counted."""
+    df = spark.createDataFrame([(1, "b", 2.0), (3, "a", None), (5, "c", 4.0)], "k int, s string, x double")
+    got = {r["summary"]: tuple(r)[1:] for r in df.describe().collect()}
+    assert df.describe().columns == ["summary", "k", "s", "x"]
+    assert [r["summary"] for r in df.describe().collect()] == ["count", "mean", "stddev", "min", "max"]
+    assert got["count"] == ("3", "3", "2")
+    assert got["mean"] == ("3.0", None, "3.0")
+    assert got["stddev"] == ("2.0", None, str(2 ** 0.5))
+    assert got["min"] == ("1", "a", "2.0")
+    assert got["max"] == ("5", "c", "4.0")
+    assert [tuple(r) for r in df.describe("s").collect()][0] == ("count", "3")
+
+
+def test_select_expr_aliases_without_as_and_int_ranks(spark):
+    """Hand-computed. Spark takes `expr alias` without AS in selectExpr; its
+    row_number/rank/dense_rank are ints."""
+    from pyspark.sql.types import IntegerType
+
+    df = spark.createDataFrame([(1, "a"), (2, "b"), (3, "a")], "k int, s string")
+    assert [tuple(r) for r in df.selectExpr("upper(s) u", "k * 2 AS kk").orderBy("kk").collect()] == [
+        ("A", 2),
+        ("B", 4),
+        ("A", 6),
+    ]
+    w = Window.partitionBy("s").orderBy("k")
+    ranked = df.select("k", F.row_number().over(w).alias("rn"), F.rank().over(w).alias("r"))
+    assert [f.dataType for f in ranked.schema.fields[1:]] == [IntegerType(), IntegerType()]
+    assert sorted(tuple(r) for r in ranked.collect()) == [(1, 1, 1), (2, 1, 1), (3, 2, 2)]
