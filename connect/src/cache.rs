@@ -9,7 +9,7 @@
 //! Arrow IPC file in a folder of the session's own, created under a random
 //! name in the system's temporary folder and removed with the session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,9 +31,14 @@ pub const MAX_MEMORY_KEY: &str = "spark.fairway.cache.maxMemory";
 #[derive(Clone)]
 pub enum Cached {
     /// Marked by `persist`; not run yet.
-    Marked {
-        memory: bool,
-    },
+    Marked { memory: bool },
+    /// Run once; its rows.
+    Stored(Rows),
+}
+
+/// Where a cached relation's rows are.
+#[derive(Clone)]
+pub enum Rows {
     Memory {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
@@ -46,6 +51,9 @@ pub enum Cached {
 
 pub struct Cache {
     entries: Mutex<HashMap<Vec<u8>, Cached>>,
+    /// The plan ids of the cached relations (`None` for one without): a
+    /// relation whose id is not here is not looked up, nor encoded to be.
+    plan_ids: Mutex<HashSet<Option<i64>>>,
     dir: Mutex<Option<tempfile::TempDir>>,
     budget: AtomicUsize,
 }
@@ -54,6 +62,7 @@ impl Default for Cache {
     fn default() -> Self {
         Cache {
             entries: Mutex::default(),
+            plan_ids: Mutex::default(),
             dir: Mutex::default(),
             budget: AtomicUsize::new(DEFAULT_MAX_MEMORY),
         }
@@ -63,6 +72,10 @@ impl Default for Cache {
 /// The key of a relation: its encoded plan.
 pub fn key(relation: &proto::Relation) -> Vec<u8> {
     relation.encode_to_vec()
+}
+
+fn plan_id(relation: &proto::Relation) -> Option<i64> {
+    relation.common.as_ref().and_then(|c| c.plan_id)
 }
 
 impl Cache {
@@ -82,12 +95,12 @@ impl Cache {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.lock().expect("cache lock").is_empty()
-    }
-
     pub fn persist(&self, relation: &proto::Relation, level: Option<&proto::StorageLevel>) {
         let memory = level.is_none_or(|l| l.use_memory);
+        self.plan_ids
+            .lock()
+            .expect("cache lock")
+            .insert(plan_id(relation));
         let mut entries = self.entries.lock().expect("cache lock");
         entries
             .entry(key(relation))
@@ -100,23 +113,40 @@ impl Cache {
             .lock()
             .expect("cache lock")
             .remove(&key(relation));
-        if let Some(Cached::Disk { path }) = removed {
+        if let Some(Cached::Stored(Rows::Disk { path })) = removed {
             // Ours: written by `store` in the session's own folder.
             let _ = std::fs::remove_file(path);
         }
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<Cached> {
-        self.entries.lock().expect("cache lock").get(key).cloned()
+    /// What the session keeps for `relation`, if anything, with its key.
+    pub fn lookup(&self, relation: &proto::Relation) -> Option<(Vec<u8>, Cached)> {
+        if !self
+            .plan_ids
+            .lock()
+            .expect("cache lock")
+            .contains(&plan_id(relation))
+        {
+            return None;
+        }
+        let key = key(relation);
+        let cached = self
+            .entries
+            .lock()
+            .expect("cache lock")
+            .get(&key)
+            .cloned()?;
+        Some((key, cached))
     }
 
-    /// The storage level Spark reports for `relation`.
-    pub fn level(&self, relation: &proto::Relation) -> proto::StorageLevel {
-        let (disk, memory) = match self.get(&key(relation)) {
+    /// The storage level Spark reports for `relation` (none for none).
+    pub fn level(&self, relation: Option<&proto::Relation>) -> proto::StorageLevel {
+        let cached = relation.and_then(|r| self.lookup(r)).map(|(_, c)| c);
+        let (disk, memory) = match cached {
             None => (false, false),
             Some(Cached::Marked { memory }) => (!memory, memory),
-            Some(Cached::Memory { .. }) => (false, true),
-            Some(Cached::Disk { .. }) => (true, false),
+            Some(Cached::Stored(Rows::Memory { .. })) => (false, true),
+            Some(Cached::Stored(Rows::Disk { .. })) => (true, false),
         };
         proto::StorageLevel {
             use_disk: disk || memory,
@@ -133,40 +163,39 @@ impl Cache {
             .expect("cache lock")
             .values()
             .map(|c| match c {
-                Cached::Memory { bytes, .. } => *bytes,
+                Cached::Stored(Rows::Memory { bytes, .. }) => *bytes,
                 _ => 0,
             })
             .sum()
     }
 
-    /// Keeps the rows of a marked relation: in memory within `budget`
-    /// bytes (and when its level allows), else on disk.
+    /// Keeps the rows of a marked relation: in memory within the budget
+    /// (and when its level allows), else on disk.
     pub fn store(
         &self,
         key: &[u8],
+        memory: bool,
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
-        budget: usize,
-    ) -> Result<Cached> {
-        let memory = matches!(self.get(key), Some(Cached::Marked { memory: true }));
+    ) -> Result<Rows> {
         let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-        let cached = if memory && self.memory_bytes() + bytes <= budget {
-            Cached::Memory {
+        let rows = if memory && self.memory_bytes() + bytes <= self.budget() {
+            Rows::Memory {
                 schema,
                 batches,
                 bytes,
             }
         } else {
-            Cached::Disk {
+            Rows::Disk {
                 path: self.write_file(&schema, &batches)?,
             }
         };
         let mut entries = self.entries.lock().expect("cache lock");
         // Unpersisted meanwhile: the rows serve this query only.
         if entries.contains_key(key) {
-            entries.insert(key.to_vec(), cached.clone());
+            entries.insert(key.to_vec(), Cached::Stored(rows.clone()));
         }
-        Ok(cached)
+        Ok(rows)
     }
 
     fn write_file(&self, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<PathBuf> {

@@ -15,7 +15,9 @@ use fairway_engine::datafusion::sql::sqlparser::ast;
 
 use crate::error::{Result, SparkError};
 use crate::proto::{self, command::CommandType, execute_plan_response as epr};
-use crate::relation::{Planner, RunFn, describe, one_line, refuse_sql_args, table_reference};
+use crate::relation::{
+    Planner, RunFn, describe, one_line, refuse_sql_args, refuse_sql_relation_args, table_reference,
+};
 use crate::session::{ClientSession, Operation};
 use crate::types::{spark_arrow_schema, spark_schema, to_spark_batch};
 use crate::write::{SaveMode, WriteFormat, WriteOptions};
@@ -211,12 +213,7 @@ impl Job<'_> {
                 rel_type: Some(proto::relation::RelType::Sql(s)),
                 ..
             }) => {
-                refuse_sql_args([
-                    s.args.len(),
-                    s.pos_args.len(),
-                    s.named_arguments.len(),
-                    s.pos_arguments.len(),
-                ])?;
+                refuse_sql_relation_args(s)?;
                 s.query.clone()
             }
             Some(_) => {

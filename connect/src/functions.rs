@@ -228,8 +228,9 @@ pub const FUNCTIONS: &[Function] = &[
         "monotonically_increasing_id",
         MISC,
         Fairway,
-        "unique, non-negative and increasing within a partition, counted from 0 per \
-         query, not Spark's partition-id bits",
+        "unique, non-negative and increasing within a partition, without Spark's \
+         partition-id bits; counted from 0 per DataFrame query, on from the last value in \
+         `spark.sql` text",
     ),
     // date and time
     n(

@@ -44,7 +44,7 @@ use fairway_engine::datafusion::prelude::{
 };
 use fairway_engine::{MergeHow, merge_frames};
 
-use crate::cache::{self, Cache, Cached};
+use crate::cache::{Cache, Cached, Rows};
 use crate::error::{Result, SparkError};
 use crate::proto::{self, expression::ExprType, relation::RelType};
 use crate::types::{arrow_type, parse_schema, parse_type};
@@ -93,9 +93,9 @@ impl<'a> Planner<'a> {
         relation: &'s proto::Relation,
     ) -> BoxFuture<'s, Result<DataFrame>> {
         Box::pin(async move {
-            let df = match self.cache.is_empty() {
-                true => self.plan_relation(relation).await?,
-                false => self.cached_relation(relation).await?,
+            let df = match self.cache.lookup(relation) {
+                None => self.plan_relation(relation).await?,
+                Some((key, cached)) => self.cached_relation(relation, key, cached).await?,
             };
             if let Some(id) = relation.common.as_ref().and_then(|c| c.plan_id) {
                 self.plan_columns
@@ -107,24 +107,26 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// A relation the session may have cached: its rows once run.
-    async fn cached_relation(&self, relation: &proto::Relation) -> Result<DataFrame> {
-        let key = cache::key(relation);
-        let cached = match self.cache.get(&key) {
-            None => return self.plan_relation(relation).await,
-            Some(Cached::Marked { .. }) => {
+    /// A relation the session cached: its rows, run first if not yet.
+    async fn cached_relation(
+        &self,
+        relation: &proto::Relation,
+        key: Vec<u8>,
+        cached: Cached,
+    ) -> Result<DataFrame> {
+        let rows = match cached {
+            Cached::Marked { memory } => {
                 let df = self.plan_relation(relation).await?;
                 let schema = Arc::new(df.schema().as_arrow().clone());
                 let batches = (self.run)(df, format!("cache {}", describe(relation))).await?;
                 let schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
-                self.cache
-                    .store(&key, schema, batches, self.cache.budget())?
+                self.cache.store(&key, memory, schema, batches)?
             }
-            Some(cached) => cached,
+            Cached::Stored(rows) => rows,
         };
         let ctx = ctx(self.engine);
-        match cached {
-            Cached::Memory {
+        match rows {
+            Rows::Memory {
                 schema, batches, ..
             } => {
                 // Spread over the session's partitions, to scan in parallel.
@@ -136,13 +138,12 @@ impl<'a> Planner<'a> {
                 }
                 Ok(ctx.read_table(Arc::new(MemTable::try_new(schema, partitions)?))?)
             }
-            Cached::Disk { path } => Ok(ctx
+            Rows::Disk { path } => Ok(ctx
                 .read_arrow(
                     path.to_string_lossy().as_ref(),
                     fairway_engine::datafusion::datasource::file_format::options::ArrowReadOptions::default(),
                 )
                 .await?),
-            Cached::Marked { .. } => self.plan_relation(relation).await,
         }
     }
 
@@ -338,7 +339,7 @@ impl<'a> Planner<'a> {
                 }
                 RelType::Describe(d) => {
                     let df = self.input(&d.input).await?;
-                    describe_frame(df, &d.cols)
+                    self.describe(df, &d.cols).await
                 }
                 RelType::Sample(s) => {
                     let df = self.input(&s.input).await?;
@@ -367,12 +368,7 @@ impl<'a> Planner<'a> {
     }
 
     async fn sql(&self, sql: &proto::Sql) -> Result<DataFrame> {
-        refuse_sql_args([
-            sql.args.len(),
-            sql.pos_args.len(),
-            sql.named_arguments.len(),
-            sql.pos_arguments.len(),
-        ])?;
+        refuse_sql_relation_args(sql)?;
         let mut statements = self.engine.parse_statements(&sql.query)?;
         if statements.len() != 1 {
             return Err(SparkError::parse(format!(
@@ -806,12 +802,7 @@ impl<'a> Planner<'a> {
             .cloned()
             .map(Expr::Column)
             .collect();
-        let first = ctx(self.engine)
-            .state()
-            .aggregate_functions()
-            .get("first_value")
-            .cloned()
-            .ok_or_else(|| SparkError::internal("first_value is not registered"))?;
+        let first = fairway_engine::datafusion::functions_aggregate::first_last::first_value_udaf();
         let mut outer_aggs = Vec::new();
         for v in &values {
             let label = match v.is_null() {
@@ -1131,11 +1122,10 @@ impl<'a> Planner<'a> {
                     None => false,
                 };
                 args.truncate(1);
-                let target = match lower.as_str() {
-                    "last" | "last_value" => "last_value",
-                    _ => "first_value",
+                let udaf = match lower.as_str() {
+                    "last" | "last_value" => fairway_engine::datafusion::functions_aggregate::first_last::last_value_udaf(),
+                    _ => fairway_engine::datafusion::functions_aggregate::first_last::first_value_udaf(),
                 };
-                let udaf = self.aggregate_udf(target)?;
                 let treatment = ignore_nulls.then_some(
                     fairway_engine::datafusion::sql::sqlparser::ast::NullTreatment::IgnoreNulls
                         .into(),
@@ -1151,7 +1141,7 @@ impl<'a> Planner<'a> {
             }
             "approx_count_distinct" => {
                 args.truncate(1);
-                let udaf = self.aggregate_udf("approx_distinct")?;
+                let udaf = fairway_engine::datafusion::functions_aggregate::approx_distinct::approx_distinct_udaf();
                 return Ok(cast(
                     Expr::AggregateFunction(expr::AggregateFunction::new_udf(
                         udaf,
@@ -1188,7 +1178,7 @@ impl<'a> Planner<'a> {
                     fields,
                 ));
                 return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
-                    self.aggregate_udf("count")?,
+                    fairway_engine::datafusion::functions_aggregate::count::count_udaf(),
                     vec![tuple],
                     true,
                     Some(Box::new(all_present)),
@@ -1197,12 +1187,12 @@ impl<'a> Planner<'a> {
                 )));
             }
             "sum_distinct" | "count_distinct" | "countdistinct" => {
-                let target = if lower == "sum_distinct" {
-                    "sum"
-                } else {
-                    "count"
+                let udaf = match lower.as_str() {
+                    "sum_distinct" => {
+                        fairway_engine::datafusion::functions_aggregate::sum::sum_udaf()
+                    }
+                    _ => fairway_engine::datafusion::functions_aggregate::count::count_udaf(),
                 };
-                let udaf = self.aggregate_udf(target)?;
                 return Ok(Expr::AggregateFunction(expr::AggregateFunction::new_udf(
                     udaf,
                     vec![one(args)?],
@@ -1219,12 +1209,10 @@ impl<'a> Planner<'a> {
                 {
                     args.truncate(2);
                 }
-                let udwf = ctx(self.engine)
-                    .state()
-                    .window_functions()
-                    .get(lower.as_str())
-                    .cloned()
-                    .ok_or_else(|| SparkError::internal(format!("{lower} is not registered")))?;
+                let udwf = match lower.as_str() {
+                    "lag" => fairway_engine::datafusion::functions_window::lead_lag::lag_udwf(),
+                    _ => fairway_engine::datafusion::functions_window::lead_lag::lead_udwf(),
+                };
                 return Ok(Expr::from(expr::WindowFunction::new(
                     expr::WindowFunctionDefinition::WindowUDF(udwf),
                     args,
@@ -1246,12 +1234,7 @@ impl<'a> Planner<'a> {
                 args.truncate(1);
                 args.push(lit(if asc { "ASC" } else { "DESC" }));
                 args.push(lit(if asc { "NULLS FIRST" } else { "NULLS LAST" }));
-                let udf = ctx(self.engine)
-                    .state()
-                    .scalar_functions()
-                    .get("array_sort")
-                    .cloned()
-                    .ok_or_else(|| SparkError::internal("array_sort is not registered"))?;
+                let udf = fairway_engine::datafusion::functions_nested::sort::array_sort_udf();
                 return Ok(Expr::ScalarFunction(ScalarFunction::new_udf(udf, args)));
             }
             "when" | "case_when" => {
@@ -1475,12 +1458,7 @@ impl Planner<'_> {
         let seed = s
             .seed
             .unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0 as i64);
-        let hash = ctx(self.engine)
-            .state()
-            .scalar_functions()
-            .get("xxhash64")
-            .cloned()
-            .ok_or_else(|| SparkError::internal("xxhash64 is not registered"))?;
+        let hash = datafusion_spark::function::hash::xxhash64();
         let mut args = vec![lit(seed)];
         args.extend(
             df.schema()
@@ -1505,16 +1483,69 @@ impl Planner<'_> {
         Ok(df.filter(keep)?)
     }
 
-    fn aggregate_udf(
-        &self,
-        name: &str,
-    ) -> Result<Arc<fairway_engine::datafusion::logical_expr::AggregateUDF>> {
-        ctx(self.engine)
-            .state()
-            .aggregate_functions()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| SparkError::internal(format!("{name} is not registered")))
+    /// `df.describe(cols)`: a `summary` column (`count`, `mean`, `stddev`,
+    /// `min`, `max`) and one string column per numeric or string column, as
+    /// Spark gives (mean and stddev NULL for strings). One job computes
+    /// every statistic in one pass; the five rows are built from its row.
+    async fn describe(&self, df: DataFrame, cols: &[String]) -> Result<DataFrame> {
+        const STATS: [&str; 5] = ["count", "mean", "stddev", "min", "max"];
+        let columns: Vec<(Column, DataType)> = if cols.is_empty() {
+            df.schema()
+                .iter()
+                .filter(|(_, f)| f.data_type().is_numeric() || is_string_type(f.data_type()))
+                .map(|(q, f)| (Column::new(q.cloned(), f.name()), f.data_type().clone()))
+                .collect()
+        } else {
+            cols.iter()
+                .map(|n| match resolve_column(df.schema(), n)? {
+                    Expr::Column(c) => {
+                        let t = df.schema().field_from_column(&c)?.data_type().clone();
+                        Ok((c, t))
+                    }
+                    _ => unreachable!("resolve_column returns a column"),
+                })
+                .collect::<Result<_>>()?
+        };
+        // One aggregate: column i's statistic k is output 5 * i + k.
+        let mut aggregates = vec![agg::count(lit(1i64)).alias("__rows")];
+        for (i, (c, t)) in columns.iter().enumerate() {
+            let column = Expr::Column(c.clone());
+            for (k, stat) in STATS.iter().enumerate() {
+                let value = match *stat {
+                    "count" => agg::count(column.clone()),
+                    "mean" | "stddev" if !t.is_numeric() => {
+                        agg::max(cast(lit(ScalarValue::Null), DataType::Float64))
+                    }
+                    "mean" => agg::avg(column.clone()),
+                    "stddev" => agg::stddev(column.clone()),
+                    "min" => agg::min(column.clone()),
+                    _ => agg::max(column.clone()),
+                };
+                aggregates.push(cast(value, DataType::Utf8).alias(format!("__s{}", 5 * i + k)));
+            }
+        }
+        let batches = (self.run)(df.aggregate(vec![], aggregates)?, "describe".into()).await?;
+        let row = batches.iter().find(|b| b.num_rows() > 0);
+        let text = |j: usize| -> Option<String> {
+            let b = row?;
+            match ScalarValue::try_from_array(b.column(j + 1), 0).ok()? {
+                ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v,
+                _ => None,
+            }
+        };
+        let mut fields = vec![Field::new("summary", DataType::Utf8, true)];
+        let mut arrays: Vec<fairway_engine::arrow::array::ArrayRef> = vec![Arc::new(
+            fairway_engine::arrow::array::StringArray::from(STATS.to_vec()),
+        )];
+        for (i, (c, _)) in columns.iter().enumerate() {
+            fields.push(Field::new(c.name.clone(), DataType::Utf8, true));
+            let values: fairway_engine::arrow::array::StringArray =
+                (0..STATS.len()).map(|k| text(5 * i + k)).collect();
+            arrays.push(Arc::new(values));
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+            .map_err(|e| SparkError::internal(format!("describe: {e}")))?;
+        Ok(ctx(self.engine).read_batch(batch)?)
     }
 
     /// A window expression: a window or aggregate function over a
@@ -1754,12 +1785,6 @@ fn multiset(left: DataFrame, right: DataFrame, keep: bool) -> Result<DataFrame> 
         exprs.push(Expr::from(row).alias(COPY));
         Ok(df.select(exprs)?)
     };
-    let names: Vec<Expr> = left
-        .schema()
-        .columns()
-        .into_iter()
-        .map(Expr::Column)
-        .collect();
     let (l, r) = (number(left)?, number(right)?);
     let out = if keep {
         l.intersect_distinct(r)?
@@ -1773,7 +1798,6 @@ fn multiset(left: DataFrame, right: DataFrame, keep: bool) -> Result<DataFrame> 
         .filter(|c| c.name != COPY)
         .map(Expr::Column)
         .collect();
-    debug_assert_eq!(exprs.len(), names.len());
     Ok(out.select(exprs)?)
 }
 
@@ -1856,75 +1880,6 @@ fn sql_expression(input: &DataFrame, text: &str) -> Result<Expr> {
             Err(first.into())
         }
     }
-}
-
-/// `df.describe(cols)`: a `summary` column (`count`, `mean`, `stddev`,
-/// `min`, `max`) and one string column per numeric or string column, as
-/// Spark gives (mean and stddev NULL for strings).
-fn describe_frame(df: DataFrame, cols: &[String]) -> Result<DataFrame> {
-    let columns: Vec<(Column, DataType)> = if cols.is_empty() {
-        df.schema()
-            .iter()
-            .filter(|(_, f)| {
-                f.data_type().is_numeric()
-                    || matches!(
-                        f.data_type(),
-                        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                    )
-            })
-            .map(|(q, f)| (Column::new(q.cloned(), f.name()), f.data_type().clone()))
-            .collect()
-    } else {
-        cols.iter()
-            .map(|n| match resolve_column(df.schema(), n)? {
-                Expr::Column(c) => {
-                    let t = df.schema().field_from_column(&c)?.data_type().clone();
-                    Ok((c, t))
-                }
-                _ => unreachable!("resolve_column returns a column"),
-            })
-            .collect::<Result<_>>()?
-    };
-    let mut out: Option<DataFrame> = None;
-    for (i, stat) in ["count", "mean", "stddev", "min", "max"].iter().enumerate() {
-        // `__rows` keeps the row an aggregate even without numeric columns.
-        let mut exprs = vec![
-            lit(i as i64).alias("__order"),
-            agg::count(lit(1i64)).alias("__rows"),
-            lit(*stat).alias("summary"),
-        ];
-        for (c, t) in &columns {
-            let column = Expr::Column(c.clone());
-            let value = match *stat {
-                "count" => agg::count(column),
-                "mean" | "stddev" if !t.is_numeric() => {
-                    cast(lit(ScalarValue::Null), DataType::Utf8)
-                }
-                "mean" => agg::avg(column),
-                "stddev" => agg::stddev(column),
-                "min" => agg::min(column),
-                _ => agg::max(column),
-            };
-            exprs.push(cast(value, DataType::Utf8).alias(c.name.clone()));
-        }
-        let row = aggregate_frame(df.clone(), vec![], exprs)?;
-        out = Some(match out {
-            None => row,
-            Some(all) => all.union(row)?,
-        });
-    }
-    let all = out.expect("five statistics");
-    let sorted = all.sort(vec![
-        Expr::Column(Column::new_unqualified("__order")).sort(true, false),
-    ])?;
-    let keep: Vec<Expr> = sorted
-        .schema()
-        .columns()
-        .into_iter()
-        .filter(|c| c.name != "__order" && c.name != "__rows")
-        .map(Expr::Column)
-        .collect();
-    Ok(sorted.select(keep)?)
 }
 
 /// `e` without its alias.
@@ -2039,6 +1994,14 @@ fn by_name_inputs(left: &DataFrame, right: DataFrame, allow_missing: bool) -> Re
     Ok(right.select(exprs)?)
 }
 
+fn is_nan(e: Expr) -> Expr {
+    fairway_engine::datafusion::functions::expr_fn::isnan(e)
+}
+
+fn is_string_type(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
 fn is_float(t: &DataType) -> bool {
     matches!(t, DataType::Float32 | DataType::Float64 | DataType::Float16)
 }
@@ -2076,9 +2039,7 @@ fn fill_na(df: DataFrame, f: &proto::NaFill) -> Result<DataFrame> {
         let t = df.schema().field_from_column(&c)?.data_type().clone();
         let takes = match &v {
             v if v.data_type().is_numeric() => t.is_numeric(),
-            ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) => {
-                matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-            }
+            ScalarValue::Utf8(_) | ScalarValue::LargeUtf8(_) => is_string_type(&t),
             ScalarValue::Boolean(_) => t == DataType::Boolean,
             _ => false,
         };
@@ -2086,35 +2047,30 @@ fn fill_na(df: DataFrame, f: &proto::NaFill) -> Result<DataFrame> {
             targets.push((c, v));
         }
     }
-    let exprs: Vec<Expr> =
-        df.schema()
-            .iter()
-            .map(|(q, field)| {
-                let c = Column::new(q.cloned(), field.name());
-                let column = Expr::Column(c.clone());
-                match targets.iter().find(|(t, _)| *t == c) {
-                    Some((_, v)) => {
-                        let t = field.data_type();
-                        let value = cast(lit(v.clone()), t.clone());
-                        let missing = if is_float(t) {
-                            column.clone().is_null().or(Expr::ScalarFunction(
-                                ScalarFunction::new_udf(
-                                    fairway_engine::datafusion::functions::math::isnan(),
-                                    vec![column.clone()],
-                                ),
-                            ))
-                        } else {
-                            column.clone().is_null()
-                        };
-                        fairway_engine::datafusion::logical_expr::when(missing, value)
-                            .otherwise(column)
-                            .map(|e| e.alias(field.name()))
-                            .map_err(SparkError::from)
-                    }
-                    None => Ok(column),
+    let exprs: Vec<Expr> = df
+        .schema()
+        .iter()
+        .map(|(q, field)| {
+            let c = Column::new(q.cloned(), field.name());
+            let column = Expr::Column(c.clone());
+            match targets.iter().find(|(t, _)| *t == c) {
+                Some((_, v)) => {
+                    let t = field.data_type();
+                    let value = cast(lit(v.clone()), t.clone());
+                    let missing = if is_float(t) {
+                        column.clone().is_null().or(is_nan(column.clone()))
+                    } else {
+                        column.clone().is_null()
+                    };
+                    fairway_engine::datafusion::logical_expr::when(missing, value)
+                        .otherwise(column)
+                        .map(|e| e.alias(field.name()))
+                        .map_err(SparkError::from)
                 }
-            })
-            .collect::<Result<_>>()?;
+                None => Ok(column),
+            }
+        })
+        .collect::<Result<_>>()?;
     Ok(df.select(exprs)?)
 }
 
@@ -2142,12 +2098,7 @@ fn drop_na(df: DataFrame, d: &proto::NaDrop) -> Result<DataFrame> {
         let column = Expr::Column(c);
         let mut present = column.clone().is_not_null();
         if is_float(&t) {
-            present = present.and(Expr::Not(Box::new(Expr::ScalarFunction(
-                ScalarFunction::new_udf(
-                    fairway_engine::datafusion::functions::math::isnan(),
-                    vec![column],
-                ),
-            ))));
+            present = present.and(Expr::Not(Box::new(is_nan(column))));
         }
         let one = fairway_engine::datafusion::logical_expr::when(present, lit(1i64))
             .otherwise(lit(0i64))?;
@@ -2269,13 +2220,23 @@ fn strip_qualifier(text: &str, q: &str) -> String {
     out
 }
 
-/// `spark.sql(query, args=...)` is not supported yet: `counts` are the
-/// sizes of the four argument fields (two deprecated) of the protocol.
+/// `spark.sql(query, args=...)` is not supported yet: refuses a query with
+/// any of the protocol's four argument fields (two deprecated).
 pub fn refuse_sql_args(counts: [usize; 4]) -> Result<()> {
     if counts.iter().any(|&n| n > 0) {
         return Err(SparkError::unsupported("spark.sql with args"));
     }
     Ok(())
+}
+
+/// [`refuse_sql_args`] for a `spark.sql` relation.
+pub fn refuse_sql_relation_args(sql: &proto::Sql) -> Result<()> {
+    refuse_sql_args([
+        sql.args.len(),
+        sql.pos_args.len(),
+        sql.named_arguments.len(),
+        sql.pos_arguments.len(),
+    ])
 }
 
 fn merge_how(kind: proto::join::JoinType) -> Option<MergeHow> {

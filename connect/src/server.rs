@@ -722,10 +722,7 @@ impl Connect {
                 apres::Result::Unpersist(apres::Unpersist {})
             }
             Some(apr::Analyze::GetStorageLevel(g)) => {
-                let level = match &g.relation {
-                    Some(relation) => session.cache.level(relation),
-                    None => session.cache.level(&proto::Relation::default()),
-                };
+                let level = session.cache.level(g.relation.as_ref());
                 apres::Result::GetStorageLevel(apres::GetStorageLevel {
                     storage_level: Some(level),
                 })

@@ -17,14 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::format::{Item, Parsed, StrftimeItems};
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 use fairway_engine::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, ListBuilder, StringArray,
-    StringBuilder, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, ListBuilder, StringArray, StringBuilder,
+    TimestampMicrosecondArray,
 };
 use fairway_engine::arrow::compute::kernels::temporal::{DatePart, date_part};
 use fairway_engine::arrow::compute::{CastOptions, cast, cast_with_options};
 use fairway_engine::arrow::datatypes::{
-    DataType, Field, FieldRef, Float64Type, Int32Type, Int64Type, TimeUnit,
-    TimestampMicrosecondType,
+    DataType, Field, FieldRef, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
 };
 use fairway_engine::arrow::util::display::FormatOptions;
 use fairway_engine::datafusion::common::{DataFusionError, Result, ScalarValue, exec_err};
@@ -275,54 +274,37 @@ impl ScalarUDFImpl for SparkFn {
                 self.name
             )));
         }
-        Ok(match &self.kind {
+        // The type of every argument the function takes; a call passes
+        // the first `n`.
+        let mut types = match &self.kind {
             Kind::Part(_) => vec![temporal_arg(&arg_types[0])],
             Kind::DateFormat => vec![temporal_arg(&arg_types[0]), DataType::Utf8],
             Kind::ToDate { .. } | Kind::ToTimestamp { .. } => {
-                let mut out = vec![if is_temporal(&arg_types[0]) {
-                    arg_types[0].clone()
-                } else {
-                    DataType::Utf8
-                }];
-                if n == 2 {
-                    out.push(DataType::Utf8);
-                }
-                out
+                let first = match is_temporal(&arg_types[0]) {
+                    true => arg_types[0].clone(),
+                    false => DataType::Utf8,
+                };
+                vec![first, DataType::Utf8]
             }
-            Kind::MonthsBetween => {
-                let mut out = vec![temporal_arg(&arg_types[0]), temporal_arg(&arg_types[1])];
-                if n == 3 {
-                    out.push(DataType::Boolean);
-                }
-                out
+            Kind::MonthsBetween => vec![
+                temporal_arg(&arg_types[0]),
+                temporal_arg(&arg_types[1]),
+                DataType::Boolean,
+            ],
+            Kind::RegexpExtract | Kind::Split => {
+                vec![DataType::Utf8, DataType::Utf8, DataType::Int32]
             }
-            Kind::RegexpExtract => {
-                let mut out = vec![DataType::Utf8, DataType::Utf8];
-                if n == 3 {
-                    out.push(DataType::Int32);
-                }
-                out
-            }
-            Kind::RegexpReplace => {
-                let mut out = vec![DataType::Utf8; 3];
-                if n == 4 {
-                    out.push(DataType::Int32);
-                }
-                out
-            }
-            Kind::Split => {
-                let mut out = vec![DataType::Utf8, DataType::Utf8];
-                if n == 3 {
-                    out.push(DataType::Int32);
-                }
-                out
-            }
+            Kind::RegexpReplace => vec![
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Utf8,
+                DataType::Int32,
+            ],
             Kind::Log | Kind::Ln | Kind::Log10 | Kind::Log2 => vec![DataType::Float64; n],
             Kind::Round { .. } => {
                 let first = match &arg_types[0] {
                     t if t.is_numeric() => t.clone(),
-                    DataType::Null => DataType::Float64,
-                    t if is_string(t) => DataType::Float64,
+                    t if *t == DataType::Null || is_string(t) => DataType::Float64,
                     other => {
                         return Err(DataFusionError::Plan(format!(
                             "[DATATYPE_MISMATCH] `{}` needs a number, got {other}",
@@ -330,14 +312,12 @@ impl ScalarUDFImpl for SparkFn {
                         )));
                     }
                 };
-                let mut out = vec![first];
-                if n == 2 {
-                    out.push(DataType::Int32);
-                }
-                out
+                vec![first, DataType::Int32]
             }
             Kind::MonotonicId(_) => vec![],
-        })
+        };
+        types.truncate(n);
+        Ok(types)
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -820,7 +800,7 @@ fn part_of(values: &ArrayRef, part: Part) -> Result<ArrayRef> {
         Part::Year => DatePart::Year,
         Part::Month => DatePart::Month,
         Part::Day => DatePart::Day,
-        Part::DayOfWeek => DatePart::DayOfWeekSunday0,
+        Part::DayOfWeek => DatePart::DayOfWeekSunday1,
         Part::WeekDay => DatePart::DayOfWeekMonday0,
         Part::DayOfYear => DatePart::DayOfYear,
         Part::Quarter => DatePart::Quarter,
@@ -829,22 +809,7 @@ fn part_of(values: &ArrayRef, part: Part) -> Result<ArrayRef> {
         Part::Minute => DatePart::Minute,
         Part::Second => DatePart::Second,
     };
-    let out = date_part(&values, arrow_part)?;
-    let out = out.as_primitive::<Int32Type>();
-    Ok(match part {
-        // Spark: 1 = Sunday ... 7 = Saturday.
-        Part::DayOfWeek => Arc::new(out.unary::<_, Int32Type>(|d| d + 1)),
-        Part::DayOfYear => {
-            // Arrow counts from 0 for some inputs; Spark from 1.
-            let days = date_times(&values)?;
-            Arc::new(
-                days.iter()
-                    .map(|d| d.map(|d| d.ordinal() as i32))
-                    .collect::<Int32Array>(),
-            )
-        }
-        _ => Arc::new(out.clone()),
-    })
+    Ok(date_part(&values, arrow_part)?)
 }
 
 fn last_day_of_month(d: NaiveDate) -> bool {
@@ -1062,63 +1027,10 @@ fn round_decimal_text(x: f64, scale: i32, even: bool) -> f64 {
     if !x.is_finite() {
         return x;
     }
-    let text = format!("{x:e}");
-    let Some((mantissa, exp)) = text.split_once('e') else {
-        return x;
-    };
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let negative = mantissa.starts_with('-');
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    // value = 0.d1d2d3... * 10^(exp + 1)
-    let point = exp + 1;
-    let keep = point + scale; // digits kept
-    if keep < 0 {
-        return 0.0f64.copysign(x);
-    }
-    let keep = keep as usize;
-    if keep >= digits.len() {
-        return x;
-    }
-    let bytes = digits.as_bytes();
-    let mut kept: Vec<u8> = bytes[..keep].iter().map(|b| b - b'0').collect();
-    let first_dropped = bytes[keep] - b'0';
-    let rest_nonzero = bytes[keep + 1..].iter().any(|&b| b != b'0');
-    let last_odd = kept.last().is_some_and(|d| d % 2 == 1);
-    let up = if even {
-        first_dropped > 5 || (first_dropped == 5 && (rest_nonzero || last_odd))
-    } else {
-        first_dropped >= 5
-    };
-    if up {
-        let mut i = kept.len();
-        loop {
-            if i == 0 {
-                kept.insert(0, 1);
-                break;
-            }
-            i -= 1;
-            if kept[i] == 9 {
-                kept[i] = 0;
-            } else {
-                kept[i] += 1;
-                break;
-            }
-        }
-    }
-    let shift = kept.len() as i32 - keep as i32; // a carry added a digit
-    let mut s = String::new();
-    if negative {
-        s.push('-');
-    }
-    s.push_str("0.");
-    if kept.is_empty() {
-        s.push('0');
-    }
-    for d in &kept {
-        s.push((b'0' + d) as char);
-    }
-    s.push_str(&format!("e{}", point + shift));
-    s.parse().unwrap_or(x)
+    // Rust prints a double's shortest decimal in full, never as 1e-7.
+    round_decimal_string(&format!("{x}"), scale, even)
+        .parse()
+        .unwrap_or(x)
 }
 
 fn round(values: &ArrayRef, scale: i32, even: bool, out_type: &DataType) -> Result<ArrayRef> {
@@ -1178,7 +1090,11 @@ fn round_decimal_string(text: &str, scale: i32, even: bool) -> String {
     let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
     let point = int.len() as i32;
     let keep = point + scale;
-    if keep < 0 || keep as usize >= digits.len() {
+    if keep < 0 {
+        // Every digit is below the rounding place.
+        return "0".to_string();
+    }
+    if keep as usize >= digits.len() {
         return text.to_string();
     }
     let keep = keep as usize;
@@ -1215,7 +1131,7 @@ fn round_decimal_string(text: &str, scale: i32, even: bool) -> String {
     }
     let int_len = point.max(0) as usize;
     let mut s = String::new();
-    if negative {
+    if negative && kept.iter().any(|&d| d != 0) {
         s.push('-');
     }
     let int_digits: String = kept[..int_len.min(kept.len())]
