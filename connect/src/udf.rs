@@ -1242,6 +1242,8 @@ mod tests {
         assert_eq!(round_decimal_string("-12.345", 2, true), "-12.34");
         assert_eq!(round_decimal_string("99.95", 1, false), "100.0");
         assert_eq!(round_decimal_string("1250", -2, true), "1200");
+        assert_eq!(round_decimal_string("4.25", -2, false), "0");
+        assert_eq!(round_decimal_text(-0.4, 0, false), 0.0);
     }
 
     #[test]
