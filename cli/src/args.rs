@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fairway_engine::{OutputFormat, SchedulingMode, parse_size};
 
@@ -10,6 +11,7 @@ use fairway_engine::{OutputFormat, SchedulingMode, parse_size};
 #[command(
     name = "fairway",
     version,
+    after_help = "Example:\n  fairway sql --table t=data.parquet -c 'select count(*) from t'",
     about = "Run SQL over parquet and CSV as stages, shuffles and tasks on a fixed number of slots",
     long_about = "fairway plans SQL with Apache DataFusion, cuts every plan into a graph of \
 stages at its exchanges (like Spark's stages), and runs each stage as one task per \
@@ -26,19 +28,32 @@ pub enum Command {
     /// Run SQL statements (-c, -f) or start an interactive shell.
     ///
     /// Files given with -f run first, in order, then statements given with
-    /// -c. Without either, an interactive shell starts: statements end with
-    /// ';' and may span lines; \q or Ctrl-D quits, Ctrl-C cancels the running
-    /// statement. For every statement a line with its row count and elapsed
-    /// time goes to stderr; results go to stdout.
+    /// -c; the first error stops them (it names the statement and its line).
+    /// Without either, an interactive shell starts (after ~/.fairwayrc or
+    /// --init): statements end with ';' and may span lines; \? lists the
+    /// meta commands (\d, \d NAME, \dp, \timing, \format, \maxrows, \x,
+    /// \i FILE, \q); Tab completes keywords, tables, columns, settings and
+    /// paths; Ctrl-C cancels the running statement or clears the line; Ctrl-D
+    /// quits; every statement is appended to the history file as it is
+    /// entered. For every statement a line with its row count and elapsed
+    /// time goes to stderr; results go to stdout (on a terminal at most
+    /// --maxrows rows of a table, cut to its width; NULL shown as NULL).
+    #[command(
+        after_help = "Examples:\n  fairway sql --tables testdata/tpch-sf0.01 -c 'select count(*) from orders'\n  fairway sql --table t=data.parquet            # the shell, with table t"
+    )]
     Sql(SqlArgs),
     /// Run SQL scripts concurrently, each as its own client.
     ///
     /// Statements of one script run in order; all scripts run at once and
     /// share the slots. `SET fairway.scheduler.pool = 'name'` in a script
     /// sends that script's later statements to pool `name` (like Spark's
-    /// thread-local spark.scheduler.pool). For every statement a line
-    /// `SCRIPT #N [pool P]: R rows in S s` goes to stdout; results are not
-    /// printed unless --print is given.
+    /// thread-local spark.scheduler.pool). For every statement but SET a
+    /// line `SCRIPT #N [pool P] SQL: R rows in S s` (SQL: its first 60
+    /// characters) goes to stdout; results are not printed unless --print
+    /// is given.
+    #[command(
+        after_help = "Example:\n  fairway run --scheduler-mode fair --tables testdata/tpch-sf0.01 a.sql b.sql"
+    )]
     Run(RunArgs),
     /// Print the stage graph of each statement instead of running it.
     ///
@@ -46,6 +61,9 @@ pub enum Command {
     /// output is partitioned, and its operators (indented). DDL statements
     /// (CREATE EXTERNAL TABLE, SET) are executed so that later statements
     /// can use them.
+    #[command(
+        after_help = "Example:\n  fairway explain --tables testdata/tpch-sf0.01 -f testdata/tpch/queries/q05.sql"
+    )]
     Explain(ExplainArgs),
     /// Render an event log (--event-log) as one self-contained HTML page.
     ///
@@ -54,13 +72,18 @@ pub enum Command {
     /// hover), stage submitted/completed markers, each pool's busy slots over
     /// time, a legend of jobs, and totals: wall time, busy slot-time, slots
     /// and utilisation. It needs no script and no network.
+    #[command(after_help = "Example:\n  fairway timeline events.jsonl -o timeline.html")]
     Timeline(TimelineArgs),
     /// Feature tables: build a wide table from many feature methods.
+    #[command(
+        after_help = "Example:\n  fairway features build testdata/features/customer.toml --out target/features/customer.parquet"
+    )]
     Features {
         #[command(subcommand)]
         command: FeaturesCommand,
     },
     /// TPC-H data and queries.
+    #[command(after_help = "Example:\n  fairway tpch gen --sf 1 --out ~/.cache/fairway/tpch/sf1")]
     Tpch {
         #[command(subcommand)]
         command: TpchCommand,
@@ -78,8 +101,12 @@ pub enum Command {
     /// tags=[...] <what>`. One line per request goes to stderr (info level;
     /// FAIRWAY_LOG=warn|info|debug changes it). The README's PySpark section
     /// lists what is supported.
+    #[command(
+        after_help = "Example:\n  fairway connect --tables testdata/tpch-sf0.01 --port 15002"
+    )]
     Connect(ConnectArgs),
     /// Benchmarks of fairway against plain DataFusion.
+    #[command(after_help = "Example:\n  fairway bench tpch --sf 1 --slots 2")]
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
@@ -92,9 +119,24 @@ pub struct SqlArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Output format of results.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Table)]
     pub format: Format,
+    /// Rows of a result shown in table format on a terminal, 0 for all
+    /// (piped output always has every row); \maxrows changes it in the shell.
+    #[arg(long, value_name = "N", default_value_t = 40)]
+    pub maxrows: usize,
+    /// The shell's history file, appended after every statement [default:
+    /// $FAIRWAY_HISTORY, else ~/.fairway_history; FAIRWAY_HISTORY= keeps
+    /// none].
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// Statements to run first, before -f/-c or the shell's first prompt
+    /// [default: ~/.fairwayrc, for the shell only].
+    #[arg(long, value_name = "FILE")]
+    pub init: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -119,6 +161,8 @@ pub struct ConnectArgs {
     pub token: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Args)]
@@ -128,6 +172,8 @@ pub struct RunArgs {
     pub scripts: Vec<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Also print each statement's result (as a table, after its line).
     #[arg(long)]
     pub print: bool,
@@ -171,6 +217,9 @@ pub enum FeaturesCommand {
     /// result (--force rebuilds all). On a terminal a line per method shows
     /// its progress; at the end a table (method, pool, rows, columns,
     /// seconds, reused or built) goes to stdout.
+    #[command(
+        after_help = "Example:\n  fairway features build testdata/features/customer.toml --out target/features/customer.parquet"
+    )]
     Build(FeaturesBuildArgs),
     /// Print what a build of SPEC would do, without reading data.
     ///
@@ -178,6 +227,7 @@ pub enum FeaturesCommand {
     /// which methods share each), every method with its pool and the tables
     /// it reads, and the merge tree: the balanced bracket of FULL OUTER
     /// joins over the methods in spec order.
+    #[command(after_help = "Example:\n  fairway features explain testdata/features/customer.toml")]
     Explain(FeaturesExplainArgs),
 }
 
@@ -236,7 +286,10 @@ pub struct FeaturesExplainArgs {
 pub enum TpchCommand {
     /// Generate the 8 TPC-H tables as parquet files DIR/<table>.parquet.
     ///
-    /// Tables already generated at the same scale factor are kept.
+    /// Tables already generated at the same scale factor are kept; a
+    /// `_tpch_sf` marker file records it. A folder with table files but no
+    /// marker (files fairway did not generate) is refused, never overwritten.
+    #[command(after_help = "Example:\n  fairway tpch gen --sf 1 --out ~/.cache/fairway/tpch/sf1")]
     Gen {
         /// Scale factor (1 = about 1 GB of raw data, 6 million lineitems).
         #[arg(long, default_value_t = 1.0)]
@@ -264,6 +317,9 @@ pub enum BenchCommand {
     /// JSON and the chart are written). Progress goes to stderr, the table
     /// with per-query median, min and max, the geometric means and their
     /// ratio to stdout.
+    #[command(
+        after_help = "Example:\n  fairway bench tpch --sf 1 --slots 2 --queries 1,6 --plot tpch.svg"
+    )]
     Tpch(BenchTpchArgs),
     /// Feature specs built sequentially, in parallel FIFO and in parallel
     /// FAIR with the tournament merge.
@@ -278,6 +334,9 @@ pub enum BenchCommand {
     /// one. Prints per mode the median seconds, the ratio to sequential and
     /// the slot utilisation (busy slot-time / (slots x wall time), from the
     /// event log of each run).
+    #[command(
+        after_help = "Example:\n  fairway bench features testdata/features/customer.toml --sf 1"
+    )]
     Features(BenchFeaturesArgs),
 }
 
@@ -389,8 +448,6 @@ pub struct EngineArgs {
     #[command(flatten)]
     pub event_log: EventLogArg,
     #[command(flatten)]
-    pub cluster: ClusterArgs,
-    #[command(flatten)]
     pub conf: ConfArgs,
 }
 
@@ -400,11 +457,11 @@ pub struct SlotArgs {
     /// Tasks that may run at once across all jobs, at most 1024 [default:
     /// number of cores; features: the spec's, else number of cores; bench
     /// features: 2].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..=fairway_engine::MAX_SLOTS as u64))]
     pub slots: Option<usize>,
     /// Partitions of every shuffle and file scan, at most 10000 [default:
     /// 2 x slots; features: the spec's, else 2 x slots].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..=fairway_engine::MAX_PARTITIONS as u64))]
     pub partitions: Option<usize>,
 }
 

@@ -4,7 +4,9 @@
 
 mod args;
 mod commands;
+mod display;
 mod logger;
+mod shell;
 
 use anyhow::{Result, bail};
 use clap::Parser;
@@ -52,11 +54,12 @@ fn main() {
     let driver_threads = match &cli.command {
         // The server plans every client's plans on these threads.
         Command::Connect(args) => args.engine.slots.slots.unwrap_or_else(cores).max(4),
-        Command::Sql(args::SqlArgs { engine, .. }) | Command::Run(args::RunArgs { engine, .. })
-            if engine.cluster.cluster.is_some() =>
-        {
-            engine.slots.slots.unwrap_or_else(cores).max(2)
-        }
+        Command::Sql(args::SqlArgs {
+            engine, cluster, ..
+        })
+        | Command::Run(args::RunArgs {
+            engine, cluster, ..
+        }) if cluster.cluster.is_some() => engine.slots.slots.unwrap_or_else(cores).max(2),
         Command::Features {
             command: FeaturesCommand::Build(args),
         } if args.cluster.cluster.is_some() => args.spec.slots.slots.unwrap_or_else(cores).max(2),

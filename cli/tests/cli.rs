@@ -242,12 +242,20 @@ fn run_executes_scripts_concurrently_with_their_own_pools() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(stdout.contains("a.sql #1 [pool etl]: 1 row in"), "{stdout}");
+    // Each line names its statement; the SET line is quiet.
     assert!(
-        stdout.contains("a.sql #3 [pool dash]: 1 row in"),
+        stdout.contains("a.sql #1 [pool etl] SELECT count(*) FROM orders: 1 row in"),
         "{stdout}"
     );
-    assert!(stdout.contains("b.sql #1 [pool etl]: 1 row in"), "{stdout}");
+    assert!(!stdout.contains("a.sql #2"), "{stdout}");
+    assert!(
+        stdout.contains("a.sql #3 [pool dash] SELECT count(*) FROM lineitem: 1 row in"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("b.sql #1 [pool etl] SELECT count(*) FROM nation: 1 row in"),
+        "{stdout}"
+    );
     let events = std::fs::read_to_string(&log).unwrap();
     let starts: Vec<&str> = events
         .lines()
@@ -799,6 +807,31 @@ fn cluster_standalone_runs_the_same_sql_as_the_local_engine() {
 }
 
 #[test]
+fn option_errors_name_the_option_typed_not_the_setting() {
+    for (args, needle) in [
+        (&["--slots", "0"][..], "'--slots <N>'"),
+        (&["--slots", "5000"][..], "'--slots <N>'"),
+        (&["--partitions", "0"][..], "'--partitions <N>'"),
+        (
+            &["--memory-limit", "lots"][..],
+            "option --memory-limit: expected a size",
+        ),
+        (
+            &["--pool", ""][..],
+            "option --pool: a pool name cannot be empty",
+        ),
+    ] {
+        let mut all = vec!["sql"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-c", "select 1"]);
+        let out = fairway(&all);
+        assert_clean_error(&out, needle);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("fairway."), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn features_build_prints_a_summary_and_reuses_results() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("customer.parquet");
@@ -915,4 +948,43 @@ fn features_errors_are_one_line() {
         &fairway(&["features", "explain", "no/such/spec.toml"]),
         "no/such/spec.toml",
     );
+}
+
+#[test]
+fn every_help_has_an_example_and_explain_offers_no_cluster() {
+    for command in [
+        "",
+        "sql",
+        "run",
+        "explain",
+        "timeline",
+        "features",
+        "features build",
+        "features explain",
+        "tpch",
+        "tpch gen",
+        "connect",
+        "bench",
+        "bench tpch",
+        "bench features",
+    ] {
+        let mut args: Vec<&str> = command.split_whitespace().collect();
+        args.push("--help");
+        let out = fairway(&args);
+        let help = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}");
+        assert!(
+            help.contains("Example:\n  fairway ") || help.contains("Examples:\n  fairway "),
+            "{args:?} --help has no example:\n{help}"
+        );
+    }
+    let explain = text(&fairway(&["explain", "--help"]).stdout);
+    assert!(!explain.contains("--cluster <"), "{explain}");
+    let sql = text(&fairway(&["sql", "--help"]).stdout);
+    assert!(
+        sql.contains("--cluster") && sql.contains("--maxrows"),
+        "{sql}"
+    );
+    // --format lists its values.
+    assert!(sql.contains("table") && sql.contains("ndjson"), "{sql}");
 }

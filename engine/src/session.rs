@@ -311,6 +311,20 @@ impl Session {
             Some(path) => Some(Arc::new(EventLog::create(path)?)),
             None => None,
         };
+        if let Some(log) = &event_log
+            && config.scheduler_mode == SchedulingMode::Fair
+        {
+            // The pools' settings, for the timeline's fair shares.
+            for p in scheduler.pools() {
+                log.record(|time_us| fairway_observe::Event::Pool {
+                    time_us,
+                    name: p.name.clone(),
+                    mode: p.mode.as_str().to_string(),
+                    weight: p.weight.max(0) as u64,
+                    min_share: p.min_share.max(0) as u64,
+                });
+            }
+        }
         let mut listeners: Vec<Arc<dyn SchedulerListener>> = Vec::new();
         if let Some(log) = &event_log {
             listeners.push(Arc::clone(log) as _);
@@ -780,10 +794,16 @@ impl Session {
             self.shared.config.faults.clone(),
         );
         let pool = spec.pool.clone().unwrap_or_default();
+        let stage_parents: Vec<(usize, Vec<usize>)> = spec
+            .stages
+            .iter()
+            .map(|s| (s.id, s.parents.clone()))
+            .collect();
         let handle = self
             .shared
             .scheduler
             .submit(spec, Arc::new(StageTaskRunner(Arc::clone(&tasks))))?;
+        let job_id = handle.id();
         let active = ActiveJob {
             id: handle.id(),
             group: group_of(task_ctx.session_config()),
@@ -798,6 +818,24 @@ impl Session {
         );
         let outcome = handle.wait().await;
         guard.finish();
+        if let Some(log) = &self.shared.event_log {
+            // What each stage did, for the timeline's stage tables and DAG.
+            for ((stage, parents), m) in stage_parents.iter().zip(tasks.stage_metrics()) {
+                log.record(|time_us| fairway_observe::Event::StageMetrics {
+                    time_us,
+                    job: job_id,
+                    stage: *stage as u64,
+                    parents: parents.iter().map(|p| *p as u64).collect(),
+                    rows_in: m.rows_in,
+                    rows_out: m.rows_out,
+                    bytes_in: m.bytes_in,
+                    bytes_out: m.bytes_out,
+                    shuffle_read: m.shuffle_read,
+                    shuffle_written: m.shuffle_written,
+                    spilled: m.spilled,
+                });
+            }
+        }
         match outcome {
             Ok(_) => Ok((tasks.take_results(), tasks)),
             Err(e) => Err(tasks.job_error(e)),

@@ -74,6 +74,21 @@ impl EventLog {
         }
     }
 
+    /// Writes one event that the scheduler does not report (the engine's
+    /// stage metrics, the configured pools); `event` gets the time.
+    pub fn record(&self, event: impl FnOnce(u64) -> Event) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let time_us = self.start.elapsed().as_micros() as u64;
+        let mut text = event(time_us).to_line();
+        text.push('\n');
+        let Some(out) = &mut state.out else {
+            return;
+        };
+        if let Err(e) = out.write_all(text.as_bytes()) {
+            self.fail(&mut state, &e);
+        }
+    }
+
     /// Why this log is incomplete, if a write to it failed: `cannot write
     /// event log FILE: ERROR`.
     pub fn error(&self) -> Option<String> {

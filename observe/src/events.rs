@@ -16,6 +16,8 @@
 //! | `task_yield` | as `task_start`: the task gave up `slot` to a fairer pool |
 //! | `task_resume` | as `task_start`: the task continues on `slot` |
 //! | `task_end` | as `task_start`, plus `duration_us`, `rows`, `bytes`, `status` (`succeeded`, `failed`) and `error` when failed |
+//! | `stage_metrics` | `job`, `stage`, `parents`, `rows_in`, `rows_out`, `bytes_in`, `bytes_out`, `shuffle_read`, `shuffle_written`, `spilled` (after the job ends) |
+//! | `pool` | `name`, `mode`, `weight`, `min_share` (a configured pool, when the log opens) |
 //!
 //! Reading is strict about what a timeline must trust (a slot number sizes
 //! the page, a time its axis): every number is checked against the bounds
@@ -33,6 +35,8 @@ pub const MAX_SLOT: u64 = 9_999;
 pub const MAX_TIME_US: u64 = 10 * 366 * 24 * 3_600 * 1_000_000;
 /// The most tasks a stage may have.
 pub const MAX_TASKS: u64 = u32::MAX as u64;
+/// The most parents a stage may list (a timeline draws an edge for each).
+pub const MAX_PARENTS: usize = 10_000;
 
 /// The values of `status`. A reader keeps any other text as it is (a
 /// newer writer may add one), so statuses are strings rather than an enum.
@@ -158,10 +162,51 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// What a stage of a finished job did, over its successful task
+    /// attempts (the engine writes one per stage after the job ends).
+    StageMetrics {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "stage")]
+        stage: u64,
+        /// The stages whose output it reads.
+        #[serde(deserialize_with = "parents")]
+        parents: Vec<u64>,
+        #[serde(deserialize_with = "rows_in")]
+        rows_in: u64,
+        #[serde(deserialize_with = "rows_out")]
+        rows_out: u64,
+        #[serde(deserialize_with = "bytes_in")]
+        bytes_in: u64,
+        #[serde(deserialize_with = "bytes_out")]
+        bytes_out: u64,
+        #[serde(deserialize_with = "shuffle_read")]
+        shuffle_read: u64,
+        #[serde(deserialize_with = "shuffle_written")]
+        shuffle_written: u64,
+        #[serde(deserialize_with = "spilled")]
+        spilled: u64,
+    },
+    /// A configured pool (FAIR scheduling), written when the log opens.
+    Pool {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "name")]
+        name: String,
+        /// `fifo` or `fair`: how the pool orders its own jobs.
+        #[serde(deserialize_with = "mode")]
+        mode: String,
+        #[serde(deserialize_with = "weight")]
+        weight: u64,
+        #[serde(deserialize_with = "min_share")]
+        min_share: u64,
+    },
 }
 
 /// The `event` names of [`Event`], in declaration order.
-pub const EVENT_NAMES: [&str; 8] = [
+pub const EVENT_NAMES: [&str; 10] = [
     "job_start",
     "job_end",
     "stage_submitted",
@@ -170,6 +215,8 @@ pub const EVENT_NAMES: [&str; 8] = [
     "task_yield",
     "task_resume",
     "task_end",
+    "stage_metrics",
+    "pool",
 ];
 
 impl Event {
@@ -183,7 +230,9 @@ impl Event {
             | Event::TaskStart { time_us, .. }
             | Event::TaskYield { time_us, .. }
             | Event::TaskResume { time_us, .. }
-            | Event::TaskEnd { time_us, .. } => *time_us,
+            | Event::TaskEnd { time_us, .. }
+            | Event::StageMetrics { time_us, .. }
+            | Event::Pool { time_us, .. } => *time_us,
         }
     }
 
@@ -198,16 +247,21 @@ impl Event {
             Event::TaskYield { .. } => "task_yield",
             Event::TaskResume { .. } => "task_resume",
             Event::TaskEnd { .. } => "task_end",
+            Event::StageMetrics { .. } => "stage_metrics",
+            Event::Pool { .. } => "pool",
         }
     }
 
-    /// The job the event belongs to.
+    /// The job the event belongs to (0 for a `pool` event, which belongs
+    /// to none).
     pub fn job(&self) -> u64 {
         match self {
             Event::JobStart { job, .. }
             | Event::JobEnd { job, .. }
             | Event::StageSubmitted { job, .. }
-            | Event::StageCompleted { job, .. } => *job,
+            | Event::StageCompleted { job, .. }
+            | Event::StageMetrics { job, .. } => *job,
+            Event::Pool { .. } => 0,
             Event::TaskStart { task, .. }
             | Event::TaskYield { task, .. }
             | Event::TaskResume { task, .. }
@@ -310,9 +364,46 @@ fields! {
     attempt: u64 <= u64::MAX, "";
     rows: u64 <= u64::MAX, "";
     bytes: u64 <= u64::MAX, "";
+    rows_in: u64 <= u64::MAX, "";
+    rows_out: u64 <= u64::MAX, "";
+    bytes_in: u64 <= u64::MAX, "";
+    bytes_out: u64 <= u64::MAX, "";
+    shuffle_read: u64 <= u64::MAX, "";
+    shuffle_written: u64 <= u64::MAX, "";
+    spilled: u64 <= u64::MAX, "";
+    weight: u64 <= u64::MAX, "";
+    min_share: u64 <= u64::MAX, "";
     ; pool: String
     ; description: String
     ; status: String
+    ; name: String
+    ; mode: String
+}
+
+/// The stages a stage reads: at most [`MAX_PARENTS`] stage numbers.
+fn parents<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    let value = Value::deserialize(d)?;
+    let Value::Array(items) = &value else {
+        return Err(D::Error::custom(format!(
+            "field `parents` must be an array of stage numbers, got {value}"
+        )));
+    };
+    if items.len() > MAX_PARENTS {
+        return Err(D::Error::custom(format!(
+            "field `parents` has {} stages, out of range: at most {MAX_PARENTS}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .map(|v| {
+            v.as_u64().ok_or_else(|| {
+                D::Error::custom(format!(
+                    "field `parents` must hold non-negative integers, got {v}"
+                ))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -407,6 +498,26 @@ mod tests {
                 description: "d".into(),
                 status: status::FAILED.into(),
             },
+            Event::StageMetrics {
+                time_us: 8,
+                job: 1,
+                stage: 1,
+                parents: vec![0],
+                rows_in: 10,
+                rows_out: 2,
+                bytes_in: 800,
+                bytes_out: 16,
+                shuffle_read: 800,
+                shuffle_written: 0,
+                spilled: 0,
+            },
+            Event::Pool {
+                time_us: 0,
+                name: "etl".into(),
+                mode: "fair".into(),
+                weight: 2,
+                min_share: 1,
+            },
         ]
     }
 
@@ -445,6 +556,10 @@ mod tests {
         assert!(
             err(r#"{"event":"task_end","time_us":1,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"p","slot":0,"duration_us":1,"rows":0,"bytes":0,"status":7}"#)
                 .contains("field `status` must be a string, got 7")
+        );
+        assert!(
+            err(r#"{"event":"stage_metrics","time_us":1,"job":1,"stage":1,"parents":[-1],"rows_in":0,"rows_out":0,"bytes_in":0,"bytes_out":0,"shuffle_read":0,"shuffle_written":0,"spilled":0}"#)
+                .contains("field `parents` must hold non-negative integers")
         );
         assert_eq!(err("[1]"), "expected a JSON object");
         assert!(err("{").starts_with("invalid JSON"));

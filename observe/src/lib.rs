@@ -10,7 +10,7 @@
 mod event_log;
 pub mod events;
 mod listeners;
-mod progress;
+pub mod progress;
 pub mod timeline;
 
 pub use event_log::EventLog;

@@ -9,6 +9,20 @@ use std::time::{Duration, Instant};
 use fairway_scheduler::{JobId, SchedulerEvent, SchedulerListener, StageId};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// The bars being drawn, so that other output can hide them meanwhile.
+static DRAWN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Runs `f`, which writes to the terminal, with the progress bars hidden and
+/// redrawn after it, so no stale bar is left between output lines. Without
+/// bars it just runs `f`.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    let multi = DRAWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match multi {
+        Some(multi) => multi.suspend(f),
+        None => f(),
+    }
+}
+
 /// A stage is drawn once it has been active this long, so quick statements
 /// print nothing (Spark waits 500 ms too).
 const SHOW_AFTER: Duration = Duration::from_millis(500);
@@ -43,6 +57,7 @@ impl ConsoleProgress {
         let state: Arc<Mutex<State>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        *DRAWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
         let (s, stop_flag) = (Arc::clone(&state), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("fairway-progress".into())
@@ -86,11 +101,18 @@ fn refresh(state: &Mutex<State>, multi: &MultiProgress) {
         }
         if let Some(bar) = &stage.bar {
             bar.set_position(stage.done as u64);
-            bar.set_message(format!(
-                " ({} + {}) / {}",
-                stage.done, stage.running, stage.tasks
-            ));
+            bar.set_message(message(stage));
         }
+    }
+}
+
+/// ` (done + running) / tasks`, or ` queued, 0 / tasks` before the stage's
+/// first task got a slot.
+fn message(stage: &StageProgress) -> String {
+    if stage.done == 0 && stage.running == 0 {
+        format!(" queued, 0 / {}", stage.tasks)
+    } else {
+        format!(" ({} + {}) / {}", stage.done, stage.running, stage.tasks)
     }
 }
 
@@ -161,6 +183,7 @@ impl SchedulerListener for ConsoleProgress {
 impl Drop for ConsoleProgress {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        *DRAWN.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -195,6 +218,10 @@ mod tests {
             stage: 3,
             tasks: 40,
         });
+        {
+            let state = progress.state.lock().unwrap();
+            assert_eq!(message(&state.stages[&(1, 3)]), " queued, 0 / 40");
+        }
         for p in 0..3 {
             progress.on_event(&SchedulerEvent::TaskStart {
                 task: task(3, p),
@@ -216,6 +243,7 @@ mod tests {
             let stage = &state.stages[&(1, 3)];
             assert_eq!((stage.done, stage.running, stage.tasks), (1, 1, 40));
             assert_eq!(stage.pool, "etl");
+            assert_eq!(message(stage), " (1 + 1) / 40");
         }
         progress.on_event(&SchedulerEvent::StageCompleted { job: 1, stage: 3 });
         assert!(progress.state.lock().unwrap().stages.is_empty());

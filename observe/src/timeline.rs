@@ -150,6 +150,44 @@ struct JobInfo {
     busy_us: u64,
     /// Its place among the jobs (by number), which picks its colour.
     index: usize,
+    /// When its first task got a slot.
+    first_task: Option<u64>,
+    /// Times its tasks gave up a slot to a fairer pool.
+    yields: u64,
+}
+
+/// What one stage of a job did, from its events and its `stage_metrics`.
+#[derive(Debug, Clone, Default)]
+struct StageInfo {
+    tasks: u64,
+    submitted: Option<u64>,
+    completed: Option<u64>,
+    first_start: Option<u64>,
+    last_end: Option<u64>,
+    /// Slot-time its tasks held.
+    busy_us: u64,
+    /// Run time of each successful task attempt.
+    durations: Vec<u64>,
+    yields: u64,
+    metrics: Option<StageCounters>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct StageCounters {
+    parents: Vec<u64>,
+    rows_in: u64,
+    rows_out: u64,
+    shuffle_read: u64,
+    shuffle_written: u64,
+    spilled: u64,
+}
+
+/// A pool's settings from its `pool` event.
+#[derive(Debug, Clone)]
+struct PoolSettings {
+    mode: String,
+    weight: u64,
+    min_share: u64,
 }
 
 struct TaskEndInfo {
@@ -177,6 +215,10 @@ struct Timeline {
     ends: HashMap<TaskKey, TaskEndInfo>,
     /// (time, job, stage, submitted, tasks), in time order.
     stages: Vec<(u64, u64, u64, bool, u64)>,
+    /// Per (job, stage): what the stage did.
+    stage_info: BTreeMap<(u64, u64), StageInfo>,
+    /// Settings of the pools the log lists (FAIR scheduling only).
+    pool_settings: HashMap<String, PoolSettings>,
 }
 
 /// The slot-holding intervals while they are being found: no two tasks
@@ -229,6 +271,8 @@ impl Timeline {
         let mut pools: BTreeSet<&str> = BTreeSet::new();
         let mut ends = HashMap::new();
         let mut stages = Vec::new();
+        let mut stage_info: BTreeMap<(u64, u64), StageInfo> = BTreeMap::new();
+        let mut pool_settings = HashMap::new();
         let mut max_slot: Option<u64> = None;
         for event in order {
             let time = event.time_us();
@@ -266,11 +310,57 @@ impl Timeline {
                     job, stage, tasks, ..
                 } => {
                     stages.push((time, *job, *stage, true, *tasks));
+                    let info = stage_info.entry((*job, *stage)).or_default();
+                    info.tasks = *tasks;
+                    info.submitted.get_or_insert(time);
                 }
                 Event::StageCompleted { job, stage, .. } => {
                     stages.push((time, *job, *stage, false, 0));
+                    stage_info.entry((*job, *stage)).or_default().completed = Some(time);
+                }
+                Event::StageMetrics {
+                    job,
+                    stage,
+                    parents,
+                    rows_in,
+                    rows_out,
+                    shuffle_read,
+                    shuffle_written,
+                    spilled,
+                    ..
+                } => {
+                    stage_info.entry((*job, *stage)).or_default().metrics = Some(StageCounters {
+                        parents: parents.clone(),
+                        rows_in: *rows_in,
+                        rows_out: *rows_out,
+                        shuffle_read: *shuffle_read,
+                        shuffle_written: *shuffle_written,
+                        spilled: *spilled,
+                    });
+                }
+                Event::Pool {
+                    name,
+                    mode,
+                    weight,
+                    min_share,
+                    ..
+                } => {
+                    pool_settings.insert(
+                        name.clone(),
+                        PoolSettings {
+                            mode: mode.clone(),
+                            weight: *weight,
+                            min_share: *min_share,
+                        },
+                    );
                 }
                 Event::TaskStart { task, .. } | Event::TaskResume { task, .. } => {
+                    if matches!(event, Event::TaskStart { .. }) {
+                        let info = stage_info.entry((task.job, task.stage)).or_default();
+                        info.first_start.get_or_insert(time);
+                        let job = jobs.entry(task.job).or_default();
+                        job.first_task.get_or_insert(time);
+                    }
                     tasks.open(task, time);
                     max_slot = max_slot.max(Some(task.slot));
                     pools.insert(&task.pool);
@@ -280,7 +370,11 @@ impl Timeline {
                         info.pool = task.pool.clone();
                     }
                 }
-                Event::TaskYield { task, .. } => tasks.close(&task.key(), time),
+                Event::TaskYield { task, .. } => {
+                    tasks.close(&task.key(), time);
+                    stage_info.entry((task.job, task.stage)).or_default().yields += 1;
+                    jobs.entry(task.job).or_default().yields += 1;
+                }
                 Event::TaskEnd {
                     task,
                     duration_us,
@@ -290,6 +384,11 @@ impl Timeline {
                     ..
                 } => {
                     tasks.close(&task.key(), time);
+                    let info = stage_info.entry((task.job, task.stage)).or_default();
+                    info.last_end = Some(info.last_end.map_or(time, |t| t.max(time)));
+                    if status == "succeeded" {
+                        info.durations.push(*duration_us);
+                    }
                     ends.insert(
                         task.key(),
                         TaskEndInfo {
@@ -339,6 +438,9 @@ impl Timeline {
             if let Some(info) = jobs.get_mut(&task.job) {
                 info.busy_us += held;
             }
+            if let Some(info) = stage_info.get_mut(&(task.job, task.stage)) {
+                info.busy_us += held;
+            }
             bars.push(Bar {
                 task,
                 pool,
@@ -356,6 +458,8 @@ impl Timeline {
             pool_busy_us,
             ends,
             stages,
+            stage_info,
+            pool_settings,
         }
     }
 
@@ -394,8 +498,10 @@ const JOB_PALETTE: [&str; 10] = [
     "#9c755f", "#bab0ac",
 ];
 
+/// Dark hues none of the job colours is close to, so a pool's lane never
+/// reads as a job.
 const POOL_PALETTE: [&str; 6] = [
-    "#1b9e77", "#7570b3", "#d95f02", "#e7298a", "#66a61e", "#a6761d",
+    "#264653", "#8338ec", "#6b705c", "#003049", "#9d0208", "#5f0f40",
 ];
 
 /// Whether `c` must not reach a page or a terminal as it is: control
@@ -595,8 +701,11 @@ fn render_page(tl: &Timeline, title: &str) -> String {
     html.push_str(
         "<p class=\"note\">Bars: the intervals in which a task held a slot (a task that \
          yielded has several). Solid lines: stage submitted; dashed lines: stage completed. \
-         Hover for details.</p>\n</body>\n</html>\n",
+         In the pool lane, dashed lines: each pool's weighted fair share (FAIR scheduling). \
+         Hover for details.</p>\n",
     );
+    render_job_details(tl, &mut html);
+    html.push_str("</body>\n</html>\n");
     html
 }
 
@@ -816,7 +925,70 @@ fn render_svg(tl: &Timeline, html: &mut String) {
             );
         }
     }
+    render_fair_shares(tl, html, lane_top, bucket_us, bucket_w, slots);
     html.push_str("</svg>\n");
+}
+
+/// Each pool's weighted fair share of the slots over time, as a dashed step
+/// line over the busy-slots lane: while a pool has a running job its share
+/// is slots x weight / (sum of the weights of the pools with running
+/// jobs), and at least its minShare. Drawn only for logs of FAIR
+/// scheduling (which list their pools).
+fn render_fair_shares(
+    tl: &Timeline,
+    html: &mut String,
+    lane_top: f64,
+    bucket_us: f64,
+    bucket_w: f64,
+    slots: u64,
+) {
+    if tl.pool_settings.is_empty() {
+        return;
+    }
+    let settings = |pool: &str| {
+        tl.pool_settings
+            .get(pool)
+            .map_or((1, 0), |s| (s.weight, s.min_share))
+    };
+    // Per pool, the intervals in which it had a running job.
+    let mut running: Vec<Vec<(u64, u64)>> = vec![Vec::new(); tl.pools.len()];
+    for info in tl.jobs.values() {
+        if let (Some(p), Some(start)) = (tl.pools.iter().position(|p| *p == info.pool), info.start)
+        {
+            running[p].push((start, info.end.unwrap_or(tl.t1)));
+        }
+    }
+    let mut lines: Vec<String> = vec![String::new(); tl.pools.len()];
+    for b in 0..BUCKETS {
+        let t = tl.t0 + ((b as f64 + 0.5) * bucket_us) as u64;
+        let active: Vec<usize> = (0..tl.pools.len())
+            .filter(|&p| running[p].iter().any(|&(s, e)| s <= t && t < e))
+            .collect();
+        let total: u64 = active.iter().map(|&p| settings(&tl.pools[p]).0).sum();
+        for (p, line) in lines.iter_mut().enumerate() {
+            let (weight, min_share) = settings(&tl.pools[p]);
+            let share = if active.contains(&p) && total > 0 {
+                (slots as f64 * weight as f64 / total as f64).max(min_share.min(slots) as f64)
+            } else {
+                0.0
+            };
+            let y = lane_top + LANE_HEIGHT * (1.0 - (share / slots as f64).min(1.0));
+            let x0 = LEFT + bucket_w * b as f64;
+            let _ = write!(line, "{x0:.1},{y:.1} {:.1},{y:.1} ", x0 + bucket_w);
+        }
+    }
+    for (p, points) in lines.iter().enumerate() {
+        let _ = writeln!(
+            html,
+            "<polyline class=\"share\" points=\"{}\" stroke=\"{}\"><title>pool {}: fair share \
+             (weight {}, minShare {})</title></polyline>",
+            points.trim_end(),
+            tl.pool_colour(p),
+            escape(&tl.pools[p]),
+            settings(&tl.pools[p]).0,
+            settings(&tl.pools[p]).1,
+        );
+    }
 }
 
 fn render_pool_legend(tl: &Timeline, html: &mut String) {
@@ -825,9 +997,18 @@ fn render_pool_legend(tl: &Timeline, html: &mut String) {
         let _ = write!(
             html,
             "<span class=\"pool-entry\"><span class=\"swatch\" style=\"background:{}\"></span>{} \
-             <span class=\"muted\">({} busy)</span></span>",
+             <span class=\"muted\">({}{} busy)</span></span>",
             tl.pool_colour(p),
             escape(pool),
+            match tl.pool_settings.get(pool) {
+                Some(s) => format!(
+                    "{}, weight {}, minShare {}; ",
+                    escape(&s.mode),
+                    s.weight,
+                    s.min_share
+                ),
+                None => String::new(),
+            },
             seconds(tl.pool_busy_us[p])
         );
     }
@@ -867,6 +1048,222 @@ fn render_job_legend(tl: &Timeline, html: &mut String) {
     html.push_str("</table>\n");
 }
 
+/// Jobs shown with their stage table and DAG; the legend lists them all.
+const MAX_JOB_DETAILS: usize = 300;
+
+/// Per job: queue wait and yields, a table of its stages (tasks, wall,
+/// busy, rows, shuffle bytes, spill, task times) and a small DAG of them.
+fn render_job_details(tl: &Timeline, html: &mut String) {
+    if tl.jobs.is_empty() {
+        return;
+    }
+    html.push_str("<h2>Jobs and their stages</h2>\n");
+    let open = tl.jobs.len() <= 8;
+    for (shown, (job, info)) in tl.jobs.iter().enumerate() {
+        if shown == MAX_JOB_DETAILS {
+            let _ = writeln!(
+                html,
+                "<p class=\"note\">{} more jobs: see the table above.</p>",
+                tl.jobs.len() - MAX_JOB_DETAILS
+            );
+            break;
+        }
+        let stages: Vec<(u64, &StageInfo)> = tl
+            .stage_info
+            .range((*job, 0)..=(*job, u64::MAX))
+            .map(|((_, s), i)| (*s, i))
+            .collect();
+        let queued = match (info.start, info.first_task) {
+            (Some(s), Some(f)) => duration(f.saturating_sub(s)),
+            _ => "–".to_string(),
+        };
+        let elapsed = match (info.start, info.end) {
+            (Some(s), Some(e)) => duration(e.saturating_sub(s)),
+            _ => "–".to_string(),
+        };
+        let _ = writeln!(
+            html,
+            "<details class=\"job-detail\"{}><summary><span class=\"swatch\" \
+             style=\"background:{}\"></span><strong>job {job}</strong> · pool {} · {} · {elapsed} · \
+             queued {queued} (start to first task) · {} yield{} · {} stage{} \
+             <span class=\"desc\">{}</span></summary>",
+            if open { " open" } else { "" },
+            tl.job_colour(*job),
+            escape(&info.pool),
+            escape(info.status.as_deref().unwrap_or("unfinished")),
+            info.yields,
+            if info.yields == 1 { "" } else { "s" },
+            stages.len(),
+            if stages.len() == 1 { "" } else { "s" },
+            escape(&truncate(&info.description, 100)),
+        );
+        html.push_str("<div class=\"stages\">");
+        render_stage_table(&stages, html);
+        render_dag(&stages, html);
+        html.push_str("</div></details>\n");
+    }
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn render_stage_table(stages: &[(u64, &StageInfo)], html: &mut String) {
+    html.push_str(
+        "<table class=\"stage-table\"><tr><th>stage</th><th>reads</th><th>tasks</th>\
+         <th>wall</th><th>busy</th><th>rows in</th><th>rows out</th><th>shuffle read</th>\
+         <th>shuffle written</th><th>spilled</th><th>task min</th><th>median</th>\
+         <th>max</th><th>yields</th></tr>\n",
+    );
+    for (stage, info) in stages {
+        let wall = match (info.first_start, info.last_end) {
+            (Some(s), Some(e)) => duration(e.saturating_sub(s)),
+            _ => "–".to_string(),
+        };
+        let mut times = info.durations.clone();
+        times.sort_unstable();
+        let pick = |i: usize| times.get(i).map_or("–".to_string(), |t| duration(*t));
+        let (min, median, max) = if times.is_empty() {
+            ("–".to_string(), "–".to_string(), "–".to_string())
+        } else {
+            (pick(0), pick(times.len() / 2), pick(times.len() - 1))
+        };
+        let counter =
+            |f: fn(&StageCounters) -> String| info.metrics.as_ref().map_or("–".to_string(), f);
+        let _ = writeln!(
+            html,
+            "<tr><td>{stage}</td><td>{}</td><td>{}</td><td>{wall}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{min}</td><td>{median}</td>\
+             <td>{max}</td><td>{}</td></tr>",
+            counter(|m| if m.parents.is_empty() {
+                "–".to_string()
+            } else {
+                m.parents
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+            info.tasks,
+            duration(info.busy_us),
+            counter(|m| m.rows_in.to_string()),
+            counter(|m| m.rows_out.to_string()),
+            counter(|m| bytes(m.shuffle_read)),
+            counter(|m| bytes(m.shuffle_written)),
+            counter(|m| bytes(m.spilled)),
+            info.yields,
+        );
+    }
+    html.push_str("</table>");
+}
+
+/// The stages as boxes in columns by depth (a stage sits right of every
+/// stage it reads), with an arrow from each input to its reader.
+fn render_dag(stages: &[(u64, &StageInfo)], html: &mut String) {
+    if stages.iter().all(|(_, i)| i.metrics.is_none()) || stages.len() > 200 {
+        return;
+    }
+    fn parents(info: &StageInfo) -> &[u64] {
+        info.metrics.as_ref().map_or(&[][..], |m| &m.parents[..])
+    }
+    let index: HashMap<u64, usize> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (*s, i))
+        .collect();
+    // Depth: 0 for stages that read no stage, else 1 + the deepest input.
+    // Inputs have lower numbers in fairway's graphs; a log that says
+    // otherwise still terminates (an unknown or later input counts as 0).
+    let mut depth = vec![0usize; stages.len()];
+    for _ in 0..stages.len() {
+        let mut changed = false;
+        for (i, (_, info)) in stages.iter().enumerate() {
+            let d = parents(info)
+                .iter()
+                .filter_map(|p| index.get(p))
+                .map(|&p| depth[p] + 1)
+                .max()
+                .unwrap_or(0)
+                .min(stages.len());
+            if d != depth[i] {
+                depth[i] = d;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut rows = vec![0usize; stages.len()];
+    let mut per_depth: HashMap<usize, usize> = HashMap::new();
+    for (i, d) in depth.iter().enumerate() {
+        let next = per_depth.entry(*d).or_default();
+        rows[i] = *next;
+        *next += 1;
+    }
+    let (box_w, box_h, gap_x, gap_y) = (92.0, 34.0, 40.0, 12.0);
+    let columns = depth.iter().max().map_or(1, |d| d + 1);
+    let height_rows = per_depth.values().max().copied().unwrap_or(1);
+    let width = columns as f64 * (box_w + gap_x) + 8.0;
+    let height = height_rows as f64 * (box_h + gap_y) + 8.0;
+    let pos = |i: usize| {
+        (
+            4.0 + depth[i] as f64 * (box_w + gap_x),
+            4.0 + rows[i] as f64 * (box_h + gap_y),
+        )
+    };
+    let _ = writeln!(
+        html,
+        "<svg class=\"dag\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" \
+         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\" font-size=\"11\">\
+         <defs><marker id=\"arrow\" viewBox=\"0 0 8 8\" refX=\"8\" refY=\"4\" \
+         markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0 L8,4 L0,8 z\" \
+         fill=\"#888\"/></marker></defs>"
+    );
+    for (i, (_, info)) in stages.iter().enumerate() {
+        let (x2, y2) = pos(i);
+        for p in parents(info).iter().filter_map(|p| index.get(p)) {
+            let (x1, y1) = pos(*p);
+            let _ = writeln!(
+                html,
+                "<line class=\"edge\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" \
+                 marker-end=\"url(#arrow)\"/>",
+                x1 + box_w,
+                y1 + box_h / 2.0,
+                x2,
+                y2 + box_h / 2.0
+            );
+        }
+    }
+    for (i, (stage, info)) in stages.iter().enumerate() {
+        let (x, y) = pos(i);
+        let _ = writeln!(
+            html,
+            "<g class=\"node\"><rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{box_w}\" \
+             height=\"{box_h}\" rx=\"4\"/><text x=\"{:.1}\" y=\"{:.1}\" \
+             text-anchor=\"middle\"><tspan font-weight=\"600\">stage {stage}</tspan>\
+             <tspan x=\"{:.1}\" dy=\"13\">{} task{}</tspan></text></g>",
+            x + box_w / 2.0,
+            y + 14.0,
+            x + box_w / 2.0,
+            info.tasks,
+            if info.tasks == 1 { "" } else { "s" },
+        );
+    }
+    html.push_str("</svg>");
+}
+
 const CSS: &str = "\
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:16px 24px;color:#222;background:#fff}\
 h1{font-size:20px;margin:0 0 10px}\
@@ -895,6 +1292,17 @@ table.jobs td{padding:2px 10px 2px 0;border-bottom:1px solid #eee;white-space:no
 table.jobs td.desc{font-family:monospace;white-space:pre}\
 td.status.failed,td.status.cancelled{color:#c00;font-weight:600}\
 .note{font-size:11px;color:#777;margin-left:64px}\
+svg .share{fill:none;stroke-width:1.5;stroke-dasharray:5 3}\
+h2{font-size:16px;margin:18px 0 6px 64px}\
+details.job-detail{margin:0 0 8px 64px;font-size:12px}\
+details.job-detail summary{cursor:pointer;padding:3px 0}\
+details.job-detail .desc{font-family:monospace;color:#555;margin-left:6px}\
+.stages{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap;margin:4px 0 0 18px}\
+table.stage-table{border-collapse:collapse;font-size:12px}\
+table.stage-table th{text-align:right;color:#666;font-weight:normal;border-bottom:1px solid #ccc;padding:2px 8px}\
+table.stage-table td{text-align:right;padding:2px 8px;border-bottom:1px solid #eee;white-space:nowrap}\
+svg.dag .node rect{fill:#f4f6fa;stroke:#8896ab}\
+svg.dag .edge{stroke:#888;stroke-width:1.2}\
 ";
 
 #[cfg(test)]
@@ -1003,6 +1411,51 @@ mod tests {
         assert!(html.contains("<rect class=\"pool\""));
         assert!(html.contains("<title>pool dash · "));
         assert_eq!(html.matches("<span class=\"pool-entry\">").count(), 2);
+    }
+
+    #[test]
+    fn jobs_get_stage_tables_dags_queue_waits_and_pools_their_fair_shares() {
+        // LOG, plus the pools' settings and job 1 as two stages: stage 1
+        // reads stage 0's shuffle output.
+        let extra = r#"{"event":"pool","time_us":0,"name":"etl","mode":"fair","weight":3,"min_share":0}
+{"event":"pool","time_us":0,"name":"dash","mode":"fifo","weight":1,"min_share":1}
+{"event":"stage_metrics","time_us":1000,"job":1,"stage":0,"parents":[],"rows_in":1500,"rows_out":15,"bytes_in":9000,"bytes_out":120,"shuffle_read":0,"shuffle_written":2048,"spilled":0}
+{"event":"stage_submitted","time_us":600,"job":1,"stage":1,"tasks":1}
+{"event":"stage_metrics","time_us":1000,"job":1,"stage":1,"parents":[0],"rows_in":15,"rows_out":3,"bytes_in":120,"bytes_out":24,"shuffle_read":2048,"shuffle_written":0,"spilled":0}
+"#;
+        let (_dir, path) = write_log(&format!("{LOG}{extra}"));
+        let html = render_html(&read_event_log(&path).unwrap(), "stages");
+        assert!(!html.contains("<script"));
+        // Job 1: queued 0 µs (its tasks started at once), one yield, two
+        // stages; job 2 waited 100 µs for its first task.
+        assert!(html.contains("<strong>job 1</strong> · pool etl · succeeded · 1.0 ms · queued 0 µs (start to first task) · 1 yield · 2 stages"), "{html}");
+        assert!(
+            html.contains(
+                "<strong>job 2</strong> · pool dash · succeeded · 400 µs · queued 100 µs"
+            ),
+            "{html}"
+        );
+        // Stage 0 of job 1: 2 tasks, wall 600 µs, busy 800 µs (0-400 and
+        // 0-200 + 400-600), task times 400 µs each, rows and shuffle bytes
+        // from its metrics; stage 1 reads stage 0.
+        assert!(html.contains("<tr><td>0</td><td>–</td><td>2</td><td>600 µs</td><td>800 µs</td><td>1500</td><td>15</td><td>0 B</td><td>2.0 KiB</td><td>0 B</td><td>400 µs</td><td>400 µs</td><td>400 µs</td><td>1</td></tr>"), "{html}");
+        assert!(
+            html.contains("<tr><td>1</td><td>0</td><td>1</td>"),
+            "{html}"
+        );
+        // The DAG of job 1: two boxes and one edge; job 2 has no metrics,
+        // so no DAG.
+        assert_eq!(html.matches("<svg class=\"dag\"").count(), 1);
+        assert_eq!(html.matches("<line class=\"edge\"").count(), 1);
+        assert!(html.contains(">stage 1</tspan>"));
+        // Pool settings in the legend and a fair-share line per pool.
+        assert!(html.contains("(fair, weight 3, minShare 0; "), "{html}");
+        assert!(html.contains("(fifo, weight 1, minShare 1; "), "{html}");
+        assert_eq!(html.matches("<polyline class=\"share\"").count(), 2);
+        // Pool colours are not job colours.
+        for colour in POOL_PALETTE {
+            assert!(!JOB_PALETTE.contains(&colour));
+        }
     }
 
     #[test]

@@ -875,7 +875,7 @@ impl Core {
             }
             Err(error) => {
                 self.counters.task_failed();
-                log::warn!("task {task_id} failed, failing the job: {error}");
+                log::info!("task {task_id} failed, failing the job: {error}");
                 let failure = SchedulerError::TaskFailed {
                     job,
                     stage,

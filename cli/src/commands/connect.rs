@@ -13,6 +13,7 @@ pub async fn run(args: ConnectArgs) -> Result<()> {
         port,
         token,
         engine,
+        cluster,
     } = args;
     let ip: IpAddr = match host.as_str() {
         "localhost" => IpAddr::from([127, 0, 0, 1]),
@@ -26,7 +27,7 @@ pub async fn run(args: ConnectArgs) -> Result<()> {
              consider --token"
         );
     }
-    let session = engine.session().await?;
+    let session = engine.session(Some(&cluster)).await?;
     let options = ConnectOptions { token };
     let result = serve(
         session.clone(),

@@ -11,7 +11,7 @@ use crate::args::ExplainArgs;
 
 pub async fn run(args: ExplainArgs) -> Result<()> {
     let ExplainArgs { input, engine } = args;
-    let session = engine.session().await?;
+    let session = engine.session(None).await?;
     if input.is_empty() {
         bail!("explain needs a statement: -c SQL or -f FILE");
     }

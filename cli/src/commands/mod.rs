@@ -5,7 +5,6 @@ pub mod bench;
 pub mod connect;
 pub mod explain;
 pub mod features;
-pub mod repl;
 pub mod run;
 pub mod sql;
 pub mod timeline;
@@ -23,6 +22,16 @@ use fairway_engine::{
 };
 
 use crate::args::{ClusterArgs, ConfArgs, EngineArgs, InputArgs, ModeArg, SlotArgs};
+use crate::display::Expanded;
+
+/// An error of the setting behind a command-line option, named by the
+/// option the user typed (`option --memory-limit: ...`), not the setting.
+fn flag_error(flag: &str, e: fairway_engine::EngineError) -> anyhow::Error {
+    match e {
+        fairway_engine::EngineError::Config { message, .. } => anyhow!("option {flag}: {message}"),
+        other => anyhow!("option {flag}: {other}"),
+    }
+}
 
 /// The settings that `sql`/`run`/`explain` and `bench tpch` share: --conf
 /// pairs first, then the dedicated options, which win.
@@ -37,10 +46,14 @@ pub fn base_config(
         config.set_pair(pair)?;
     }
     if let Some(slots) = slots.slots {
-        config.set("fairway.scheduler.slots", &slots.to_string())?;
+        config
+            .set("fairway.scheduler.slots", &slots.to_string())
+            .map_err(|e| flag_error("--slots", e))?;
     }
     if let Some(partitions) = slots.partitions {
-        config.set("fairway.shuffle.partitions", &partitions.to_string())?;
+        config
+            .set("fairway.shuffle.partitions", &partitions.to_string())
+            .map_err(|e| flag_error("--partitions", e))?;
     }
     if let Some(bytes) = shuffle_memory {
         config.shuffle_memory = bytes;
@@ -85,7 +98,7 @@ impl ClusterArgs {
 }
 
 impl EngineArgs {
-    fn config(&self) -> Result<EngineConfig> {
+    fn config(&self, cluster: Option<&ClusterArgs>) -> Result<EngineConfig> {
         let mut config = base_config(
             &self.conf,
             self.slots,
@@ -95,7 +108,7 @@ impl EngineArgs {
         if let Some(size) = &self.memory_limit {
             config
                 .set("fairway.memory.limit", size)
-                .map_err(|e| anyhow!("option --memory-limit: {e}"))?;
+                .map_err(|e| flag_error("--memory-limit", e))?;
         }
         if let Some(file) = &self.pools.allocation_file {
             config.allocation_file = Some(file.clone());
@@ -103,20 +116,23 @@ impl EngineArgs {
         if let Some(pool) = &self.pools.pool {
             config
                 .set("fairway.scheduler.pool", pool)
-                .map_err(|e| anyhow!("option --pool: {e}"))?;
+                .map_err(|e| flag_error("--pool", e))?;
         }
         if let Some(log) = &self.event_log.event_log {
             config.event_log = Some(log.clone());
         }
-        (config.cluster, config.cluster_slots) = self.cluster.parse()?;
+        if let Some(cluster) = cluster {
+            (config.cluster, config.cluster_slots) = cluster.parse()?;
+        }
         // Live stage progress, only for a person watching a terminal.
         config.progress = std::io::stderr().is_terminal();
         Ok(config)
     }
 
-    /// A started session with the --tables and --table tables registered.
-    pub async fn session(&self) -> Result<Session> {
-        let session = Session::start(self.config()?).await?;
+    /// A started session with the --tables and --table tables registered,
+    /// on the --cluster (of commands that have one) if given.
+    pub async fn session(&self, cluster: Option<&ClusterArgs>) -> Result<Session> {
+        let session = Session::start(self.config(cluster)?).await?;
         for warning in session.warnings() {
             eprintln!("warning: {warning}");
         }
@@ -150,25 +166,44 @@ impl InputArgs {
     }
 }
 
-/// Runs every statement of one script in order; stops at the first error.
+/// Runs every statement of one script in order; stops at the first error,
+/// which names the statement by its number and line.
 pub async fn run_script(
     session: &Session,
     source: &str,
     text: &str,
     format: OutputFormat,
+    max_rows: usize,
 ) -> Result<()> {
-    let statements = session
-        .parse_statements(text)
-        .with_context(|| format!("in {source}"))?;
-    for (i, statement) in statements.into_iter().enumerate() {
-        let sql = statement.to_string();
-        let output = run_statement(session, statement)
+    for (i, piece) in crate::shell::split::split(text).iter().enumerate() {
+        let outputs = run_piece(session, &piece.text)
             .await
-            .with_context(|| format!("{source}, statement {}", i + 1))?;
-        print_output(&output, format)?;
-        eprintln!("{}", summary_line(&sql, &output));
+            .with_context(|| format!("{source}, statement {} (line {})", i + 1, piece.line))?;
+        for (sql, output) in outputs {
+            if format == OutputFormat::Table {
+                let style = crate::display::terminal_style(max_rows, Expanded::Off);
+                crate::display::print_table(session, &output.schema, &output.batches, &style)?;
+            } else {
+                print_output(&output, format)?;
+            }
+            fairway_observe::progress::suspend(|| {
+                eprintln!("{}", summary_line(&sql, &output, true))
+            });
+        }
     }
     Ok(())
+}
+
+/// Parses and runs the statement(s) of one piece of SQL text, returning
+/// each statement's text and result.
+pub async fn run_piece(session: &Session, text: &str) -> Result<Vec<(String, QueryOutput)>> {
+    let mut outputs = Vec::new();
+    for statement in session.parse_statements(text)? {
+        let sql = statement.to_string();
+        let output = run_statement(session, statement).await?;
+        outputs.push((sql, output));
+    }
+    Ok(outputs)
 }
 
 /// Plans and runs one statement; Ctrl-C cancels it.
@@ -184,24 +219,39 @@ pub async fn run_statement(session: &Session, statement: Statement) -> Result<Qu
     }
 }
 
-fn print_output(output: &QueryOutput, format: OutputFormat) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    write_output(format, output, &mut out)?;
-    out.flush()?;
-    Ok(())
+/// Writes a result to stdout in `format`, with the progress bars hidden.
+pub fn print_output(output: &QueryOutput, format: OutputFormat) -> Result<()> {
+    fairway_observe::progress::suspend(|| {
+        let mut out = std::io::stdout().lock();
+        write_output(format, output, &mut out)?;
+        out.flush()?;
+        Ok(())
+    })
 }
 
-/// `-- SQL: R rows in S s (N stages)`, the SQL shortened to 60 characters.
-fn summary_line(sql: &str, output: &QueryOutput) -> String {
-    let mut short: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+/// The statement shortened to its first 60 characters, on one line.
+pub fn short_sql(sql: &str) -> String {
+    let short: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
     if short.chars().count() > 60 {
-        short = short.chars().take(57).collect::<String>() + "...";
+        short.chars().take(57).collect::<String>() + "..."
+    } else {
+        short
     }
+}
+
+/// `-- SQL: R rows in S s (N stages)`, the SQL shortened to 60 characters;
+/// without the time when `timing` is off.
+pub fn summary_line(sql: &str, output: &QueryOutput, timing: bool) -> String {
+    let short = short_sql(sql);
     let rows = output.rows();
     format!(
-        "-- {short}: {rows} row{} in {:.3} s{}",
+        "-- {short}: {rows} row{}{}{}",
         if rows == 1 { "" } else { "s" },
-        output.elapsed.as_secs_f64(),
+        if timing {
+            format!(" in {:.3} s", output.elapsed.as_secs_f64())
+        } else {
+            String::new()
+        },
         if output.stages > 0 {
             format!(
                 " ({} stage{})",

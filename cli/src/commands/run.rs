@@ -4,18 +4,21 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use fairway_engine::{OutputFormat, write_output};
 
-use super::{describe, run_statement};
+use fairway_engine::datafusion::sql::parser::Statement;
+use fairway_engine::datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+
+use super::{describe, run_statement, short_sql};
 use crate::args::RunArgs;
 
 pub async fn run(args: RunArgs) -> Result<()> {
     let RunArgs {
         scripts,
         engine,
+        cluster,
         print,
     } = args;
-    let session = engine.session().await?;
+    let session = engine.session(Some(&cluster)).await?;
     let mut texts = Vec::new();
     for path in &scripts {
         let text = std::fs::read_to_string(path)
@@ -32,31 +35,50 @@ pub async fn run(args: RunArgs) -> Result<()> {
         clients.spawn(async move {
             for (i, statement) in statements.into_iter().enumerate() {
                 let pool = client.pool();
-                let output = run_statement(&client, statement)
-                    .await
-                    .with_context(|| format!("{name}, statement {}", i + 1))?;
-                let mut out = std::io::stdout().lock();
+                let sql = statement.to_string();
+                let quiet = matches!(
+                    statement,
+                    Statement::Statement(ref s) if matches!(**s, SqlStatement::Set(_))
+                );
+                let output = run_statement(&client, statement).await.with_context(|| {
+                    format!("{name}, statement {} ({})", i + 1, short_sql(&sql))
+                })?;
+                if quiet {
+                    continue;
+                }
                 let rows = output.rows();
-                if output.schema.fields().is_empty() {
-                    writeln!(
-                        out,
-                        "{name} #{} [pool {pool}]: done in {:.3} s",
+                let line = if output.schema.fields().is_empty() {
+                    format!(
+                        "{name} #{} [pool {pool}] {}: done in {:.3} s",
                         i + 1,
+                        short_sql(&sql),
                         output.elapsed.as_secs_f64()
-                    )?;
+                    )
                 } else {
-                    writeln!(
-                        out,
-                        "{name} #{} [pool {pool}]: {rows} row{} in {:.3} s",
+                    format!(
+                        "{name} #{} [pool {pool}] {}: {rows} row{} in {:.3} s",
                         i + 1,
+                        short_sql(&sql),
                         if rows == 1 { "" } else { "s" },
                         output.elapsed.as_secs_f64()
-                    )?;
-                }
-                if print {
-                    write_output(OutputFormat::Table, &output, &mut out)?;
-                }
-                out.flush()?;
+                    )
+                };
+                fairway_observe::progress::suspend(|| -> Result<()> {
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{line}")?;
+                    if print {
+                        let state = client.context().state();
+                        crate::display::write_table(
+                            &mut out,
+                            &output.schema,
+                            &output.batches,
+                            &crate::display::TableStyle::complete(),
+                            &state.config_options().format,
+                        )?;
+                    }
+                    out.flush()?;
+                    Ok(())
+                })?;
             }
             anyhow::Ok(())
         });

@@ -2,23 +2,45 @@
 
 use anyhow::Result;
 
-use super::{repl, run_script};
+use super::run_script;
 use crate::args::SqlArgs;
+use crate::shell::{self, ShellOptions};
 
 pub async fn run(args: SqlArgs) -> Result<()> {
     let SqlArgs {
         input,
         engine,
+        cluster,
         format,
+        maxrows,
+        history,
+        init,
     } = args;
     let format = format.into();
-    let session = engine.session().await?;
+    let session = engine.session(Some(&cluster)).await?;
     let result = if input.is_empty() {
-        repl::run(&session, format).await
+        shell::run(
+            &session,
+            ShellOptions {
+                format,
+                max_rows: maxrows,
+                history: shell::history_path(history),
+                init: shell::init_path(init),
+            },
+        )
+        .await
     } else {
         let mut result = Ok(());
-        for (source, text) in input.scripts()? {
-            result = run_script(&session, &source, &text, format).await;
+        let mut scripts = Vec::new();
+        if let Some(init) = &init {
+            let text = std::fs::read_to_string(init).map_err(|e| {
+                anyhow::anyhow!("option --init: cannot read {}: {e}", init.display())
+            })?;
+            scripts.push((init.display().to_string(), text));
+        }
+        scripts.extend(input.scripts()?);
+        for (source, text) in scripts {
+            result = run_script(&session, &source, &text, format, maxrows).await;
             if result.is_err() {
                 break;
             }
