@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fairway_engine::{OutputFormat, SchedulingMode, parse_size};
 
@@ -457,11 +456,11 @@ pub struct SlotArgs {
     /// Tasks that may run at once across all jobs, at most 1024 [default:
     /// number of cores; features: the spec's, else number of cores; bench
     /// features: 2].
-    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..=fairway_engine::MAX_SLOTS as u64))]
+    #[arg(long, value_name = "N", value_parser = slot_count)]
     pub slots: Option<usize>,
     /// Partitions of every shuffle and file scan, at most 10000 [default:
     /// 2 x slots; features: the spec's, else 2 x slots].
-    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..=fairway_engine::MAX_PARTITIONS as u64))]
+    #[arg(long, value_name = "N", value_parser = partition_count)]
     pub partitions: Option<usize>,
 }
 
@@ -611,6 +610,33 @@ impl From<Format> for OutputFormat {
             Format::Ndjson => OutputFormat::NdJson,
         }
     }
+}
+
+/// A count from 1 to `max`; the message names the bound.
+fn count(text: &str, max: usize, why: &str) -> Result<usize, String> {
+    let n: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a whole number from 1 to {max}"))?;
+    match n {
+        0 => Err("must be at least 1".to_string()),
+        n if n > max => Err(format!("{n} is above the maximum of {max} ({why})")),
+        n => Ok(n),
+    }
+}
+
+/// `--slots`.
+fn slot_count(text: &str) -> Result<usize, String> {
+    count(
+        text,
+        fairway_engine::MAX_SLOTS,
+        "every slot is a worker thread",
+    )
+}
+
+/// `--partitions`.
+fn partition_count(text: &str) -> Result<usize, String> {
+    count(text, fairway_engine::MAX_PARTITIONS, "tasks per stage")
 }
 
 /// A byte size such as 512MiB.

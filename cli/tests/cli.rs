@@ -853,7 +853,7 @@ fn features_build_prints_a_summary_and_reuses_results() {
     let stdout = text(&first.stdout);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(
-        stdout.starts_with("method           pool      rows  columns  seconds  status"),
+        stdout.starts_with("method           pool      rows  columns  queued s  ran s  status"),
         "{stdout}"
     );
     assert!(

@@ -225,7 +225,10 @@ fn an_event_log_that_cannot_be_written_warns_once_and_fails_the_command() {
         "testdata/tpch-sf0.01",
         script.to_str().unwrap(),
     ]);
-    assert!(text(&out.stdout).contains("a.sql #1 [pool default]: 1 row in "));
+    assert!(
+        text(&out.stdout)
+            .contains("a.sql #1 [pool default] SELECT count(*) FROM region: 1 row in ")
+    );
     assert_failed_log(&out);
 
     let table = dir.path().join("features.parquet");

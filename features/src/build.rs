@@ -42,6 +42,8 @@ pub struct MethodReport {
     pub columns: usize,
     /// Time from its start to its materialised result (0 when reused).
     pub elapsed: Duration,
+    /// The part of `elapsed` its job waited for its first slot.
+    pub queued: Duration,
     pub reused: bool,
 }
 
@@ -113,18 +115,19 @@ impl fmt::Display for BuildSummary {
         );
         writeln!(
             f,
-            "{:<wn$}  {:<wp$}  {:>wr$}  {:>7}  {:>7}  status",
-            "method", "pool", "rows", "columns", "seconds"
+            "{:<wn$}  {:<wp$}  {:>wr$}  {:>7}  {:>8}  {:>5}  status",
+            "method", "pool", "rows", "columns", "queued s", "ran s"
         )?;
         for m in &self.methods {
             writeln!(
                 f,
-                "{:<wn$}  {:<wp$}  {:>wr$}  {:>7}  {:>7.2}  {}",
+                "{:<wn$}  {:<wp$}  {:>wr$}  {:>7}  {:>8.2}  {:>5.2}  {}",
                 m.name,
                 m.pool,
                 m.rows,
                 m.columns,
-                m.elapsed.as_secs_f64(),
+                m.queued.as_secs_f64(),
+                m.elapsed.saturating_sub(m.queued).as_secs_f64(),
                 if m.reused { "reused" } else { "built" }
             )?;
         }
@@ -573,7 +576,7 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
                 "no output path: give [output] path in the spec or --out",
             )
         })?;
-    let progress = options.progress.then(|| {
+    let progress = Some({
         let mut entries: Vec<(String, String)> = spec
             .views
             .iter()
@@ -584,7 +587,8 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
                 .iter()
                 .map(|m| (method_job(&m.name), m.name.clone())),
         );
-        Arc::new(BuildProgress::new(&entries))
+        // Drawn on a terminal only; always counting the queue waits.
+        Arc::new(BuildProgress::new(&entries, options.progress))
     });
     let listener = progress
         .clone()
@@ -640,6 +644,7 @@ async fn build_checked(
                     rows: entry.rows,
                     columns: checked.features[i].len(),
                     elapsed: Duration::ZERO,
+                    queued: Duration::ZERO,
                     reused: true,
                 });
                 if let Some(p) = progress {
@@ -731,13 +736,14 @@ async fn build_checked(
                     }
                 })?;
             let elapsed = started.elapsed();
+            let queued = progress.map_or(Duration::ZERO, |p| p.queued(&method_job(&method.name)));
             if let Some(p) = progress {
                 p.finish(
                     &method_job(&method.name),
                     format!("built: {rows} rows in {:.2} s", elapsed.as_secs_f64()),
                 );
             }
-            Ok::<_, FeatureError>((i, folder, rows, pool, elapsed))
+            Ok::<_, FeatureError>((i, folder, rows, pool, elapsed, queued))
         }
     });
     // try_join drops the other futures as soon as one fails, which cancels
@@ -752,7 +758,7 @@ async fn build_checked(
     } else {
         futures::future::try_join(views_phase, futures::future::try_join_all(runs)).await?
     };
-    for (i, folder, rows, pool, elapsed) in done {
+    for (i, folder, rows, pool, elapsed, queued) in done {
         folders[i] = folder;
         reports[i] = Some(MethodReport {
             name: spec.methods[i].name.clone(),
@@ -760,6 +766,7 @@ async fn build_checked(
             rows,
             columns: checked.features[i].len(),
             elapsed,
+            queued: queued.min(elapsed),
             reused: false,
         });
     }

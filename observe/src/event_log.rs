@@ -144,6 +144,7 @@ impl SchedulerListener for EventLog {
                 job,
                 description,
                 pool,
+                ..
             } => {
                 state.jobs.insert(*job, (pool.clone(), description.clone()));
                 Event::JobStart {
@@ -245,6 +246,7 @@ mod tests {
             job,
             description: format!("job {job}"),
             pool: "default".into(),
+            stages: 0,
         });
         log.on_event(&SchedulerEvent::JobEnd {
             job,

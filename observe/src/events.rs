@@ -195,7 +195,7 @@ pub enum Event {
         time_us: u64,
         #[serde(deserialize_with = "name")]
         name: String,
-        /// `fifo` or `fair`: how the pool orders its own jobs.
+        /// `FIFO` or `FAIR`: how the pool orders its own jobs.
         #[serde(deserialize_with = "mode")]
         mode: String,
         #[serde(deserialize_with = "weight")]

@@ -212,6 +212,7 @@ mod tests {
             job: 1,
             description: "q".into(),
             pool: pool.clone(),
+            stages: 1,
         });
         progress.on_event(&SchedulerEvent::StageSubmitted {
             job: 1,

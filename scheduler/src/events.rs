@@ -30,6 +30,8 @@ pub enum SchedulerEvent {
         /// Its pool: `JobSpec::pool`, or `default` when that is `None`. Under
         /// a FIFO root it is reported but plays no part in ordering.
         pool: String,
+        /// How many stages the job has.
+        stages: usize,
     },
     /// A job ended; no more events come for it.
     JobEnd {

@@ -331,10 +331,12 @@ impl Core {
             },
         );
         self.counters.job_started();
+        let stage_count = state.jobs.get(&job).map_or(0, |j| j.stages.len());
         state.events.push(|| SchedulerEvent::JobStart {
             job,
             description,
             pool,
+            stages: stage_count,
         });
         self.submit_stages(&mut state, job, roots);
         self.dispatch(&mut state);

@@ -595,6 +595,7 @@ async fn listener_sees_events_in_order_and_empty_stages_complete() {
             job: 1,
             description: "events".to_string(),
             pool: "default".to_string(),
+            stages: 3,
         })
     );
     assert_eq!(

@@ -9,7 +9,8 @@ use fairway_observe::timeline::escape;
 
 const LEFT: f64 = 78.0;
 const RIGHT: f64 = 24.0;
-const TOP: f64 = 84.0;
+/// Space from the legend's last line to the plot.
+const LEGEND_GAP: f64 = 22.0;
 const PLOT_HEIGHT: f64 = 320.0;
 const BOTTOM: f64 = 56.0;
 const BAR: f64 = 15.0;
@@ -33,6 +34,12 @@ fn time_label(seconds: f64) -> String {
     }
 }
 
+/// The width of `text` at `size` px in Helvetica, over-estimated (0.62 em
+/// per character), so that what is laid out by it stays in the canvas.
+fn text_width(text: &str, size: f64) -> f64 {
+    text.chars().count() as f64 * size * 0.62
+}
+
 fn trim_float(v: f64) -> String {
     let text = format!("{v:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -47,9 +54,56 @@ impl TpchBenchReport {
         let engines = self.engines().to_vec();
         let queries = self.queries().to_vec();
         let group = engines.len() as f64 * BAR + GROUP_GAP;
-        let width = (LEFT + RIGHT + group * queries.len() as f64).max(560.0);
-        let height = TOP + PLOT_HEIGHT + BOTTOM;
-        let bottom = TOP + PLOT_HEIGHT;
+        let title = self.title();
+        let iterations = self.options.iterations;
+        let what = match self.options.streams {
+            None => format!(
+                "median time per query ({iterations} run{} each, planning included); \
+                 line: fastest to slowest run",
+                plural(iterations)
+            ),
+            Some(streams) => format!(
+                "median response time per query ({iterations} run{} x {streams} \
+                 concurrent stream{}); line: fastest to slowest",
+                plural(iterations),
+                plural(streams)
+            ),
+        };
+        let subtitle = format!("Bar: {what}. Log scale, lower is better.");
+        let footnote = "Under each query: fairway median / datafusion median (red above 1.10).";
+        // Wide enough for the bars, the title and the notes.
+        let width = (LEFT + RIGHT + group * queries.len() as f64)
+            .max(560.0)
+            .max(LEFT + RIGHT + text_width(&title, 15.0))
+            .max(LEFT + RIGHT + text_width(&subtitle, 12.0))
+            .max(LEFT + RIGHT + text_width(footnote, 10.0));
+        // Legend entries (engine swatches with their geometric means, then
+        // the ratio), wrapped onto as many lines as the width needs.
+        let mut entries: Vec<(Option<BenchEngine>, String)> = engines
+            .iter()
+            .map(|&engine| {
+                let gm = self
+                    .geometric_mean(engine)
+                    .map_or("-".to_string(), |g| format!("{g:.3} s"));
+                (Some(engine), format!("{engine}: geometric mean {gm}"))
+            })
+            .collect();
+        if let Some(ratio) = self.ratio() {
+            entries.push((None, format!("fairway / datafusion = {ratio:.3}")));
+        }
+        let mut placed = Vec::new();
+        let (mut lx, mut ly) = (LEFT, 52.0);
+        for (engine, label) in entries {
+            let w = text_width(&label, 12.0) + if engine.is_some() { 17.0 } else { 0.0 };
+            if lx > LEFT && lx + w > width - RIGHT {
+                (lx, ly) = (LEFT, ly + 18.0);
+            }
+            placed.push((lx, ly, engine, label));
+            lx += w + 18.0;
+        }
+        let top = ly + 12.0 + LEGEND_GAP;
+        let height = top + PLOT_HEIGHT + BOTTOM;
+        let bottom = top + PLOT_HEIGHT;
 
         // The axis spans whole decades around every time drawn.
         let mut lo = f64::INFINITY;
@@ -89,51 +143,35 @@ impl TpchBenchReport {
         let _ = writeln!(
             svg,
             "<text x=\"{LEFT}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{}</text>",
-            escape(&self.title())
+            escape(&title)
         );
-        let iterations = self.options.iterations;
-        let what = match self.options.streams {
-            None => format!(
-                "median time per query ({iterations} run{} each, planning included); \
-                 line: fastest to slowest run",
-                plural(iterations)
-            ),
-            Some(streams) => format!(
-                "median response time per query ({iterations} run{} x {streams} \
-                 concurrent stream{}); line: fastest to slowest",
-                plural(iterations),
-                plural(streams)
-            ),
-        };
         let _ = writeln!(
             svg,
-            "<text x=\"{LEFT}\" y=\"40\" fill=\"#555\">Bar: {}. Log scale, lower is \
-             better.</text>",
-            escape(&what)
+            "<text x=\"{LEFT}\" y=\"40\" fill=\"#555\">{}</text>",
+            escape(&subtitle)
         );
-
-        // Legend: one entry per engine with its geometric mean, then the ratio.
-        let mut x = LEFT;
-        for &engine in &engines {
-            let gm = self
-                .geometric_mean(engine)
-                .map_or("-".to_string(), |g| format!("{g:.3} s"));
-            let label = format!("{engine}: geometric mean {gm}");
-            let _ = writeln!(
-                svg,
-                "<rect class=\"legend\" x=\"{x:.1}\" y=\"52\" width=\"12\" height=\"12\" fill=\"{}\"/>\
-                 <text x=\"{:.1}\" y=\"62\">{}</text>",
-                colour(engine),
-                x + 17.0,
-                escape(&label)
-            );
-            x += 17.0 + 7.0 * label.chars().count() as f64 + 18.0;
-        }
-        if let Some(ratio) = self.ratio() {
-            let _ = writeln!(
-                svg,
-                "<text x=\"{x:.1}\" y=\"62\" font-weight=\"bold\">fairway / datafusion = {ratio:.3}</text>"
-            );
+        for (x, y, engine, label) in placed {
+            match engine {
+                Some(engine) => {
+                    let _ = writeln!(
+                        svg,
+                        "<rect class=\"legend\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"12\" height=\"12\" \
+                         fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                        colour(engine),
+                        x + 17.0,
+                        y + 10.0,
+                        escape(&label)
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        svg,
+                        "<text x=\"{x:.1}\" y=\"{:.1}\" font-weight=\"bold\">{}</text>",
+                        y + 10.0,
+                        escape(&label)
+                    );
+                }
+            }
         }
 
         // Grid: every decade, lighter lines at 2x and 5x.
@@ -164,7 +202,7 @@ impl TpchBenchReport {
             svg,
             "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\" \
              fill=\"#444\">time (log scale)</text>",
-            TOP + PLOT_HEIGHT / 2.0
+            top + PLOT_HEIGHT / 2.0
         );
         let _ = writeln!(
             svg,
@@ -230,8 +268,7 @@ impl TpchBenchReport {
         if engines.len() == 2 {
             let _ = writeln!(
                 svg,
-                "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">Under each query: \
-                 fairway median / datafusion median (red above 1.10).</text>",
+                "<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\" fill=\"#555\">{footnote}</text>",
                 bottom + 46.0
             );
         }
@@ -343,6 +380,62 @@ mod tests {
         assert!(text.contains("fairway / datafusion = "), "{text}");
         assert!(text.contains("Q13"), "{text}");
         assert!(!svg.contains("<script"));
+    }
+
+    /// Every text's estimated extent lies inside the canvas, for one query
+    /// to all 22, one engine or two.
+    #[test]
+    fn legends_and_ratios_stay_inside_the_canvas_for_any_number_of_queries() {
+        let all: Vec<usize> = (1..=22).collect();
+        for queries in [&[6][..], &[1, 6], &all[..8], &all[..]] {
+            for engines in [
+                &[BenchEngine::Fairway, BenchEngine::DataFusion][..],
+                &[BenchEngine::Fairway][..],
+            ] {
+                let svg = report(queries, engines).to_svg();
+                let doc = roxmltree::Document::parse(&svg).unwrap();
+                let root = doc.root_element();
+                let width: f64 = root.attribute("width").unwrap().parse().unwrap();
+                let height: f64 = root.attribute("height").unwrap().parse().unwrap();
+                for node in doc.descendants().filter(|n| n.has_tag_name("text")) {
+                    if node.attribute("transform").is_some() {
+                        continue; // the rotated axis title
+                    }
+                    let text = node.text().unwrap_or_default();
+                    let x: f64 = node.attribute("x").unwrap().parse().unwrap();
+                    let y: f64 = node.attribute("y").unwrap().parse().unwrap();
+                    let size: f64 = node
+                        .attribute("font-size")
+                        .map_or(if y < 30.0 { 15.0 } else { 12.0 }, |s| s.parse().unwrap());
+                    let w = text_width(text, size);
+                    let (left, right) = match node.attribute("text-anchor") {
+                        Some("middle") => (x - w / 2.0, x + w / 2.0),
+                        Some("end") => (x - w, x),
+                        _ => (x, x + w),
+                    };
+                    assert!(
+                        left >= 0.0 && right <= width && y > 0.0 && y <= height,
+                        "{} queries, {} engines: {text:?} spans {left:.0}..{right:.0} \
+                         at y {y:.0} in {width:.0} x {height:.0}",
+                        queries.len(),
+                        engines.len()
+                    );
+                }
+                // The legend never overlaps the plot: its last line is above
+                // the highest grid line.
+                let legend_bottom = doc
+                    .descendants()
+                    .filter(|n| n.attribute("class") == Some("legend"))
+                    .map(|n| n.attribute("y").unwrap().parse::<f64>().unwrap() + 12.0)
+                    .fold(0.0, f64::max);
+                let plot_top = doc
+                    .descendants()
+                    .filter(|n| n.has_tag_name("line") && n.attribute("y1").is_some())
+                    .map(|n| n.attribute("y1").unwrap().parse::<f64>().unwrap())
+                    .fold(f64::INFINITY, f64::min);
+                assert!(legend_bottom < plot_top, "{legend_bottom} vs {plot_top}");
+            }
+        }
     }
 
     #[test]
