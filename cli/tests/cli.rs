@@ -988,3 +988,39 @@ fn every_help_has_an_example_and_explain_offers_no_cluster() {
     // --format lists its values.
     assert!(sql.contains("table") && sql.contains("ndjson"), "{sql}");
 }
+
+#[test]
+fn warnings_reach_stderr_by_default() {
+    let out = fairway(&[
+        "sql",
+        "--scheduler-mode",
+        "fair",
+        "--format",
+        "csv",
+        "-c",
+        "set fairway.scheduler.pool = 'newpool'; select 1 as x",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: a job was submitted with scheduler pool \"newpool\""),
+        "{stderr}"
+    );
+    // FAIRWAY_LOG=error silences them.
+    let quiet = Command::new(env!("CARGO_BIN_EXE_fairway"))
+        .args([
+            "sql",
+            "--scheduler-mode",
+            "fair",
+            "-c",
+            "set fairway.scheduler.pool = 'newpool'; select 1 as x",
+        ])
+        .env("FAIRWAY_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        !text(&quiet.stderr).contains("warning:"),
+        "{}",
+        text(&quiet.stderr)
+    );
+}
