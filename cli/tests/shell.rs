@@ -202,3 +202,17 @@ fn the_init_file_runs_first() {
         .expect("~/.fairwayrc created the view");
     quit(s);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_history_file_that_is_a_link_is_not_followed() {
+    let home = tempfile::tempdir().unwrap();
+    let target = home.path().join("precious.txt");
+    std::fs::write(&target, "mine\n").unwrap();
+    std::os::unix::fs::symlink(&target, home.path().join(".fairway_history")).unwrap();
+    let (mut s, _) = shell(home.path(), &[]);
+    s.send_line("select 1 as one;").unwrap();
+    s.exp_string("| 1   |").unwrap();
+    quit(s);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "mine\n");
+}

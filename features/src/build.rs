@@ -576,7 +576,7 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
                 "no output path: give [output] path in the spec or --out",
             )
         })?;
-    let progress = Some({
+    let progress = {
         let mut entries: Vec<(String, String)> = spec
             .views
             .iter()
@@ -589,14 +589,18 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
         );
         // Drawn on a terminal only; always counting the queue waits.
         Arc::new(BuildProgress::new(&entries, options.progress))
-    });
-    let listener = progress
-        .clone()
-        .map(|p| p as Arc<dyn fairway_scheduler::SchedulerListener>);
-    let result = build_checked(spec, options, &output, listener, progress.as_deref(), start).await;
-    if let Some(p) = &progress {
-        p.close();
-    }
+    };
+    let listener = Arc::clone(&progress) as Arc<dyn fairway_scheduler::SchedulerListener>;
+    let result = build_checked(
+        spec,
+        options,
+        &output,
+        Some(listener),
+        Some(&progress),
+        start,
+    )
+    .await;
+    progress.close();
     result
 }
 

@@ -231,11 +231,20 @@ pub fn print_output(output: &QueryOutput, format: OutputFormat) -> Result<()> {
 
 /// The statement shortened to its first 60 characters, on one line.
 pub fn short_sql(sql: &str) -> String {
-    let short: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if short.chars().count() > 60 {
-        short.chars().take(57).collect::<String>() + "..."
+    shorten(sql, 60)
+}
+
+/// `text` on one line (white space collapsed), cut to `width` characters
+/// with `...`.
+pub fn shorten(text: &str, width: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > width {
+        flat.chars()
+            .take(width.saturating_sub(3))
+            .collect::<String>()
+            + "..."
     } else {
-        short
+        flat
     }
 }
 

@@ -20,7 +20,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 
 use self::complete::{Catalog, ShellHelper};
-use crate::commands::{describe, print_output, run_piece};
+use crate::commands::{describe, print_output, run_piece, shorten};
 use crate::display::{Expanded, TableStyle, print_table, terminal_style};
 
 /// What `fairway sql` gives the shell.
@@ -71,6 +71,24 @@ pub fn history_path(option: Option<PathBuf>) -> Option<PathBuf> {
     }
 }
 
+/// `path` as the history file, unless it is a link or not a regular file:
+/// fairway writes the history, so it follows no link and replaces nothing
+/// that is not a plain file (the shell then keeps no history, and says so).
+fn usable_history(path: Option<PathBuf>) -> Option<PathBuf> {
+    let path = path?;
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if !meta.file_type().is_file() => {
+            eprintln!(
+                "warning: the history file {} is a link or not a regular file; \
+                 no history is kept (--history FILE chooses another)",
+                path.display()
+            );
+            None
+        }
+        _ => Some(path),
+    }
+}
+
 /// The start-up file: `--init`, else `~/.fairwayrc` when it exists.
 pub fn init_path(option: Option<PathBuf>) -> Option<PathBuf> {
     option.or_else(|| {
@@ -98,7 +116,8 @@ pub async fn run(session: &Session, options: ShellOptions) -> Result<()> {
     // clears the line; while a statement runs it is a signal that cancels
     // the statement. (Polling `ctrl_c` once installs the handler.)
     let _ = futures::FutureExt::now_or_never(tokio::signal::ctrl_c());
-    if let Some(h) = &options.history
+    let history = usable_history(options.history);
+    if let Some(h) = &history
         && h.exists()
         && let Err(e) = editor.load_history(h)
     {
@@ -165,7 +184,7 @@ pub async fn run(session: &Session, options: ShellOptions) -> Result<()> {
         // Into the history file before it runs: a statement that never
         // ends (or a killed shell) is still remembered.
         let _ = editor.add_history_entry(entry.trim_end());
-        if let Some(h) = &options.history
+        if let Some(h) = &history
             && let Err(e) = editor.append_history(h)
             && !history_warned
         {
@@ -182,7 +201,7 @@ pub async fn run(session: &Session, options: ShellOptions) -> Result<()> {
                 Err(e) => eprintln!("error: {}", describe(&e)),
             }
         } else {
-            shell.run_text("input", &entry, false).await;
+            shell.run_text("input", &entry).await;
         }
     }
     Ok(())
@@ -232,12 +251,10 @@ impl Shell<'_> {
     }
 
     /// Runs every statement of `text`; a failed one is reported (naming its
-    /// place) and the others still run. With `stop`, the first failure ends
-    /// the text. Returns whether all succeeded.
-    async fn run_text(&self, source: &str, text: &str, stop: bool) -> bool {
+    /// place) and the others still run.
+    async fn run_text(&self, source: &str, text: &str) {
         let pieces = split::split(text);
         let several = pieces.len() > 1 || source != "input";
-        let mut ok = true;
         for (i, piece) in pieces.iter().enumerate() {
             let place = if several {
                 format!("{source}, statement {} (line {})", i + 1, piece.line)
@@ -256,33 +273,17 @@ impl Shell<'_> {
                         );
                     }
                 }
-                Err(e) => {
-                    ok = false;
-                    if place.is_empty() {
-                        eprintln!("error: {}", describe(&e));
-                    } else {
-                        eprintln!("error: {place}: {}", describe(&e));
-                    }
-                    if stop {
-                        break;
-                    }
-                }
+                Err(e) if place.is_empty() => eprintln!("error: {}", describe(&e)),
+                Err(e) => eprintln!("error: {place}: {}", describe(&e)),
             }
         }
         self.refresh().await;
-        ok
     }
 
-    async fn run_file(&self, path: &Path) -> bool {
+    async fn run_file(&self, path: &Path) {
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                self.run_text(&path.display().to_string(), &text, false)
-                    .await
-            }
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", path.display());
-                false
-            }
+            Ok(text) => self.run_text(&path.display().to_string(), &text).await,
+            Err(e) => eprintln!("error: cannot read {}: {e}", path.display()),
         }
     }
 
@@ -451,7 +452,7 @@ impl Shell<'_> {
                 let running: Vec<String> = jobs
                     .iter()
                     .filter(|j| j.pool == p.name)
-                    .map(|j| format!("job {}: {}", j.id, shorten(&j.description, 40)))
+                    .map(job_line)
                     .collect();
                 [
                     p.name.clone(),
@@ -471,10 +472,7 @@ impl Shell<'_> {
                 String::new(),
                 String::new(),
                 scheduler.metrics().running_tasks.to_string(),
-                jobs.iter()
-                    .map(|j| format!("job {}: {}", j.id, shorten(&j.description, 40)))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                jobs.iter().map(job_line).collect::<Vec<_>>().join("; "),
             ]);
         }
         // Jobs in a pool the scheduler does not list.
@@ -486,7 +484,7 @@ impl Shell<'_> {
                     String::new(),
                     String::new(),
                     String::new(),
-                    format!("job {}: {}", job.id, shorten(&job.description, 40)),
+                    job_line(job),
                 ]);
             }
         }
@@ -582,11 +580,7 @@ fn format_name(format: OutputFormat) -> &'static str {
     }
 }
 
-fn shorten(text: &str, width: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > width {
-        flat.chars().take(width - 3).collect::<String>() + "..."
-    } else {
-        flat
-    }
+/// `job N: <its statement, shortened>` for `\dp`.
+fn job_line(job: &fairway_engine::ActiveJob) -> String {
+    format!("job {}: {}", job.id, shorten(&job.description, 40))
 }
