@@ -833,27 +833,7 @@ fn parse_count(key: &str, value: &str) -> Result<usize> {
         })
 }
 
-/// Parses a byte size: `0`, `512`, `64KiB`, `100MB`, `1.5GiB`, `2g`, `1t`.
-/// Units are powers of 1024 (`k`, `m`, `g`, `t`, with or without `iB`/`B`).
-pub fn parse_size(text: &str) -> std::result::Result<usize, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("expected a size like 512MiB or 2GiB, got '{text}'"))?;
-    let multiplier: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0f64.powi(4),
-        other => return Err(format!("unknown size unit '{other}' in '{text}'")),
-    };
-    Ok((number * multiplier).round() as usize)
-}
+pub use fairway_scheduler::{format_duration, parse_duration, parse_size};
 
 /// Formats a byte count for people: `1.5 GiB`.
 pub fn format_size(bytes: u64) -> String {
@@ -984,17 +964,6 @@ impl ExtensionOptions for FairwayOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units() {
-        assert_eq!(parse_size("0").unwrap(), 0);
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert_eq!(parse_size("64KiB").unwrap(), 64 * 1024);
-        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1.5 GiB").unwrap(), 3 << 29);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("5 parsecs").is_err());
-    }
 
     #[test]
     fn settings_are_checked() {

@@ -786,6 +786,7 @@ impl Session {
                     parents: s.inputs.clone(),
                 })
                 .collect(),
+            ..JobSpec::default()
         };
         let tasks = StageTasks::new(
             graph,

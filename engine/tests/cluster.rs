@@ -165,9 +165,9 @@ async fn pools_bound_running_statements_on_the_cluster() {
                from lineitem group by 1)";
     let admission = cluster.cluster_admission().expect("cluster admission");
     // Two etl statements and one adhoc statement hold job slots.
-    let etl_1 = admission.admit("etl").await;
-    let etl_2 = admission.admit("etl").await;
-    let adhoc = admission.admit("adhoc").await;
+    let etl_1 = admission.admit("etl").await.unwrap();
+    let etl_2 = admission.admit("etl").await.unwrap();
+    let adhoc = admission.admit("adhoc").await.unwrap();
     // An adhoc statement runs at once: its pool is below its share.
     let client = cluster.with_pool("adhoc").unwrap();
     let out = tokio::time::timeout(Duration::from_secs(60), client.sql(sql))

@@ -59,6 +59,7 @@ fn run_all(scheduler: &Scheduler, pools: usize) {
                             parents: vec![],
                         }],
                         pool: Some(format!("pool{p}")),
+                        ..JobSpec::default()
                     },
                     Arc::clone(&runner),
                 )

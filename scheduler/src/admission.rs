@@ -22,6 +22,10 @@
 //!   every waiting job runs nothing yet, so Spark's FIFO and FAIR orders
 //!   within a pool agree.
 //!
+//! A pool's `maxRunningJobs` caps its bound, and its `maxQueuedJobs`
+//! refuses a job that would wait behind that many of the pool's jobs
+//! ([`SchedulerError::QueueFull`]), as on the stage engine.
+//!
 //! This is job-level fairness, not task-level: a long job holds its job
 //! slot until it ends, and how its tasks share executor cores with other
 //! admitted jobs is the cluster scheduler's business.
@@ -31,6 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+use crate::error::SchedulerError;
 use crate::policy::{SortKey, compare_fair};
 use crate::pool::{DEFAULT_POOL, PoolConfig, SchedulingMode};
 
@@ -92,11 +97,25 @@ impl JobAdmission {
     }
 
     /// Waits until a job of `pool` may start. Dropping the future before it
-    /// is ready leaves the queue (a cancelled job takes no slot).
-    pub async fn admit(&self, pool: &str) -> JobPermit {
+    /// is ready leaves the queue (a cancelled job takes no slot). Fails at
+    /// once with [`SchedulerError::QueueFull`] when the job would have to
+    /// wait and `maxQueuedJobs` jobs of its pool wait already.
+    pub async fn admit(&self, pool: &str) -> Result<JobPermit, SchedulerError> {
         let (admit, admitted) = oneshot::channel();
         {
             let mut state = self.inner.lock();
+            state.waiting.retain(|w| !w.admit.is_closed());
+            let config = self.inner.config(pool);
+            if let Some(limit) = config.max_queued_jobs {
+                let waiting = state.waiting.iter().filter(|w| w.pool == pool).count();
+                if waiting >= limit && !self.inner.could_start(&state, pool) {
+                    return Err(SchedulerError::QueueFull {
+                        pool: pool.to_string(),
+                        limit,
+                        running_limit: config.max_running_jobs.unwrap_or(self.inner.slots),
+                    });
+                }
+            }
             state.waiting.push_back(Waiter {
                 pool: pool.to_string(),
                 admit,
@@ -106,9 +125,9 @@ impl JobAdmission {
         // Dispatch sends the permit or keeps the sender while the future
         // lives; a permit sent to a future dropped since is dropped with
         // the channel, which gives its slot back.
-        admitted
+        Ok(admitted
             .await
-            .expect("the admission queue keeps a waiter until it sends")
+            .expect("the admission queue keeps a waiter until it sends"))
     }
 
     /// Running jobs per pool now.
@@ -145,15 +164,32 @@ impl Inner {
 
     fn config(&self, pool: &str) -> PoolConfig {
         self.pools.get(pool).cloned().unwrap_or_else(|| PoolConfig {
-            name: pool.to_string(),
             mode: if pool == DEFAULT_POOL {
                 SchedulingMode::Fair
             } else {
                 SchedulingMode::Fifo
             },
-            weight: 1,
-            min_share: 0,
+            ..PoolConfig::new(pool)
         })
+    }
+
+    /// Whether a job of `pool` submitted now would start without waiting:
+    /// a job slot is free, nobody of its pool waits, and the pool is below
+    /// its bound.
+    fn could_start(&self, state: &State, pool: &str) -> bool {
+        let total: usize = state.running.values().sum();
+        if total >= self.slots || state.waiting.iter().any(|w| w.pool == pool) {
+            return false;
+        }
+        let mut active: Vec<&str> = state
+            .running
+            .iter()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(p, _)| p.as_str())
+            .chain(state.waiting.iter().map(|w| w.pool.as_str()))
+            .collect();
+        active.push(pool);
+        state.running.get(pool).copied().unwrap_or(0) < self.bound(pool, &active)
     }
 
     /// `max(minShare, ceil(slots x weight / W))`, at most `slots` and at
@@ -164,6 +200,12 @@ impl Inner {
         if self.mode == SchedulingMode::Fifo {
             return self.slots;
         }
+        let most = self.config(pool).max_running_jobs.unwrap_or(usize::MAX);
+        self.fair_bound(pool, active).min(most)
+    }
+
+    /// [`bound`](Self::bound) without the pool's `maxRunningJobs`.
+    fn fair_bound(&self, pool: &str, active: &[&str]) -> usize {
         let mut names: Vec<&str> = active.to_vec();
         names.sort_unstable();
         names.dedup();
@@ -270,6 +312,7 @@ mod tests {
             mode: SchedulingMode::Fifo,
             weight,
             min_share,
+            ..PoolConfig::default()
         }
     }
 
@@ -283,7 +326,7 @@ mod tests {
     ) -> tokio::task::JoinHandle<()> {
         let admission = admission.clone();
         tokio::spawn(async move {
-            let permit = admission.admit(pool).await;
+            let permit = admission.admit(pool).await.unwrap();
             order.lock().unwrap().push(pool);
             release.notified().await;
             drop(permit);
@@ -406,10 +449,10 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_waiter_takes_no_slot() {
         let admission = JobAdmission::new(1, SchedulingMode::Fair, vec![]);
-        let held = admission.admit("a").await;
+        let held = admission.admit("a").await.unwrap();
         let waiting = {
             let admission = admission.clone();
-            tokio::spawn(async move { admission.admit("b").await })
+            tokio::spawn(async move { admission.admit("b").await.unwrap() })
         };
         settle().await;
         assert_eq!(admission.waiting(), 1);
@@ -418,7 +461,7 @@ mod tests {
         assert_eq!(admission.waiting(), 0);
         drop(held);
         assert!(admission.running().is_empty(), "nobody took the slot");
-        let again = admission.admit("c").await;
+        let again = admission.admit("c").await.unwrap();
         assert_eq!(admission.running()["c"], 1);
         drop(again);
     }

@@ -105,7 +105,13 @@ impl From<AllocationError> for SchedulerError {
 ///     <weight>3</weight>
 ///     <minShare>4</minShare>
 ///   </pool>
-///   <pool name="etl"/>
+///   <pool name="etl">
+///     <maxShare>8</maxShare>
+///     <maxRunningJobs>2</maxRunningJobs>
+///     <maxQueuedJobs>10</maxQueuedJobs>
+///     <memory>2GiB</memory>
+///     <timeout>30m</timeout>
+///   </pool>
 /// </allocations>
 /// ```
 ///
@@ -118,9 +124,15 @@ impl From<AllocationError> for SchedulerError {
 ///   case-sensitive); without it the name is empty.
 /// * Direct child elements `schedulingMode`, `weight` and `minShare` set the
 ///   pool's mode, weight and minimum share; absent ones keep Spark's defaults
-///   (FIFO, 1, 0). Other elements (`maxShare`, ...) are ignored. A repeated
+///   (FIFO, 1, 0). Other elements are ignored (with a warning). A repeated
 ///   element counts with the texts of all its copies concatenated
 ///   (`<weight>2</weight><weight>3</weight>` is 23), as in Spark.
+/// * fairway's own elements, which Spark ignores (so the same file works
+///   in Spark): `maxShare` (most running tasks, >= 1), `maxRunningJobs`
+///   (>= 1), `maxQueuedJobs` (>= 0), `memory` (a size such as `512MiB`,
+///   `2GiB`; > 0) and `timeout` (a duration such as `30s`, `5m`; > 0); see
+///   [`PoolConfig`]. A bad value fails a strict parse and is ignored (no
+///   limit) with a warning otherwise.
 /// * Values are trimmed like Java's `String.trim` (characters up to U+0020).
 ///   Numbers are parsed like Java's `Integer.parseInt`: an optional `+` or
 ///   `-`, decimal digits, within `i32`. The mode is upper-cased and must be
@@ -188,16 +200,27 @@ enum Setting {
     SchedulingMode,
     Weight,
     MinShare,
+    MaxShare,
+    MaxRunningJobs,
+    MaxQueuedJobs,
+    Memory,
+    Timeout,
 }
 
 impl Setting {
+    const ALL: [Self; 8] = [
+        Self::SchedulingMode,
+        Self::Weight,
+        Self::MinShare,
+        Self::MaxShare,
+        Self::MaxRunningJobs,
+        Self::MaxQueuedJobs,
+        Self::Memory,
+        Self::Timeout,
+    ];
+
     fn from_element(name: &str) -> Option<Self> {
-        match name {
-            "schedulingMode" => Some(Self::SchedulingMode),
-            "weight" => Some(Self::Weight),
-            "minShare" => Some(Self::MinShare),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|s| s.element() == name)
     }
 
     fn element(self) -> &'static str {
@@ -205,6 +228,11 @@ impl Setting {
             Self::SchedulingMode => "schedulingMode",
             Self::Weight => "weight",
             Self::MinShare => "minShare",
+            Self::MaxShare => "maxShare",
+            Self::MaxRunningJobs => "maxRunningJobs",
+            Self::MaxQueuedJobs => "maxQueuedJobs",
+            Self::Memory => "memory",
+            Self::Timeout => "timeout",
         }
     }
 }
@@ -352,10 +380,55 @@ fn parse(text: &str, path: &Path, strict: bool) -> Result<Allocation, Allocation
                         "using the default schedulingMode FIFO".to_string(),
                     )),
                 },
+                Setting::MaxShare | Setting::MaxRunningJobs | Setting::MaxQueuedJobs => {
+                    let least = usize::from(setting != Setting::MaxQueuedJobs);
+                    match parse_java_int(value) {
+                        Ok(number) if i64::from(number) >= least as i64 => {
+                            let number = Some(number as usize);
+                            match setting {
+                                Setting::MaxShare => pool.max_share = number,
+                                Setting::MaxRunningJobs => pool.max_running_jobs = number,
+                                _ => pool.max_queued_jobs = number,
+                            }
+                            None
+                        }
+                        Ok(_) => Some(problem(
+                            format!("{} must be at least {least}", setting.element()),
+                            "ignored: no limit".to_string(),
+                        )),
+                        Err(reason) => Some(problem(reason, "ignored: no limit".to_string())),
+                    }
+                }
+                Setting::Memory => match crate::units::parse_size(value) {
+                    Ok(0) => Some(problem(
+                        "a pool's memory must be more than 0".to_string(),
+                        "ignored: the pool shares the session's memory".to_string(),
+                    )),
+                    Ok(bytes) => {
+                        pool.memory = Some(bytes as u64);
+                        None
+                    }
+                    Err(reason) => Some(problem(
+                        reason,
+                        "ignored: the pool shares the session's memory".to_string(),
+                    )),
+                },
+                Setting::Timeout => match crate::units::parse_duration(value) {
+                    Ok(d) if d.is_zero() => Some(problem(
+                        "a timeout must be more than 0".to_string(),
+                        "ignored: no timeout".to_string(),
+                    )),
+                    Ok(d) => {
+                        pool.timeout = Some(d);
+                        None
+                    }
+                    Err(reason) => Some(problem(reason, "ignored: no timeout".to_string())),
+                },
                 Setting::Weight | Setting::MinShare => {
                     let (target, default, least) = match setting {
                         Setting::Weight => (&mut pool.weight, 1, 1),
-                        _ => (&mut pool.min_share, 0, 0),
+                        Setting::MinShare => (&mut pool.min_share, 0, 0),
+                        _ => unreachable!("handled above"),
                     };
                     match parse_java_int(value) {
                         Err(reason) => Some(problem(
@@ -476,7 +549,7 @@ mod tests {
     <weight> 2 </weight>
     <minShare>two</minShare>
     <schedulingMode>ROUND_ROBIN</schedulingMode>
-    <maxShare>10</maxShare>
+    <maxshare>10</maxshare>
     <pool name="adhoc-inner"><weight>5</weight></pool>
   </pool>
 </scheduler>
@@ -517,7 +590,7 @@ mod tests {
             warnings[1]
         );
         assert!(
-            warnings[2].contains("line 6: pool \"adhoc\": unknown element <maxShare>"),
+            warnings[2].contains("line 6: pool \"adhoc\": unknown element <maxshare>"),
             "{}",
             warnings[2]
         );
@@ -761,5 +834,66 @@ mod tests {
         let allocation = parse_allocation_file(&path, true);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(allocation.unwrap().pools, vec![pool("p", Fifo, 0, 3)]);
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn pool(children: &str, strict: bool) -> Result<Allocation, AllocationError> {
+        let text = format!("<allocations><pool name=\"p\">{children}</pool></allocations>");
+        parse_allocation_str(&text, "f.xml", strict)
+    }
+
+    #[test]
+    fn fairway_limits_parse_trimmed() {
+        let allocation = pool(
+            "<maxShare> 4 </maxShare><maxRunningJobs>2</maxRunningJobs>\
+             <maxQueuedJobs>0</maxQueuedJobs><memory>512 MiB</memory><timeout>1.5m</timeout>",
+            true,
+        )
+        .unwrap();
+        let p = &allocation.pools[0];
+        assert_eq!(
+            (
+                p.max_share,
+                p.max_running_jobs,
+                p.max_queued_jobs,
+                p.memory,
+                p.timeout
+            ),
+            (
+                Some(4),
+                Some(2),
+                Some(0),
+                Some(512 << 20),
+                Some(Duration::from_secs(90))
+            )
+        );
+        assert!(allocation.warnings.is_empty());
+    }
+
+    #[test]
+    fn bad_limits_fail_strict_and_are_ignored_lenient() {
+        for (children, element, reason) in [
+            ("<maxShare>0</maxShare>", "maxShare", "at least 1"),
+            ("<maxRunningJobs>-1</maxRunningJobs>", "maxRunningJobs", "at least 1"),
+            ("<maxQueuedJobs>x</maxQueuedJobs>", "maxQueuedJobs", "not a decimal"),
+            ("<memory>lots</memory>", "memory", "expected a size"),
+            ("<memory>0</memory>", "memory", "more than 0"),
+            ("<timeout>soon</timeout>", "timeout", "expected a duration"),
+            ("<timeout>0s</timeout>", "timeout", "more than 0"),
+        ] {
+            let error = pool(children, true).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("<{element}>")) && error.contains(reason),
+                "{children}: {error}"
+            );
+            let lenient = pool(children, false).unwrap();
+            assert_eq!(lenient.pools[0], PoolConfig::new("p"), "{children}");
+            assert!(lenient.warnings[0].contains("ignored"), "{:?}", lenient.warnings);
+        }
     }
 }

@@ -120,6 +120,7 @@ mod tests {
                 })
                 .collect(),
             pool: None,
+            ..JobSpec::default()
         }
     }
 

@@ -13,6 +13,20 @@ pub enum JobStatus {
     Failed,
     /// The job was cancelled.
     Cancelled,
+    /// The job ran or waited longer than its timeout and was cancelled.
+    TimedOut,
+}
+
+impl JobStatus {
+    /// `succeeded`, `failed`, `cancelled` or `timed_out`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+        }
+    }
 }
 
 /// Something that happened in the scheduler.
@@ -32,6 +46,37 @@ pub enum SchedulerEvent {
         pool: String,
         /// How many stages the job has.
         stages: usize,
+    },
+    /// A job's pool runs `maxRunningJobs` jobs already: the job waits in the
+    /// pool's queue (after its `JobStart`).
+    JobQueued {
+        /// The job.
+        job: JobId,
+        /// Its pool.
+        pool: String,
+        /// Its place in the queue, from 1.
+        position: usize,
+    },
+    /// A queued job was admitted: its stages may now get slots.
+    JobAdmitted {
+        /// The job.
+        job: JobId,
+        /// Its pool.
+        pool: String,
+        /// How long it waited in the queue.
+        waited: Duration,
+    },
+    /// A job passed its timeout (running, or waiting in the queue) and is
+    /// cancelled; its `JobEnd` with [`JobStatus::TimedOut`] follows.
+    JobTimedOut {
+        /// The job.
+        job: JobId,
+        /// Its pool.
+        pool: String,
+        /// The timeout it passed.
+        limit: Duration,
+        /// Whether it was still waiting in the queue.
+        queued: bool,
     },
     /// A job ended; no more events come for it.
     JobEnd {

@@ -24,6 +24,15 @@ pub struct JobSpec {
     /// settings (FIFO, weight 1, minShare 0). Under FIFO it only shows in
     /// events.
     pub pool: Option<String>,
+    /// Longest the job may run once admitted; past it the job is cancelled
+    /// and fails with [`SchedulerError::TimedOut`](crate::SchedulerError::TimedOut).
+    /// `None` takes the pool's [`PoolConfig::timeout`](crate::PoolConfig::timeout)
+    /// (under a FAIR root), else no timeout.
+    pub timeout: Option<Duration>,
+    /// Longest the job may wait in its pool's queue (a pool with
+    /// [`PoolConfig::max_running_jobs`](crate::PoolConfig::max_running_jobs));
+    /// counted apart from `timeout`. `None`: it waits as long as needed.
+    pub queue_timeout: Option<Duration>,
 }
 
 /// One stage of a job: `tasks` tasks (partitions `0..tasks`) that may run once

@@ -74,6 +74,7 @@
 //!         StageSpec { id: 1, tasks: 1, parents: vec![0] },
 //!     ],
 //!     pool: Some(pool.to_string()),
+//!     ..JobSpec::default()
 //! };
 //! let reports = scheduler.submit(scan_then_merge("reports"), Arc::new(CountRows))?;
 //! let adhoc = scheduler.submit(scan_then_merge("adhoc"), Arc::new(CountRows))?;
@@ -94,12 +95,14 @@ mod allocation;
 mod dag;
 mod error;
 mod events;
+mod info;
 mod job;
 mod metrics;
 mod policy;
 mod pool;
 mod preempt;
 mod state;
+mod units;
 mod yielding;
 
 use std::fmt;
@@ -115,17 +118,19 @@ pub use crate::allocation::{
 };
 pub use crate::error::SchedulerError;
 pub use crate::events::{JobStatus, SchedulerEvent, SchedulerListener};
+pub use crate::info::{JobInfo, JobState};
 pub use crate::job::{
     JobId, JobSpec, JobSummary, StageId, StageSpec, TaskContext, TaskError, TaskId, TaskOutcome,
     TaskRunner,
 };
 pub use crate::metrics::SchedulerMetrics;
 pub use crate::pool::{DEFAULT_POOL, PoolConfig, PoolStatus, SchedulingMode};
+pub use crate::units::{format_duration, parse_duration, parse_size};
 pub use crate::yielding::YieldPoint;
 
 use crate::metrics::Counters;
 use crate::policy::PoolTree;
-use crate::state::{Core, JobResult};
+use crate::state::{Core, JobLimits, JobResult};
 
 /// The most slots a [`Scheduler`] accepts ([`SchedulerConfig::slots`]).
 ///
@@ -396,7 +401,9 @@ impl Scheduler {
     /// Submits a job and returns at once; its tasks start as slots free up.
     ///
     /// Fails with [`SchedulerError::InvalidJob`] when the stages are not a
-    /// DAG (no stages, duplicate stage id, unknown parent, cycle).
+    /// DAG (no stages, duplicate stage id, unknown parent, cycle), and with
+    /// [`SchedulerError::QueueFull`] when the job's pool has
+    /// `maxQueuedJobs` jobs waiting already.
     pub fn submit(
         &self,
         job: JobSpec,
@@ -404,7 +411,11 @@ impl Scheduler {
     ) -> Result<JobHandle, SchedulerError> {
         let plan = dag::plan_stages(&job)?;
         let core = &self.shared.core;
-        let (id, result) = core.submit(job.description, job.pool, plan, runner)?;
+        let limits = JobLimits {
+            timeout: job.timeout,
+            queue_timeout: job.queue_timeout,
+        };
+        let (id, result) = core.submit(job.description, job.pool, plan, runner, limits)?;
         Ok(JobHandle {
             id,
             result,
@@ -442,6 +453,19 @@ impl Scheduler {
     /// a FIFO root, which has no pools.
     pub fn pools(&self) -> Vec<PoolStatus> {
         self.shared.core.pools()
+    }
+
+    /// Every live job (queued or running) and the last ended ones (at
+    /// most 1000), in id order: `fairway.jobs`. A short copy under the
+    /// scheduler's lock; it never waits for a job.
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        self.shared.core.jobs()
+    }
+
+    /// Cancels job `job` (queued or running) as [`JobHandle::cancel`]
+    /// does, from anywhere; returns false when no such job is live.
+    pub fn cancel(&self, job: JobId) -> bool {
+        self.shared.core.cancel(job)
     }
 
     /// Sets the peaks of [`SchedulerMetrics`] to the current values.

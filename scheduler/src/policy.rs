@@ -192,6 +192,12 @@ enum NodeKind {
         mode: SchedulingMode,
         weight: i32,
         min_share: i32,
+        /// Most running tasks in the subtree: at the cap the pool is passed
+        /// over (see [`PoolTree::first_schedulable`]).
+        max_share: Option<usize>,
+        /// The settings the pool was made with (for reports and the
+        /// scheduler's job admission).
+        config: Arc<PoolConfig>,
         /// Child pools, in insertion order (pools are never removed).
         pools: Vec<NodeId>,
         /// The children that have a task set in their subtree, in this
@@ -308,6 +314,12 @@ impl PoolTree {
                 mode,
                 weight: 0,
                 min_share: 0,
+                max_share: None,
+                config: Arc::new(PoolConfig {
+                    mode,
+                    weight: 0,
+                    ..PoolConfig::default()
+                }),
                 pools: Vec::new(),
                 queue: BTreeSet::new(),
             },
@@ -379,19 +391,16 @@ impl PoolTree {
     /// Appends a pool to `parent`'s children. A top-level pool becomes the
     /// one its name finds.
     pub(crate) fn add_pool(&mut self, parent: NodeId, config: PoolConfig) -> NodeId {
-        let PoolConfig {
-            name,
-            mode,
-            weight,
-            min_share,
-        } = config;
+        let name = config.name.clone();
         let id = self.insert(
             parent,
             Arc::from(name.as_str()),
             NodeKind::Pool {
-                mode,
-                weight,
-                min_share,
+                mode: config.mode,
+                weight: config.weight,
+                min_share: config.min_share,
+                max_share: config.max_share,
+                config: Arc::new(config),
                 pools: Vec::new(),
                 queue: BTreeSet::new(),
             },
@@ -522,10 +531,47 @@ impl PoolTree {
                 }
                 false
             }
-            NodeKind::Pool { queue: ranks, .. } => ranks
-                .iter()
-                .any(|rank| self.collect_queue(rank.id, schedulable, queue, first_only)),
+            NodeKind::Pool {
+                queue: ranks,
+                max_share,
+                ..
+            } => {
+                // A pool at its cap runs nothing more: its task sets wait.
+                if max_share.is_some_and(|cap| self.node(node).running >= cap) {
+                    return false;
+                }
+                ranks
+                    .iter()
+                    .any(|rank| self.collect_queue(rank.id, schedulable, queue, first_only))
+            }
         }
+    }
+
+    /// The settings of pool `id`; `None` for a task set.
+    pub(crate) fn pool_config(&self, id: NodeId) -> Option<&Arc<PoolConfig>> {
+        match &self.node(id).kind {
+            NodeKind::Pool { config, .. } => Some(config),
+            NodeKind::TaskSet { .. } => None,
+        }
+    }
+
+    /// How many more tasks pool `id` and its ancestors let start now
+    /// (`usize::MAX` without caps).
+    pub(crate) fn headroom(&self, id: NodeId) -> usize {
+        let mut room = usize::MAX;
+        let mut current = Some(id);
+        while let Some(node_id) = current {
+            let node = self.node(node_id);
+            if let NodeKind::Pool {
+                max_share: Some(cap),
+                ..
+            } = node.kind
+            {
+                room = room.min(cap.saturating_sub(node.running));
+            }
+            current = node.parent;
+        }
+        room
     }
 
     /// The top-level pools that have task sets, in root order (empty under
@@ -560,7 +606,17 @@ impl PoolTree {
         }
     }
 
-    /// The top-level pools in root order (empty under a FIFO root).
+    /// The ids of the top-level pools in root order, as
+    /// [`statuses`](Self::statuses) lists them.
+    pub(crate) fn top_level_pools(&self) -> Vec<NodeId> {
+        match &self.node(ROOT).kind {
+            NodeKind::Pool { pools, .. } => pools.clone(),
+            NodeKind::TaskSet { .. } => Vec::new(),
+        }
+    }
+
+    /// The top-level pools in root order (empty under a FIFO root); job
+    /// counts are the scheduler's and left at 0 here.
     pub(crate) fn statuses(&self) -> Vec<PoolStatus> {
         let NodeKind::Pool { pools, .. } = &self.node(ROOT).kind else {
             return Vec::new();
@@ -569,19 +625,27 @@ impl PoolTree {
             .iter()
             .filter_map(|&id| {
                 let node = self.node(id);
-                match node.kind {
+                match &node.kind {
                     NodeKind::Pool {
                         mode,
                         weight,
                         min_share,
+                        config,
                         ..
                     } => Some(PoolStatus {
                         name: node.name.to_string(),
-                        mode,
-                        weight,
-                        min_share,
+                        mode: *mode,
+                        weight: *weight,
+                        min_share: *min_share,
                         running_tasks: node.running,
                         active_stages: node.task_sets,
+                        max_share: config.max_share,
+                        max_running_jobs: config.max_running_jobs,
+                        max_queued_jobs: config.max_queued_jobs,
+                        memory: config.memory,
+                        timeout: config.timeout,
+                        running_jobs: 0,
+                        queued_jobs: 0,
                     }),
                     NodeKind::TaskSet { .. } => None,
                 }

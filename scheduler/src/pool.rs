@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::error::SchedulerError;
 
@@ -67,7 +68,9 @@ impl FromStr for SchedulingMode {
 /// them (see [`parse_allocation_file`](crate::parse_allocation_file)).
 ///
 /// The defaults are Spark's for a pool the file does not mention: FIFO,
-/// weight 1, minShare 0.
+/// weight 1, minShare 0. The limits after `min_share` are fairway's own
+/// (Spark ignores their elements): all `None` by default, which is Spark's
+/// behaviour.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PoolConfig {
     /// The name jobs use in [`JobSpec::pool`](crate::JobSpec::pool). Used
@@ -86,6 +89,27 @@ pub struct PoolConfig {
     /// a needy pool takes a slot from another pool only when that makes the
     /// shares strictly fairer by the FAIR comparator.
     pub min_share: i32,
+    /// Most tasks of the pool holding slots at once (`<maxShare>`), at
+    /// least 1. Slots the pool cannot use go to other pools; preemption
+    /// never gives the pool more. `None`: no cap (Spark).
+    pub max_share: Option<usize>,
+    /// Most jobs of the pool running at once (`<maxRunningJobs>`), at least
+    /// 1. Later jobs wait in the pool's queue, in submission order, and are
+    /// admitted as running ones end. `None`: no bound.
+    pub max_running_jobs: Option<usize>,
+    /// Most jobs waiting in the pool's queue (`<maxQueuedJobs>`); a job
+    /// submitted beyond it fails at once with
+    /// [`SchedulerError::QueueFull`]. Only counts with `max_running_jobs`.
+    /// `None`: no bound.
+    pub max_queued_jobs: Option<usize>,
+    /// The pool's own memory budget in bytes (`<memory>`): the scheduler
+    /// only carries it, the engine gives the pool's jobs a spill pool of
+    /// that size. `None`: the pool shares the session's memory.
+    pub memory: Option<u64>,
+    /// Longest run of one of the pool's jobs (`<timeout>`), from its
+    /// admission; a job's own [`JobSpec::timeout`](crate::JobSpec::timeout)
+    /// wins. `None`: no timeout.
+    pub timeout: Option<Duration>,
 }
 
 impl PoolConfig {
@@ -106,17 +130,23 @@ pub(crate) fn pool(name: &str, mode: SchedulingMode, min_share: i32, weight: i32
         mode,
         weight,
         min_share,
+        ..PoolConfig::default()
     }
 }
 
 impl Default for PoolConfig {
-    /// An unnamed pool with Spark's default settings.
+    /// An unnamed pool with Spark's default settings and no limits.
     fn default() -> Self {
         Self {
             name: String::new(),
             mode: SchedulingMode::Fifo,
             weight: 1,
             min_share: 0,
+            max_share: None,
+            max_running_jobs: None,
+            max_queued_jobs: None,
+            memory: None,
+            timeout: None,
         }
     }
 }
@@ -138,6 +168,20 @@ pub struct PoolStatus {
     /// Stages of the pool's jobs whose parents have completed and that have
     /// not completed yet (tasks waiting or running).
     pub active_stages: usize,
+    /// [`PoolConfig::max_share`].
+    pub max_share: Option<usize>,
+    /// [`PoolConfig::max_running_jobs`].
+    pub max_running_jobs: Option<usize>,
+    /// [`PoolConfig::max_queued_jobs`].
+    pub max_queued_jobs: Option<usize>,
+    /// [`PoolConfig::memory`].
+    pub memory: Option<u64>,
+    /// [`PoolConfig::timeout`].
+    pub timeout: Option<Duration>,
+    /// Jobs of the pool admitted and not ended.
+    pub running_jobs: usize,
+    /// Jobs of the pool waiting in its queue.
+    pub queued_jobs: usize,
 }
 
 /// Java's `String.trim`: strips leading and trailing characters up to U+0020

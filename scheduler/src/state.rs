@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
 use tokio::runtime::Handle;
@@ -30,16 +30,20 @@ use tokio::task::AbortHandle;
 use crate::dag::{self, StagePlan};
 use crate::error::SchedulerError;
 use crate::events::{JobStatus, SchedulerEvent, SchedulerListener};
+use crate::info::{JobInfo, JobState};
 use crate::job::{
     JobId, JobSummary, StageId, TaskContext, TaskError, TaskId, TaskOutcome, TaskRunner,
 };
 use crate::metrics::Counters;
-use crate::policy::{NodeId, PoolTree};
+use crate::policy::{NodeId, PoolTree, ROOT};
 use crate::pool::{DEFAULT_POOL, PoolStatus, SchedulingMode};
 use crate::preempt::{self, PoolLoad, Victim};
 use crate::yielding::{self, SlotOwner, YieldPoint, YieldShared};
 
 pub(crate) type JobResult = Result<JobSummary, SchedulerError>;
+
+/// Ended jobs that [`Core::jobs`] still reports, newest last.
+pub(crate) const FINISHED_JOBS_KEPT: usize = 1000;
 
 /// Shared by the `Scheduler` clones, the job handles, and every running task.
 #[derive(Debug)]
@@ -57,7 +61,7 @@ struct State {
     next_job: JobId,
     /// Slot indices not held by a task; `pop` gives the next one to use.
     free_slots: Vec<usize>,
-    jobs: BTreeMap<JobId, JobState>,
+    jobs: BTreeMap<JobId, JobEntry>,
     /// Pools and the task sets of submitted stages: the ordering policy.
     pools: PoolTree,
     /// Global number of the next stage, for task-set names (see `policy`).
@@ -68,9 +72,30 @@ struct State {
     /// Set when the scheduler is dropped: nothing starts any more.
     closed: bool,
     events: EventQueue,
+    /// Admitted jobs and the queue of each top-level pool (the root under
+    /// FIFO), by pool node.
+    admission: HashMap<NodeId, PoolJobs>,
+    /// The last [`FINISHED_JOBS_KEPT`] ended jobs, oldest first.
+    finished: VecDeque<JobInfo>,
 }
 
-struct JobState {
+/// One pool's jobs at the admission level.
+#[derive(Debug, Default)]
+struct PoolJobs {
+    /// Admitted and not ended.
+    running: usize,
+    /// Waiting for admission, in submission order.
+    queue: VecDeque<JobId>,
+}
+
+/// How a job's limits were set at submission.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JobLimits {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) queue_timeout: Option<Duration>,
+}
+
+struct JobEntry {
     runner: Arc<dyn TaskRunner>,
     /// Where the job's task sets go in the pool tree (the root under FIFO).
     pool_node: NodeId,
@@ -84,11 +109,25 @@ struct JobState {
     running: HashMap<(StageId, usize), RunningTask>,
     started: Instant,
     done: oneshot::Sender<JobResult>,
+    description: String,
+    submitted_at: SystemTime,
+    /// The top-level pool whose admission counts the job (the root under
+    /// FIFO).
+    admission_pool: NodeId,
+    /// When the job was admitted; `None` while it waits in the queue.
+    admitted: Option<(Instant, SystemTime)>,
+    /// Root stages, submitted at admission.
+    roots: Vec<StageId>,
+    tasks_total: usize,
+    /// The run timeout that applies (the job's, else its pool's).
+    timeout: Option<Duration>,
+    /// The timer of the timeout that runs now (queue, then run).
+    timer: Option<AbortHandle>,
 }
 
-impl std::fmt::Debug for JobState {
+impl std::fmt::Debug for JobEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobState")
+        f.debug_struct("JobEntry")
             .field("pool", &self.pool)
             .field("stages", &self.stages)
             .field("stages_left", &self.stages_left)
@@ -135,6 +174,44 @@ impl StageState {
             0
         };
         pending + self.resumable.len()
+    }
+}
+
+impl JobEntry {
+    /// The job as [`Core::jobs`] reports it; `ended` gives the status and
+    /// result of a job that ends now.
+    fn info(&self, id: JobId, now: Instant, ended: Option<(JobStatus, &JobResult)>) -> JobInfo {
+        let state = match ended.map(|(status, _)| status) {
+            None if self.admitted.is_none() => JobState::Queued,
+            None => JobState::Running,
+            Some(JobStatus::Succeeded) => JobState::Succeeded,
+            Some(JobStatus::Failed) => JobState::Failed,
+            Some(JobStatus::Cancelled) => JobState::Cancelled,
+            Some(JobStatus::TimedOut) => JobState::TimedOut,
+        };
+        let (queued, run) = match self.admitted {
+            Some((at, _)) => (at.duration_since(self.started), now.duration_since(at)),
+            None => (now.duration_since(self.started), Duration::ZERO),
+        };
+        JobInfo {
+            id,
+            pool: self.pool.clone(),
+            description: self.description.clone(),
+            state,
+            submitted: self.submitted_at,
+            started: self.admitted.map(|(_, at)| at),
+            finished: ended.map(|_| SystemTime::now()),
+            queued,
+            run,
+            running_tasks: self
+                .running
+                .values()
+                .filter(|task| task.suspended.is_none())
+                .count(),
+            tasks_done: self.tasks_succeeded,
+            tasks_total: self.tasks_total,
+            error: ended.and_then(|(_, result)| result.as_ref().err().map(|e| e.to_string())),
+        }
     }
 }
 
@@ -229,6 +306,8 @@ impl Core {
                 next_task_sequence: 0,
                 closed: false,
                 events: EventQueue::default(),
+                admission: HashMap::new(),
+                finished: VecDeque::new(),
             }),
             runtime,
             max_task_attempts,
@@ -253,9 +332,27 @@ impl Core {
         self.lock().pools.mode()
     }
 
-    /// The top-level pools, in root order.
+    /// The top-level pools, in root order, with their job counts.
     pub(crate) fn pools(&self) -> Vec<PoolStatus> {
-        self.lock().pools.statuses()
+        let state = self.lock();
+        let mut statuses = state.pools.statuses();
+        for (status, id) in statuses.iter_mut().zip(state.pools.top_level_pools()) {
+            if let Some(jobs) = state.admission.get(&id) {
+                status.running_jobs = jobs.running;
+                status.queued_jobs = jobs.queue.len();
+            }
+        }
+        statuses
+    }
+
+    /// Live jobs in id order, then the ended ones kept, oldest first.
+    pub(crate) fn jobs(&self) -> Vec<JobInfo> {
+        let state = self.lock();
+        let now = Instant::now();
+        let mut jobs: Vec<JobInfo> = state.finished.iter().cloned().collect();
+        jobs.extend(state.jobs.iter().map(|(&id, job)| job.info(id, now, None)));
+        jobs.sort_by_key(|job| job.id);
+        jobs
     }
 
     pub(crate) fn set_listener(&self, listener: Option<Arc<dyn SchedulerListener>>) {
@@ -270,6 +367,7 @@ impl Core {
         pool: Option<String>,
         plan: BTreeMap<StageId, StagePlan>,
         runner: Arc<dyn TaskRunner>,
+        limits: JobLimits,
     ) -> Result<(JobId, oneshot::Receiver<JobResult>), SchedulerError> {
         let (done, receiver) = oneshot::channel();
         let mut state = self.lock();
@@ -278,10 +376,30 @@ impl Core {
                 "the scheduler is shutting down".to_string(),
             ));
         }
+        let pool_node = state.pools.pool_for_job(pool.as_deref());
+        let admission_pool = state.pools.top_level_of(pool_node).unwrap_or(ROOT);
+        let config = state.pools.pool_config(admission_pool).cloned();
+        let pool = pool.unwrap_or_else(|| DEFAULT_POOL.to_string());
+        let max_running = config.as_ref().and_then(|c| c.max_running_jobs);
+        let queued = {
+            let jobs = state.admission.entry(admission_pool).or_default();
+            let queued =
+                max_running.is_some_and(|limit| jobs.running >= limit || !jobs.queue.is_empty());
+            if queued
+                && let Some(limit) = config.as_ref().and_then(|c| c.max_queued_jobs)
+                && jobs.queue.len() >= limit
+            {
+                log::info!("pool {pool:?} queue is full ({limit} jobs): job refused");
+                return Err(SchedulerError::QueueFull {
+                    pool,
+                    limit,
+                    running_limit: max_running.unwrap_or(0),
+                });
+            }
+            queued
+        };
         let job = state.next_job;
         state.next_job += 1;
-        let pool_node = state.pools.pool_for_job(pool.as_deref());
-        let pool = pool.unwrap_or_else(|| DEFAULT_POOL.to_string());
         log::debug!(
             "job {job} submitted to pool {pool:?}: {description} ({} stages)",
             plan.len()
@@ -316,9 +434,10 @@ impl Core {
             .filter(|(_, stage)| stage.parents_left == 0)
             .map(|(&id, _)| id)
             .collect();
+        let tasks_total = stages.values().map(|s| s.plan.tasks).sum();
         state.jobs.insert(
             job,
-            JobState {
+            JobEntry {
                 runner,
                 pool_node,
                 pool: pool.clone(),
@@ -328,6 +447,14 @@ impl Core {
                 running: HashMap::new(),
                 started: Instant::now(),
                 done,
+                description: description.clone(),
+                submitted_at: SystemTime::now(),
+                admission_pool,
+                admitted: None,
+                roots,
+                tasks_total,
+                timeout: limits.timeout.or(config.as_ref().and_then(|c| c.timeout)),
+                timer: None,
             },
         );
         self.counters.job_started();
@@ -335,26 +462,151 @@ impl Core {
         state.events.push(|| SchedulerEvent::JobStart {
             job,
             description,
-            pool,
+            pool: pool.clone(),
             stages: stage_count,
         });
-        self.submit_stages(&mut state, job, roots);
+        if queued {
+            let jobs = state.admission.entry(admission_pool).or_default();
+            jobs.queue.push_back(job);
+            let position = jobs.queue.len();
+            log::debug!("job {job} waits in pool {pool:?}'s queue at place {position}");
+            state.events.push(|| SchedulerEvent::JobQueued {
+                job,
+                pool,
+                position,
+            });
+            if let Some(limit) = limits.queue_timeout {
+                let timer = self.start_timer(job, limit, true);
+                state.jobs.get_mut(&job).expect("job just added").timer = Some(timer);
+            }
+        } else {
+            self.admit(&mut state, job);
+        }
         self.dispatch(&mut state);
         drop(state);
         self.deliver_events();
         Ok((job, receiver))
     }
 
-    /// Cancels a job if it is still active.
-    pub(crate) fn cancel(self: &Arc<Self>, job: JobId) {
+    /// Cancels a job if it is still active (queued or running); returns
+    /// whether it was.
+    pub(crate) fn cancel(self: &Arc<Self>, job: JobId) -> bool {
         let mut state = self.lock();
-        if state.jobs.contains_key(&job) {
+        let active = state.jobs.contains_key(&job);
+        if active {
             log::debug!("job {job} cancelled");
             self.end_job(
                 &mut state,
                 job,
                 JobStatus::Cancelled,
                 Err(SchedulerError::Cancelled { job }),
+            );
+            self.dispatch(&mut state);
+        }
+        drop(state);
+        self.deliver_events();
+        active
+    }
+
+    /// Lets a job's stages get slots: counts it as running in its pool,
+    /// starts its run timeout and submits its root stages.
+    fn admit(self: &Arc<Self>, state: &mut State, job: JobId) {
+        let Some(entry) = state.jobs.get_mut(&job) else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(timer) = entry.timer.take() {
+            timer.abort();
+        }
+        let waited = now.duration_since(entry.started);
+        entry.admitted = Some((now, SystemTime::now()));
+        let roots = std::mem::take(&mut entry.roots);
+        let pool = entry.pool.clone();
+        let admission_pool = entry.admission_pool;
+        let queued = state
+            .admission
+            .get(&admission_pool)
+            .is_some_and(|jobs| jobs.queue.contains(&job));
+        if let Some(limit) = entry.timeout {
+            entry.timer = Some(self.start_timer(job, limit, false));
+        }
+        let jobs = state.admission.entry(admission_pool).or_default();
+        jobs.running += 1;
+        jobs.queue.retain(|&queued| queued != job);
+        if queued {
+            log::debug!("job {job} admitted in pool {pool:?} after {waited:?}");
+            state
+                .events
+                .push(|| SchedulerEvent::JobAdmitted { job, pool, waited });
+        }
+        self.submit_stages(state, job, roots);
+    }
+
+    /// Admits queued jobs of every pool that runs fewer than its
+    /// `maxRunningJobs`, oldest first.
+    fn admit_waiting(self: &Arc<Self>, state: &mut State) {
+        let mut admit = Vec::new();
+        for (&pool, jobs) in &state.admission {
+            if jobs.queue.is_empty() {
+                continue;
+            }
+            let limit = state
+                .pools
+                .pool_config(pool)
+                .and_then(|c| c.max_running_jobs)
+                .unwrap_or(usize::MAX);
+            let free = limit.saturating_sub(jobs.running);
+            admit.extend(jobs.queue.iter().take(free).copied());
+        }
+        admit.sort_unstable();
+        for job in admit {
+            self.admit(state, job);
+        }
+    }
+
+    /// Starts the timer that times `job` out after `limit`: its wait in
+    /// the queue (`queued`), else its run from admission.
+    fn start_timer(self: &Arc<Self>, job: JobId, limit: Duration, queued: bool) -> AbortHandle {
+        let core = Arc::downgrade(self);
+        self.runtime
+            .spawn(async move {
+                tokio::time::sleep(limit).await;
+                if let Some(core) = core.upgrade() {
+                    core.time_out(job, limit, queued);
+                }
+            })
+            .abort_handle()
+    }
+
+    /// A job's timer fired: the job ends with [`JobStatus::TimedOut`] if it
+    /// is still in the phase that the timer measured (a queue timer that
+    /// fires just as its job is admitted does nothing).
+    fn time_out(self: &Arc<Self>, job: JobId, limit: Duration, queued: bool) {
+        let mut state = self.lock();
+        if let Some(entry) = state.jobs.get(&job)
+            && entry.admitted.is_none() == queued
+        {
+            let pool = entry.pool.clone();
+            log::info!(
+                "job {job} timed out after {}{}",
+                crate::error::spoken(limit),
+                if queued { " in its pool's queue" } else { "" }
+            );
+            state.events.push(|| SchedulerEvent::JobTimedOut {
+                job,
+                pool: pool.clone(),
+                limit,
+                queued,
+            });
+            self.end_job(
+                &mut state,
+                job,
+                JobStatus::TimedOut,
+                Err(SchedulerError::TimedOut {
+                    job,
+                    limit,
+                    waiting_in: queued.then_some(pool),
+                }),
             );
             self.dispatch(&mut state);
         }
@@ -514,7 +766,23 @@ impl Core {
             JobStatus::Succeeded => "job ended",
             JobStatus::Failed => "aborted: job failed",
             JobStatus::Cancelled => "aborted: job cancelled",
+            JobStatus::TimedOut => "aborted: job timed out",
         };
+        if let Some(timer) = &job_state.timer {
+            timer.abort();
+        }
+        if let Some(jobs) = state.admission.get_mut(&job_state.admission_pool) {
+            if job_state.admitted.is_some() {
+                jobs.running -= 1;
+            } else {
+                jobs.queue.retain(|&queued| queued != job);
+            }
+        }
+        let info = job_state.info(job, Instant::now(), Some((status, &result)));
+        if state.finished.len() == FINISHED_JOBS_KEPT {
+            state.finished.pop_front();
+        }
+        state.finished.push_back(info);
         // Its task sets leave the tree with the running tasks they count.
         for &stage in job_state.stages.keys() {
             state.pools.remove_task_set(job, stage);
@@ -552,6 +820,7 @@ impl Core {
         if state.closed {
             return;
         }
+        self.admit_waiting(state);
         while !state.free_slots.is_empty() {
             let jobs = &state.jobs;
             let next = state.pools.first_schedulable(|job, stage| {
@@ -640,6 +909,7 @@ impl Core {
     /// no longer wanted are withdrawn.
     fn request_yields(&self, state: &State) {
         let loads = state.pools.top_level_keys();
+        let ids: Vec<NodeId> = loads.iter().map(|(id, _)| *id).collect();
         let mut index = HashMap::with_capacity(loads.len());
         let mut pools: Vec<PoolLoad<'_>> = Vec::with_capacity(loads.len());
         for (position, (id, key)) in loads.into_iter().enumerate() {
@@ -676,6 +946,11 @@ impl Core {
                     candidates[pool].push((victim, &task.yield_point));
                 }
             }
+        }
+        // A pool at its maxShare cannot take a freed slot: only the work
+        // its cap lets start counts as waiting.
+        for (pool, &id) in pools.iter_mut().zip(&ids) {
+            pool.waiting = pool.waiting.min(state.pools.headroom(id));
         }
         for (pool, candidates) in pools.iter_mut().zip(candidates.iter_mut()) {
             candidates.sort_by_key(|(victim, _)| std::cmp::Reverse(*victim));

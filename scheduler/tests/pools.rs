@@ -22,6 +22,7 @@ fn job(pool: Option<&str>, tasks: usize) -> JobSpec {
             parents: vec![],
         }],
         pool: pool.map(str::to_string),
+        ..JobSpec::default()
     }
 }
 

@@ -38,6 +38,7 @@ fn job(description: &str, stages: &[(StageId, usize, &[StageId])]) -> JobSpec {
             })
             .collect(),
         pool: None,
+        ..JobSpec::default()
     }
 }
 

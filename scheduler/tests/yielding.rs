@@ -68,6 +68,7 @@ fn job(pool: &str, tasks: usize) -> JobSpec {
             parents: vec![],
         }],
         pool: Some(pool.to_string()),
+        ..JobSpec::default()
     }
 }
 

@@ -58,6 +58,7 @@ pub fn one_job_in_every_tenth_pool(scheduler: &Scheduler, pools: usize) -> (usiz
                     parents: vec![],
                 }],
                 pool: Some(format!("pool-{i}")),
+                ..JobSpec::default()
             };
             scheduler.submit(job, Arc::clone(&runner)).expect("submit")
         })
