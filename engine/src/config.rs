@@ -49,6 +49,13 @@ pub struct EngineConfig {
     /// (`fairway.optimizer.tournament_joins`, default true; also `SET` per
     /// client).
     pub tournament_joins: bool,
+    /// Longest a job may run (`fairway.job.timeout`; also `SET` per
+    /// client); a pool's `<timeout>` applies to jobs without one. `None`:
+    /// no timeout.
+    pub job_timeout: Option<std::time::Duration>,
+    /// Longest a job may wait in its pool's queue
+    /// (`fairway.job.queue_timeout`; also `SET` per client).
+    pub queue_timeout: Option<std::time::Duration>,
     /// Draw live progress bars of running stages on stderr (the CLI turns
     /// this on when stderr is a terminal).
     pub progress: bool,
@@ -98,6 +105,8 @@ impl Default for EngineConfig {
             default_pool: fairway_scheduler::DEFAULT_POOL.to_string(),
             event_log: None,
             tournament_joins: true,
+            job_timeout: None,
+            queue_timeout: None,
             progress: false,
             datafusion: Vec::new(),
             memory_limit: None,
@@ -331,6 +340,8 @@ pub enum Kind {
     Patterns,
     /// A number from 0 to 1.
     Probability,
+    /// A duration such as `30s` or `500ms`; `0` or empty for none.
+    Duration,
 }
 
 impl Kind {
@@ -350,6 +361,7 @@ impl Kind {
             Kind::Cluster => "`standalone` or `df://HOST:PORT`".to_string(),
             Kind::Patterns => "task patterns".to_string(),
             Kind::Probability => "number, 0 to 1".to_string(),
+            Kind::Duration => "duration (`30s`, `5m`), `0` for none".to_string(),
         }
     }
 }
@@ -536,6 +548,47 @@ pub const SETTINGS: &[Setting] = &[
             ))
         },
         show: |_| String::new(),
+    },
+    Setting {
+        key: "fairway.job.tags",
+        kind: Kind::OptionalName,
+        default: DefaultValue::About("none"),
+        change: Change::SetOnly,
+        description: "Comma-separated tags of the client's statements that follow, shown in \
+                      `fairway.jobs`; `CANCEL JOBS WITH TAG 'x'` cancels the running ones.",
+        apply: |_, key, _| {
+            Err(EngineError::config(
+                key,
+                "job tags are chosen per client: SET fairway.job.tags = 'nightly,etl'",
+            ))
+        },
+        show: |_| String::new(),
+    },
+    Setting {
+        key: "fairway.job.timeout",
+        kind: Kind::Duration,
+        default: DefaultValue::Value("0"),
+        change: Change::Runtime,
+        description: "Longest a job may run before it is cancelled with `job N timed out \
+                      after ...`; a pool's `<timeout>` applies when this is 0.",
+        apply: |c, key, value| {
+            c.job_timeout = parse_timeout(key, value)?;
+            Ok(())
+        },
+        show: |c| c.job_timeout.map_or("0".to_string(), format_duration),
+    },
+    Setting {
+        key: "fairway.job.queue_timeout",
+        kind: Kind::Duration,
+        default: DefaultValue::Value("0"),
+        change: Change::Runtime,
+        description: "Longest a job may wait in its pool's queue (`<maxRunningJobs>`) before \
+                      it fails; counted apart from `fairway.job.timeout`.",
+        apply: |c, key, value| {
+            c.queue_timeout = parse_timeout(key, value)?;
+            Ok(())
+        },
+        show: |c| c.queue_timeout.map_or("0".to_string(), format_duration),
     },
     Setting {
         key: "fairway.optimizer.tournament_joins",
@@ -823,6 +876,16 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     }
 }
 
+/// A timeout: a duration, with `0` (or nothing) for none.
+pub(crate) fn parse_timeout(key: &str, value: &str) -> Result<Option<std::time::Duration>> {
+    let value = value.trim().trim_matches('\'');
+    if value.is_empty() || value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let duration = parse_duration(value).map_err(|m| EngineError::config(key, m))?;
+    Ok((!duration.is_zero()).then_some(duration))
+}
+
 fn parse_count(key: &str, value: &str) -> Result<usize> {
     value
         .parse::<usize>()
@@ -931,7 +994,11 @@ impl ExtensionOptions for FairwayOptions {
         }
         let mut value = value.trim().trim_matches('\'').to_string();
         // An empty optional name means none; every other setting needs a value.
-        if value.is_empty() && setting.kind != Kind::OptionalName {
+        if setting.kind == Kind::Duration {
+            parse_timeout(&full, &value)
+                .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
+        }
+        if value.is_empty() && !matches!(setting.kind, Kind::OptionalName | Kind::Duration) {
             return Err(DataFusionError::Configuration(format!(
                 "'{full}' cannot be empty"
             )));
@@ -1025,8 +1092,11 @@ mod tests {
             runtime,
             [
                 "fairway.scheduler.pool",
+                "fairway.job.timeout",
+                "fairway.job.queue_timeout",
                 "fairway.optimizer.tournament_joins",
-                "fairway.job.group"
+                "fairway.job.group",
+                "fairway.job.tags"
             ]
         );
         assert_eq!(FairwayOptions::keys(Change::Startup).count(), 19);

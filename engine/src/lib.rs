@@ -31,12 +31,14 @@ mod cluster;
 mod config;
 mod error;
 mod faults;
+mod job_memory;
 mod limits;
 mod merge;
 mod output;
 mod session;
 mod stage_metrics;
 mod stage_tasks;
+mod system;
 mod tables;
 mod temp_views;
 mod yield_exec;
@@ -44,7 +46,8 @@ mod yield_exec;
 pub use cluster::ClusterTarget;
 pub use config::{
     Change, DefaultValue, EngineConfig, FairwayOptions, Kind, MAX_PARTITIONS, MAX_SLOTS, SETTINGS,
-    Setting, format_size, parse_size, settings_help, settings_markdown,
+    Setting, format_duration, format_size, parse_duration, parse_size, settings_help,
+    settings_markdown,
 };
 pub use error::{EngineError, Result};
 pub use faults::{FaultInjection, TaskPattern};
@@ -54,6 +57,7 @@ pub use output::{OutputFormat, rows_as_text, write_output};
 pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use stage_tasks::ActiveJob;
+pub use system::SYSTEM_SCHEMA;
 pub use tables::{
     TableFile, TableFormat, detect_format, register_table, register_tables_in, table_files,
 };
@@ -62,7 +66,8 @@ pub use datafusion;
 pub use datafusion::arrow;
 pub use fairway_planner::{Stage, StageGraph, StageOutput};
 pub use fairway_scheduler::{
-    JobAdmission, PoolStatus, Scheduler, SchedulerMetrics, SchedulingMode,
+    JobAdmission, JobInfo, JobState, PoolConfig, PoolStatus, Scheduler, SchedulerMetrics,
+    SchedulingMode,
 };
 pub use fairway_shuffle::{ShuffleCompression, ShuffleStats};
 

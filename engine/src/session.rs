@@ -84,7 +84,13 @@ struct Shared {
     /// On a cluster (`fairway.cluster`): how many statements of each pool
     /// may run there at once. `None` runs on the stage engine.
     cluster: Option<JobAdmission>,
+    /// The own memory of each pool with a `<memory>` budget; jobs of other
+    /// pools use the session's shared pool.
+    pool_memory: PoolMemories,
 }
+
+/// The own memory pool of each FAIR pool with a `<memory>` budget, by name.
+type PoolMemories = HashMap<String, Arc<dyn datafusion::execution::memory_pool::MemoryPool>>;
 
 /// DataFusion settings under which every plan can be cut into stages and
 /// run as independent tasks (see ARCHITECTURE.md, "Invariants").
@@ -128,6 +134,7 @@ fn stage_engine_config(config: &EngineConfig) -> Result<SessionConfig> {
 fn runtime_env(
     config: &EngineConfig,
     pool_memory: Option<usize>,
+    spill_to_shuffle_dir: bool,
 ) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
@@ -145,13 +152,63 @@ fn runtime_env(
             FairSpillPool::new(bytes),
             std::num::NonZeroUsize::new(3).expect("3 is not zero"),
         );
-        builder = builder
-            .with_memory_pool(Arc::new(pool))
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
-                DiskManagerMode::Directories(vec![config.shuffle_dir.clone()]),
-            ));
+        builder = builder.with_memory_pool(Arc::new(pool));
+    }
+    if pool_memory.is_some() || spill_to_shuffle_dir {
+        builder = builder.with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+            DiskManagerMode::Directories(vec![config.shuffle_dir.clone()]),
+        ));
     }
     Ok(builder.build_arc()?)
+}
+
+/// The memory of the pools whose allocation-file entry has a `<memory>`
+/// budget: a fair spill pool of that size each. With a memory limit the
+/// budgets are carved out of what operators get (`shared`), which must
+/// keep some memory for the pools without one; returns what is left for
+/// those.
+fn pool_memories(
+    pools: &[fairway_scheduler::PoolConfig],
+    shared: Option<usize>,
+) -> Result<(PoolMemories, Option<usize>)> {
+    use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+    let budgets: Vec<(&str, usize)> = pools
+        .iter()
+        .filter_map(|p| p.memory.map(|m| (p.name.as_str(), m as usize)))
+        .collect();
+    let total: usize = budgets.iter().map(|(_, m)| m).sum();
+    let left = match shared {
+        Some(operators) if !budgets.is_empty() && total >= operators => {
+            let list: Vec<String> = budgets
+                .iter()
+                .map(|(name, m)| format!("'{name}' {}", crate::config::format_size(*m as u64)))
+                .collect();
+            return Err(EngineError::config(
+                "fairway.scheduler.allocation.file",
+                format!(
+                    "the pools' <memory> budgets ({}) add up to {}, which leaves nothing of the \
+                     {} that --memory-limit gives queries (the limit less the shuffle's share) \
+                     for the other pools; lower them or raise --memory-limit",
+                    list.join(", "),
+                    crate::config::format_size(total as u64),
+                    crate::config::format_size(operators as u64)
+                ),
+            ));
+        }
+        Some(operators) => Some(operators - total),
+        None => None,
+    };
+    let memories = budgets
+        .into_iter()
+        .map(|(name, bytes)| {
+            let pool: Arc<dyn MemoryPool> = Arc::new(TrackConsumersPool::new(
+                FairSpillPool::new(bytes),
+                std::num::NonZeroUsize::new(3).expect("3 is not zero"),
+            ));
+            (name.to_string(), pool)
+        })
+        .collect();
+    Ok((memories, left))
 }
 
 /// DataFusion's physical optimizer rules with [`BroadcastJoinSafety`] right
@@ -210,8 +267,24 @@ impl Session {
             ));
         }
         let (state, shared) = Self::parts(config, None)?;
+        Self::with_system_tables(SessionContext::new_with_state(state), shared)
+    }
+
+    /// The session over `ctx`, with the system tables (`fairway.jobs`,
+    /// `fairway.pools`) and the cancel functions registered on the stage
+    /// engine.
+    fn with_system_tables(ctx: SessionContext, shared: Shared) -> Result<Self> {
+        if shared.config.cluster.is_none() {
+            crate::system::register(
+                &ctx,
+                crate::system::SystemState {
+                    scheduler: shared.scheduler.clone(),
+                    active: Arc::clone(&shared.active),
+                },
+            )?;
+        }
         Ok(Self {
-            ctx: SessionContext::new_with_state(state),
+            ctx,
             shared: Arc::new(shared),
             temp: None,
         })
@@ -242,11 +315,7 @@ impl Session {
             None => SessionContext::new_with_state(state),
             Some(target) => crate::cluster::connect(target, state, slots).await?,
         };
-        Ok(Self {
-            ctx,
-            shared: Arc::new(shared),
-            temp: None,
-        })
+        Self::with_system_tables(ctx, shared)
     }
 
     /// Where this session runs its statements: `None` for the stage
@@ -267,16 +336,7 @@ impl Session {
     ) -> Result<(datafusion::execution::SessionState, Shared)> {
         config.validate()?;
         let session_config = stage_engine_config(&config)?;
-        let (shuffle_memory, pool_memory) = config.memory_budgets();
-        let runtime = runtime_env(&config, pool_memory)?;
-        let state = SessionStateBuilder::new()
-            .with_config(session_config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_analyzer_rules(analyzer_rules())
-            .with_optimizer_rules(optimizer_rules())
-            .with_physical_optimizer_rules(physical_rules())
-            .build();
+        let (shuffle_memory, operator_memory) = config.memory_budgets();
         let mut warnings = Vec::new();
         let mut pools = Vec::new();
         if let Some(path) = &config.allocation_file {
@@ -297,6 +357,32 @@ impl Session {
                 ));
             }
         }
+        let (pool_memory, shared_memory) = if config.cluster.is_some() {
+            if pools.iter().any(|p| p.memory.is_some()) {
+                warnings.push(
+                    "pool <memory> budgets apply on the stage engine only; the cluster's \
+                     executors manage their own memory"
+                        .to_string(),
+                );
+            }
+            (HashMap::new(), operator_memory)
+        } else {
+            pool_memories(&pools, operator_memory)?
+        };
+        if !pool_memory.is_empty() && config.memory_limit.is_none() {
+            // Without a limit the shared pool is unbounded; spill files of
+            // the bounded pools go to the shuffle folder as with a limit.
+            log::debug!("pool memory budgets without --memory-limit: other pools are unbounded");
+        }
+        let runtime = runtime_env(&config, shared_memory, !pool_memory.is_empty())?;
+        let state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_analyzer_rules(analyzer_rules())
+            .with_optimizer_rules(optimizer_rules())
+            .with_physical_optimizer_rules(physical_rules())
+            .build();
         let scheduler = Scheduler::new(SchedulerConfig {
             slots: config.slots,
             mode: config.scheduler_mode,
@@ -357,6 +443,7 @@ impl Session {
                 warnings,
                 active: Arc::default(),
                 cluster,
+                pool_memory,
             },
         ))
     }
@@ -417,10 +504,30 @@ impl Session {
         self.shared.active.cancel_group(group)
     }
 
-    /// The jobs that run now, from every client of this session, in the
-    /// order they started.
+    /// The jobs that are queued or run now, from every client of this
+    /// session, in the order they were submitted.
     pub fn active_jobs(&self) -> Vec<ActiveJob> {
         self.shared.active.list()
+    }
+
+    /// Every job of the session the scheduler knows (queued, running and
+    /// the last ended ones): the rows of `fairway.jobs` without the
+    /// engine's columns.
+    pub fn jobs(&self) -> Vec<fairway_scheduler::JobInfo> {
+        self.shared.scheduler.jobs()
+    }
+
+    /// Cancels job `id` (queued or running) from any client, as `CANCEL
+    /// JOB id` does; false when no such job is live.
+    pub fn cancel_job(&self, id: u64) -> bool {
+        self.shared.scheduler.cancel(id)
+    }
+
+    /// Cancels every queued or running job tagged `tag`
+    /// (`fairway.job.tags`), as `CANCEL JOBS WITH TAG 'tag'` does; returns
+    /// their ids.
+    pub fn cancel_tagged(&self, tag: &str) -> Vec<u64> {
+        self.shared.active.cancel_tagged(tag)
     }
 
     /// Starts `sql` in the background (on the current tokio runtime, or the
@@ -559,6 +666,12 @@ impl Session {
     /// Splits `sql` into statements with the session's SQL dialect, and
     /// refuses any nested deeper than [`crate::MAX_EXPRESSION_DEPTH`].
     pub fn parse_statements(&self, sql: &str) -> Result<Vec<Statement>> {
+        let rewritten = if self.cluster().is_none() {
+            crate::system::rewrite_cancel(sql)?
+        } else {
+            None
+        };
+        let sql = rewritten.as_deref().unwrap_or(sql);
         let dialect_name = self
             .ctx
             .state()
@@ -677,7 +790,7 @@ impl Session {
             // statements of this pool run there at once.
             let permit = admission
                 .admit(&pool_of(df.task_ctx().session_config()))
-                .await;
+                .await?;
             let batches = df.collect().await?;
             drop(permit);
             return Ok(QueryOutput {
@@ -773,9 +886,53 @@ impl Session {
         description: &str,
     ) -> Result<(Vec<RecordBatch>, Arc<StageTasks>)> {
         let job_seq = self.shared.next_job.fetch_add(1, Ordering::Relaxed);
+        let pool_name = pool_of(task_ctx.session_config());
+        let options = task_ctx
+            .session_config()
+            .options()
+            .extensions
+            .get::<FairwayOptions>();
+        let setting = |key: &str| options.and_then(|o| o.get(key)).unwrap_or("");
+        let timeout = crate::config::parse_timeout("fairway.job.timeout", setting("job.timeout"))?;
+        let queue_timeout = crate::config::parse_timeout(
+            "fairway.job.queue_timeout",
+            setting("job.queue_timeout"),
+        )?;
+        let tags: Vec<String> = setting("job.tags")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect();
+        // The job's operators reserve memory through a counter over its
+        // pool's memory (the pool's own budget, or the shared pool).
+        let base = task_ctx.runtime_env();
+        let memory = Arc::new(crate::job_memory::JobMemory::new(
+            self.shared
+                .pool_memory
+                .get(&pool_name)
+                .cloned()
+                .unwrap_or_else(|| Arc::clone(&base.memory_pool)),
+        ));
+        let runtime =
+            datafusion::execution::runtime_env::RuntimeEnvBuilder::from_runtime_env(&base)
+                .with_memory_pool(Arc::clone(&memory) as _)
+                .build_arc()?;
+        let task_ctx = Arc::new(datafusion::execution::TaskContext::new(
+            task_ctx.task_id(),
+            task_ctx.session_id(),
+            task_ctx.session_config().clone(),
+            task_ctx.scalar_functions().clone(),
+            task_ctx.higher_order_functions().clone(),
+            task_ctx.aggregate_functions().clone(),
+            task_ctx.window_functions().clone(),
+            runtime,
+        ));
         let shuffle = self.shared.shuffle.create_job(job_seq);
         let spec = JobSpec {
-            pool: Some(pool_of(task_ctx.session_config())),
+            pool: Some(pool_name),
+            timeout,
+            queue_timeout,
             description: description.to_string(),
             stages: graph
                 .stages()
@@ -786,7 +943,6 @@ impl Session {
                     parents: s.inputs.clone(),
                 })
                 .collect(),
-            ..JobSpec::default()
         };
         let tasks = StageTasks::new(
             graph,
@@ -810,10 +966,12 @@ impl Session {
             group: group_of(task_ctx.session_config()),
             pool,
             description: description.to_string(),
+            tags,
         };
         let guard = JobGuard::new(
             active,
             handle.canceller(),
+            memory,
             Arc::clone(&shuffle),
             Arc::clone(&self.shared.active),
         );

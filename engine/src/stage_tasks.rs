@@ -512,40 +512,95 @@ pub struct ActiveJob {
     pub pool: String,
     /// The statement.
     pub description: String,
+    /// Its tags (`fairway.job.tags`).
+    pub tags: Vec<String>,
 }
 
-/// The jobs of a session that run now, with what cancels them.
+/// What the engine knows of a job beyond the scheduler: tags and memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct JobExtras {
+    pub(crate) tags: Vec<String>,
+    /// Bytes held now (0 once ended).
+    pub(crate) memory: usize,
+    /// The most bytes held at once.
+    pub(crate) peak_memory: usize,
+}
+
+/// Ended jobs whose extras are kept (as many as the scheduler reports).
+const ENDED_KEPT: usize = fairway_scheduler::FINISHED_JOBS_KEPT;
+
+struct Entry {
+    job: ActiveJob,
+    canceller: JobCanceller,
+    memory: Arc<crate::job_memory::JobMemory>,
+}
+
+#[derive(Default)]
+struct Jobs {
+    live: std::collections::BTreeMap<u64, Entry>,
+    ended: std::collections::VecDeque<(u64, JobExtras)>,
+}
+
+/// The jobs of a session that are queued or run now, with what cancels
+/// them, and the extras of the last ended ones.
 #[derive(Default)]
 pub(crate) struct ActiveJobs {
-    jobs: Mutex<std::collections::BTreeMap<u64, (ActiveJob, JobCanceller)>>,
+    jobs: Mutex<Jobs>,
 }
 
 impl ActiveJobs {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<u64, (ActiveJob, JobCanceller)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Jobs> {
         self.jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn list(&self) -> Vec<ActiveJob> {
-        self.lock().values().map(|(job, _)| job.clone()).collect()
+        self.lock().live.values().map(|e| e.job.clone()).collect()
+    }
+
+    /// Tags and memory of every job known, live or ended.
+    pub(crate) fn extras(&self) -> std::collections::HashMap<u64, JobExtras> {
+        let jobs = self.lock();
+        let mut extras: std::collections::HashMap<u64, JobExtras> =
+            jobs.ended.iter().cloned().collect();
+        for (&id, entry) in &jobs.live {
+            extras.insert(
+                id,
+                JobExtras {
+                    tags: entry.job.tags.clone(),
+                    memory: entry.memory.held(),
+                    peak_memory: entry.memory.peak(),
+                },
+            );
+        }
+        extras
     }
 
     /// Cancels every active job of `group`; returns how many.
     pub(crate) fn cancel_group(&self, group: &str) -> usize {
-        let cancellers: Vec<JobCanceller> = self
+        self.cancel_where(|job| job.group.as_deref() == Some(group))
+            .len()
+    }
+
+    /// Cancels every active job tagged `tag`; returns their ids.
+    pub(crate) fn cancel_tagged(&self, tag: &str) -> Vec<u64> {
+        self.cancel_where(|job| job.tags.iter().any(|t| t == tag))
+    }
+
+    fn cancel_where(&self, wanted: impl Fn(&ActiveJob) -> bool) -> Vec<u64> {
+        let (ids, cancellers): (Vec<u64>, Vec<JobCanceller>) = self
             .lock()
+            .live
             .values()
-            .filter(|(job, _)| job.group.as_deref() == Some(group))
-            .map(|(_, canceller)| canceller.clone())
-            .collect();
+            .filter(|e| wanted(&e.job))
+            .map(|e| (e.job.id, e.canceller.clone()))
+            .unzip();
         // Outside the lock: cancelling ends jobs, whose guards deregister.
         for canceller in &cancellers {
             canceller.cancel();
         }
-        cancellers.len()
+        ids
     }
 }
 
@@ -563,11 +618,19 @@ impl JobGuard {
     pub(crate) fn new(
         job: ActiveJob,
         canceller: JobCanceller,
+        memory: Arc<crate::job_memory::JobMemory>,
         shuffle: Arc<JobShuffle>,
         active: Arc<ActiveJobs>,
     ) -> Self {
         let id = job.id;
-        active.lock().insert(id, (job, canceller.clone()));
+        active.lock().live.insert(
+            id,
+            Entry {
+                job,
+                canceller: canceller.clone(),
+                memory,
+            },
+        );
         Self {
             canceller: Some(canceller),
             shuffle,
@@ -584,7 +647,20 @@ impl JobGuard {
 
 impl Drop for JobGuard {
     fn drop(&mut self) {
-        self.active.lock().remove(&self.id);
+        {
+            let mut jobs = self.active.lock();
+            if let Some(entry) = jobs.live.remove(&self.id) {
+                if jobs.ended.len() == ENDED_KEPT {
+                    jobs.ended.pop_front();
+                }
+                let extras = JobExtras {
+                    tags: entry.job.tags,
+                    memory: 0,
+                    peak_memory: entry.memory.peak(),
+                };
+                jobs.ended.push_back((self.id, extras));
+            }
+        }
         if let Some(canceller) = self.canceller.take() {
             canceller.cancel();
         }

@@ -155,6 +155,9 @@ impl SchedulerListener for BuildProgress {
             }
             SchedulerEvent::StageSubmitted { job, .. }
             | SchedulerEvent::StageCompleted { job, .. }
+            | SchedulerEvent::JobQueued { job, .. }
+            | SchedulerEvent::JobAdmitted { job, .. }
+            | SchedulerEvent::JobTimedOut { job, .. }
             | SchedulerEvent::JobEnd { job, .. } => *job,
             SchedulerEvent::TaskStart { task, .. }
             | SchedulerEvent::TaskResume { task, .. }

@@ -160,6 +160,7 @@ impl SchedulerListener for EventLog {
                     JobStatus::Succeeded => status::SUCCEEDED,
                     JobStatus::Failed => status::FAILED,
                     JobStatus::Cancelled => status::CANCELLED,
+                    JobStatus::TimedOut => status::TIMED_OUT,
                 }
                 .to_string();
                 Event::JobEnd {
@@ -170,6 +171,34 @@ impl SchedulerListener for EventLog {
                     status,
                 }
             }
+            SchedulerEvent::JobQueued {
+                job,
+                pool,
+                position,
+            } => Event::JobQueued {
+                time_us,
+                job: *job,
+                pool: pool.clone(),
+                position: *position as u64,
+            },
+            SchedulerEvent::JobAdmitted { job, pool, waited } => Event::JobAdmitted {
+                time_us,
+                job: *job,
+                pool: pool.clone(),
+                waited_us: waited.as_micros() as u64,
+            },
+            SchedulerEvent::JobTimedOut {
+                job,
+                pool,
+                limit,
+                queued,
+            } => Event::JobTimedOut {
+                time_us,
+                job: *job,
+                pool: pool.clone(),
+                limit_us: limit.as_micros() as u64,
+                queued: *queued,
+            },
             SchedulerEvent::StageSubmitted { job, stage, tasks } => Event::StageSubmitted {
                 time_us,
                 job: *job,

@@ -9,7 +9,7 @@
 //! | event | fields |
 //! |---|---|
 //! | `job_start` | `job`, `pool`, `description` |
-//! | `job_end` | `job`, `pool`, `description`, `status` (`succeeded`, `failed`, `cancelled`) |
+//! | `job_end` | `job`, `pool`, `description`, `status` (`succeeded`, `failed`, `cancelled`, `timed_out`) |
 //! | `stage_submitted` | `job`, `stage`, `tasks` |
 //! | `stage_completed` | `job`, `stage` |
 //! | `task_start` | `job`, `stage`, `partition`, `attempt`, `pool`, `slot` |
@@ -18,6 +18,9 @@
 //! | `task_end` | as `task_start`, plus `duration_us`, `rows`, `bytes`, `status` (`succeeded`, `failed`) and `error` when failed |
 //! | `stage_metrics` | `job`, `stage`, `parents`, `rows_in`, `rows_out`, `bytes_in`, `bytes_out`, `shuffle_read`, `shuffle_written`, `spilled` (after the job ends) |
 //! | `pool` | `name`, `mode`, `weight`, `min_share` (a configured pool, when the log opens) |
+//! | `job_queued` | `job`, `pool`, `position` (its pool runs `maxRunningJobs` jobs: it waits, 1 = next) |
+//! | `job_admitted` | `job`, `pool`, `waited_us` (a queued job may now run) |
+//! | `job_timed_out` | `job`, `pool`, `limit_us`, `queued` (true: while it waited); its `job_end` says `timed_out` |
 //!
 //! Reading is strict about what a timeline must trust (a slot number sizes
 //! the page, a time its axis): every number is checked against the bounds
@@ -47,6 +50,8 @@ pub mod status {
     pub const FAILED: &str = "failed";
     /// A job that was cancelled.
     pub const CANCELLED: &str = "cancelled";
+    /// A job cancelled by its timeout.
+    pub const TIMED_OUT: &str = "timed_out";
 }
 
 /// The task fields shared by `task_start`, `task_yield`, `task_resume` and
@@ -203,10 +208,48 @@ pub enum Event {
         #[serde(deserialize_with = "min_share")]
         min_share: u64,
     },
+    /// A job waits in its pool's queue (`maxRunningJobs`).
+    JobQueued {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "pool")]
+        pool: String,
+        /// Its place in the queue, from 1.
+        #[serde(deserialize_with = "position")]
+        position: u64,
+    },
+    /// A queued job was admitted.
+    JobAdmitted {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "pool")]
+        pool: String,
+        /// How long it waited in the queue.
+        #[serde(deserialize_with = "duration_us")]
+        waited_us: u64,
+    },
+    /// A job passed its timeout and is cancelled.
+    JobTimedOut {
+        #[serde(deserialize_with = "time_us")]
+        time_us: u64,
+        #[serde(deserialize_with = "job")]
+        job: u64,
+        #[serde(deserialize_with = "pool")]
+        pool: String,
+        /// The timeout.
+        #[serde(deserialize_with = "duration_us")]
+        limit_us: u64,
+        /// Whether it timed out waiting in the queue.
+        queued: bool,
+    },
 }
 
 /// The `event` names of [`Event`], in declaration order.
-pub const EVENT_NAMES: [&str; 10] = [
+pub const EVENT_NAMES: [&str; 13] = [
     "job_start",
     "job_end",
     "stage_submitted",
@@ -217,6 +260,9 @@ pub const EVENT_NAMES: [&str; 10] = [
     "task_end",
     "stage_metrics",
     "pool",
+    "job_queued",
+    "job_admitted",
+    "job_timed_out",
 ];
 
 impl Event {
@@ -232,7 +278,10 @@ impl Event {
             | Event::TaskResume { time_us, .. }
             | Event::TaskEnd { time_us, .. }
             | Event::StageMetrics { time_us, .. }
-            | Event::Pool { time_us, .. } => *time_us,
+            | Event::Pool { time_us, .. }
+            | Event::JobQueued { time_us, .. }
+            | Event::JobAdmitted { time_us, .. }
+            | Event::JobTimedOut { time_us, .. } => *time_us,
         }
     }
 
@@ -249,6 +298,9 @@ impl Event {
             Event::TaskEnd { .. } => "task_end",
             Event::StageMetrics { .. } => "stage_metrics",
             Event::Pool { .. } => "pool",
+            Event::JobQueued { .. } => "job_queued",
+            Event::JobAdmitted { .. } => "job_admitted",
+            Event::JobTimedOut { .. } => "job_timed_out",
         }
     }
 
@@ -260,7 +312,10 @@ impl Event {
             | Event::JobEnd { job, .. }
             | Event::StageSubmitted { job, .. }
             | Event::StageCompleted { job, .. }
-            | Event::StageMetrics { job, .. } => *job,
+            | Event::StageMetrics { job, .. }
+            | Event::JobQueued { job, .. }
+            | Event::JobAdmitted { job, .. }
+            | Event::JobTimedOut { job, .. } => *job,
             Event::Pool { .. } => 0,
             Event::TaskStart { task, .. }
             | Event::TaskYield { task, .. }
@@ -373,6 +428,7 @@ fields! {
     spilled: u64 <= u64::MAX, "";
     weight: u64 <= u64::MAX, "";
     min_share: u64 <= u64::MAX, "";
+    position: u64 <= u64::MAX, "";
     ; pool: String
     ; description: String
     ; status: String
@@ -517,6 +573,25 @@ mod tests {
                 mode: "fair".into(),
                 weight: 2,
                 min_share: 1,
+            },
+            Event::JobQueued {
+                time_us: 9,
+                job: 2,
+                pool: "etl".into(),
+                position: 1,
+            },
+            Event::JobAdmitted {
+                time_us: 10,
+                job: 2,
+                pool: "etl".into(),
+                waited_us: 1,
+            },
+            Event::JobTimedOut {
+                time_us: 11,
+                job: 2,
+                pool: "etl".into(),
+                limit_us: 1_000,
+                queued: false,
             },
         ]
     }

@@ -162,6 +162,11 @@ impl SchedulerListener for ConsoleProgress {
                     bar.finish_and_clear();
                 }
             }
+            // A queued job has no stage bars until it is admitted and its
+            // stages are submitted.
+            SchedulerEvent::JobQueued { .. }
+            | SchedulerEvent::JobAdmitted { .. }
+            | SchedulerEvent::JobTimedOut { .. } => {}
             SchedulerEvent::JobEnd { job, .. } => {
                 state.pools.remove(job);
                 let ended: Vec<_> = state

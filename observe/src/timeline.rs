@@ -154,6 +154,11 @@ struct JobInfo {
     first_task: Option<u64>,
     /// Times its tasks gave up a slot to a fairer pool.
     yields: u64,
+    /// Time it waited in its pool's queue (`maxRunningJobs`), once
+    /// admitted.
+    pool_queue_us: Option<u64>,
+    /// The timeout it passed, if it timed out.
+    timed_out_after_us: Option<u64>,
 }
 
 /// What one stage of a job did, from its events and its `stage_metrics`.
@@ -337,6 +342,13 @@ impl Timeline {
                         shuffle_written: *shuffle_written,
                         spilled: *spilled,
                     });
+                }
+                Event::JobQueued { .. } => {}
+                Event::JobAdmitted { job, waited_us, .. } => {
+                    jobs.entry(*job).or_default().pool_queue_us = Some(*waited_us);
+                }
+                Event::JobTimedOut { job, limit_us, .. } => {
+                    jobs.entry(*job).or_default().timed_out_after_us = Some(*limit_us);
                 }
                 Event::Pool {
                     name,
@@ -1073,10 +1085,20 @@ fn render_job_details(tl: &Timeline, html: &mut String) {
             .range((*job, 0)..=(*job, u64::MAX))
             .map(|((_, s), i)| (*s, i))
             .collect();
-        let queued = match (info.start, info.first_task) {
+        let mut queued = match (info.start, info.first_task) {
             (Some(s), Some(f)) => duration(f.saturating_sub(s)),
             _ => "–".to_string(),
         };
+        queued.push_str(" (start to first task)");
+        if let Some(waited) = info.pool_queue_us {
+            queued.push_str(&format!(
+                ", {} of it in the pool's job queue",
+                duration(waited)
+            ));
+        }
+        if let Some(limit) = info.timed_out_after_us {
+            queued.push_str(&format!("; timed out after {}", duration(limit)));
+        }
         let elapsed = match (info.start, info.end) {
             (Some(s), Some(e)) => duration(e.saturating_sub(s)),
             _ => "–".to_string(),
@@ -1085,7 +1107,7 @@ fn render_job_details(tl: &Timeline, html: &mut String) {
             html,
             "<details class=\"job-detail\"{}><summary><span class=\"swatch\" \
              style=\"background:{}\"></span><strong>job {job}</strong> · pool {} · {} · {elapsed} · \
-             queued {queued} (start to first task) · {} yield{} · {} stage{} \
+             queued {queued} · {} yield{} · {} stage{} \
              <span class=\"desc\">{}</span></summary>",
             if open { " open" } else { "" },
             tl.job_colour(*job),
@@ -1456,6 +1478,25 @@ mod tests {
         for colour in POOL_PALETTE {
             assert!(!JOB_PALETTE.contains(&colour));
         }
+    }
+
+    #[test]
+    fn a_job_that_waited_in_its_pools_queue_and_timed_out_says_so() {
+        let log = r#"{"event":"job_start","time_us":0,"job":1,"pool":"etl","description":"a"}
+{"event":"job_queued","time_us":0,"job":1,"pool":"etl","position":1}
+{"event":"job_admitted","time_us":400,"job":1,"pool":"etl","waited_us":400}
+{"event":"stage_submitted","time_us":400,"job":1,"stage":0,"tasks":1}
+{"event":"task_start","time_us":500,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"etl","slot":0}
+{"event":"job_timed_out","time_us":2500,"job":1,"pool":"etl","limit_us":2000,"queued":false}
+{"event":"task_end","time_us":2500,"job":1,"stage":0,"partition":0,"attempt":0,"pool":"etl","slot":0,"duration_us":2000,"rows":0,"bytes":0,"status":"failed","error":"aborted: job timed out"}
+{"event":"job_end","time_us":2500,"job":1,"pool":"etl","description":"a","status":"timed_out"}
+"#;
+        let (_dir, path) = write_log(log);
+        let html = render_html(&read_event_log(&path).unwrap(), "queue");
+        assert!(
+            html.contains("· timed_out · 2.5 ms · queued 500 µs (start to first task), 400 µs of it in the pool's job queue; timed out after 2.0 ms"),
+            "{html}"
+        );
     }
 
     #[test]

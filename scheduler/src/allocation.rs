@@ -879,8 +879,16 @@ mod limit_tests {
     fn bad_limits_fail_strict_and_are_ignored_lenient() {
         for (children, element, reason) in [
             ("<maxShare>0</maxShare>", "maxShare", "at least 1"),
-            ("<maxRunningJobs>-1</maxRunningJobs>", "maxRunningJobs", "at least 1"),
-            ("<maxQueuedJobs>x</maxQueuedJobs>", "maxQueuedJobs", "not a decimal"),
+            (
+                "<maxRunningJobs>-1</maxRunningJobs>",
+                "maxRunningJobs",
+                "at least 1",
+            ),
+            (
+                "<maxQueuedJobs>x</maxQueuedJobs>",
+                "maxQueuedJobs",
+                "not a decimal",
+            ),
             ("<memory>lots</memory>", "memory", "expected a size"),
             ("<memory>0</memory>", "memory", "more than 0"),
             ("<timeout>soon</timeout>", "timeout", "expected a duration"),
@@ -893,7 +901,11 @@ mod limit_tests {
             );
             let lenient = pool(children, false).unwrap();
             assert_eq!(lenient.pools[0], PoolConfig::new("p"), "{children}");
-            assert!(lenient.warnings[0].contains("ignored"), "{:?}", lenient.warnings);
+            assert!(
+                lenient.warnings[0].contains("ignored"),
+                "{:?}",
+                lenient.warnings
+            );
         }
     }
 }

@@ -73,7 +73,9 @@ fn timed_out_message(job: JobId, limit: Duration, waiting_in: Option<&str>) -> S
     let after = spoken(limit);
     match waiting_in {
         None => format!("job {job} timed out after {after}"),
-        Some(pool) => format!("job {job} timed out after {after} waiting in the queue of pool '{pool}'"),
+        Some(pool) => {
+            format!("job {job} timed out after {after} waiting in the queue of pool '{pool}'")
+        }
     }
 }
 

@@ -130,6 +130,7 @@ pub use crate::yielding::YieldPoint;
 
 use crate::metrics::Counters;
 use crate::policy::PoolTree;
+pub use crate::state::FINISHED_JOBS_KEPT;
 use crate::state::{Core, JobLimits, JobResult};
 
 /// The most slots a [`Scheduler`] accepts ([`SchedulerConfig::slots`]).
@@ -456,7 +457,7 @@ impl Scheduler {
     }
 
     /// Every live job (queued or running) and the last ended ones (at
-    /// most 1000), in id order: `fairway.jobs`. A short copy under the
+    /// most [`FINISHED_JOBS_KEPT`]), in id order: `fairway.jobs`. A short copy under the
     /// scheduler's lock; it never waits for a job.
     pub fn jobs(&self) -> Vec<JobInfo> {
         self.shared.core.jobs()

@@ -89,12 +89,12 @@ pub struct PoolConfig {
     /// a needy pool takes a slot from another pool only when that makes the
     /// shares strictly fairer by the FAIR comparator.
     pub min_share: i32,
-    /// Most tasks of the pool holding slots at once (`<maxShare>`), at
-    /// least 1. Slots the pool cannot use go to other pools; preemption
+    /// Most tasks of the pool holding slots at once (`<maxShare>`, at
+    /// least one). Slots the pool cannot use go to other pools; preemption
     /// never gives the pool more. `None`: no cap (Spark).
     pub max_share: Option<usize>,
-    /// Most jobs of the pool running at once (`<maxRunningJobs>`), at least
-    /// 1. Later jobs wait in the pool's queue, in submission order, and are
+    /// Most jobs of the pool running at once (`<maxRunningJobs>`, at least
+    /// one). Later jobs wait in the pool's queue, in submission order, and are
     /// admitted as running ones end. `None`: no bound.
     pub max_running_jobs: Option<usize>,
     /// Most jobs waiting in the pool's queue (`<maxQueuedJobs>`); a job

@@ -42,8 +42,8 @@ use crate::yielding::{self, SlotOwner, YieldPoint, YieldShared};
 
 pub(crate) type JobResult = Result<JobSummary, SchedulerError>;
 
-/// Ended jobs that [`Core::jobs`] still reports, newest last.
-pub(crate) const FINISHED_JOBS_KEPT: usize = 1000;
+/// How many ended jobs [`Scheduler::jobs`](crate::Scheduler::jobs) still reports.
+pub const FINISHED_JOBS_KEPT: usize = 1000;
 
 /// Shared by the `Scheduler` clones, the job handles, and every running task.
 #[derive(Debug)]

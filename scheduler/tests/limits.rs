@@ -232,16 +232,14 @@ async fn queued_jobs_are_admitted_in_submission_order() {
     assert_eq!(queued, [(2, 1), (3, 2)]);
     // Each job's tasks start only after the job before it ended, and its
     // admission comes between.
-    let place = |wanted: &dyn Fn(&SchedulerEvent) -> bool| {
-        events.iter().position(|e| wanted(e)).expect("event")
-    };
+    let place =
+        |wanted: &dyn Fn(&SchedulerEvent) -> bool| events.iter().position(wanted).expect("event");
     for (before, after) in [(1, 2), (2, 3)] {
         let end = place(&|e| matches!(e, SchedulerEvent::JobEnd { job, .. } if *job == before));
         let admitted =
             place(&|e| matches!(e, SchedulerEvent::JobAdmitted { job, .. } if *job == after));
-        let start = place(
-            &|e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == after),
-        );
+        let start =
+            place(&|e| matches!(e, SchedulerEvent::TaskStart { task, .. } if task.id.job == after));
         assert!(end < admitted && admitted < start, "{events:#?}");
     }
     let jobs = scheduler.jobs();
@@ -315,7 +313,16 @@ async fn a_job_past_its_timeout_is_cancelled_and_frees_its_slots() {
     let events = recorder.events();
     let timed_out = events
         .iter()
-        .position(|e| matches!(e, SchedulerEvent::JobTimedOut { job: 1, queued: false, .. }))
+        .position(|e| {
+            matches!(
+                e,
+                SchedulerEvent::JobTimedOut {
+                    job: 1,
+                    queued: false,
+                    ..
+                }
+            )
+        })
         .expect("JobTimedOut");
     let end = events
         .iter()
@@ -348,7 +355,9 @@ async fn a_pool_timeout_applies_unless_the_job_sets_its_own() {
         .finish()
         .await
         .unwrap_err();
-    assert!(matches!(error, SchedulerError::TimedOut { limit, .. } if limit == Duration::from_millis(50)));
+    assert!(
+        matches!(error, SchedulerError::TimedOut { limit, .. } if limit == Duration::from_millis(50))
+    );
     // A job's own timeout wins over its pool's.
     let own = JobSpec {
         timeout: Some(Duration::from_secs(60)),
