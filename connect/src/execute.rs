@@ -259,7 +259,14 @@ impl Job<'_> {
         if statements.is_empty() {
             return Err(SparkError::parse("no SQL statement given"));
         }
+        // `CANCEL JOB n` is planned as a query of a table function that
+        // cancels: it runs now, once, not each time the client plans it.
+        let command = text
+            .trim_start()
+            .get(..6)
+            .is_some_and(|w| w.eq_ignore_ascii_case("cancel"));
         if statements.len() == 1
+            && !command
             && let Statement::Statement(s) = &statements[0]
         {
             match s.as_ref() {
