@@ -465,4 +465,34 @@ mod tests {
         assert_eq!(admission.running()["c"], 1);
         drop(again);
     }
+
+    #[tokio::test]
+    async fn max_running_jobs_bounds_a_pool_and_a_full_queue_refuses() {
+        let etl = PoolConfig {
+            mode: SchedulingMode::Fair,
+            max_running_jobs: Some(1),
+            max_queued_jobs: Some(1),
+            ..PoolConfig::new("etl")
+        };
+        // Four job slots, but etl may run one job at a time.
+        let admission = JobAdmission::new(4, SchedulingMode::Fair, vec![etl]);
+        let first = admission.admit("etl").await.unwrap();
+        let second = {
+            let admission = admission.clone();
+            tokio::spawn(async move { admission.admit("etl").await.unwrap() })
+        };
+        settle().await;
+        assert_eq!(admission.waiting(), 1, "the second etl job waits");
+        let error = admission.admit("etl").await.unwrap_err();
+        assert!(
+            error.to_string().starts_with("pool 'etl' queue is full"),
+            "{error}"
+        );
+        // Another pool is not bounded by etl's limits.
+        let other = admission.admit("adhoc").await.unwrap();
+        drop(first);
+        let second = second.await.unwrap();
+        assert_eq!(admission.running()["etl"], 1);
+        drop((second, other));
+    }
 }
