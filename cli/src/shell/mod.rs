@@ -40,7 +40,7 @@ Statements end with ';' and may span lines. Meta commands take effect at once:
   \\q, quit, exit      leave (also Ctrl-D)
   \\d                  tables and views
   \\d NAME             the columns of NAME and their types
-  \\dp                 pools: mode, weight, minShare, and the jobs that run in them
+  \\dp                 pools: mode, weight, minShare, maxShare, queues, and their jobs
   \\timing [on|off]    elapsed time on each statement's line (now: {timing})
   \\format FORMAT      table, csv, json or ndjson (now: {format})
   \\maxrows N          rows shown of a result on a terminal, 0 for all (now: {maxrows})
@@ -446,7 +446,7 @@ impl Shell<'_> {
         let scheduler = self.session.scheduler();
         let jobs = self.session.active_jobs();
         let pools = scheduler.pools();
-        let mut rows: Vec<[String; 6]> = pools
+        let mut rows: Vec<[String; 8]> = pools
             .iter()
             .map(|p| {
                 let running: Vec<String> = jobs
@@ -459,7 +459,9 @@ impl Shell<'_> {
                     p.mode.as_str().to_string(),
                     p.weight.to_string(),
                     p.min_share.to_string(),
+                    p.max_share.map_or(String::new(), |m| m.to_string()),
                     p.running_tasks.to_string(),
+                    admission(p),
                     running.join("; "),
                 ]
             })
@@ -471,7 +473,9 @@ impl Shell<'_> {
                 "FIFO (pools not used)".to_string(),
                 String::new(),
                 String::new(),
+                String::new(),
                 scheduler.metrics().running_tasks.to_string(),
+                String::new(),
                 jobs.iter().map(job_line).collect::<Vec<_>>().join("; "),
             ]);
         }
@@ -480,6 +484,8 @@ impl Shell<'_> {
             if !pools.iter().any(|p| p.name == job.pool) {
                 rows.push([
                     job.pool.clone(),
+                    String::new(),
+                    String::new(),
                     String::new(),
                     String::new(),
                     String::new(),
@@ -504,10 +510,12 @@ impl Shell<'_> {
                 ("mode", DataType::Utf8),
                 ("weight", DataType::Utf8),
                 ("min_share", DataType::Utf8),
+                ("max_share", DataType::Utf8),
                 ("running_tasks", DataType::Utf8),
+                ("admission", DataType::Utf8),
                 ("jobs", DataType::Utf8),
             ],
-            (0..6).map(column).collect(),
+            (0..8).map(column).collect(),
         )
     }
 
@@ -581,6 +589,23 @@ fn format_name(format: OutputFormat) -> &'static str {
 }
 
 /// `job N: <its statement, shortened>` for `\dp`.
+/// `1 running, 2 queued (max 1 running, 5 queued)` for `\dp`: the pool's
+/// jobs at admission and its limits.
+fn admission(pool: &fairway_engine::PoolStatus) -> String {
+    let mut text = format!("{} running, {} queued", pool.running_jobs, pool.queued_jobs);
+    let limits: Vec<String> = [
+        pool.max_running_jobs.map(|n| format!("max {n} running")),
+        pool.max_queued_jobs.map(|n| format!("{n} queued")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !limits.is_empty() {
+        text.push_str(&format!(" ({})", limits.join(", ")));
+    }
+    text
+}
+
 fn job_line(job: &fairway_engine::ActiveJob) -> String {
     format!("job {}: {}", job.id, shorten(&job.description, 40))
 }
