@@ -82,6 +82,11 @@ pub struct EngineConfig {
     /// Statements that may run at once on the cluster, shared by the pools
     /// (`--cluster-slots`, `fairway.cluster.slots`); `None` means `slots`.
     pub cluster_slots: Option<usize>,
+    /// Pools defined in code (FAIR mode), added after those of the
+    /// allocation file; where the file defines a pool of the same name,
+    /// the file's wins. The feature builder gives its default pool FAIR
+    /// here, so that its methods share the slots.
+    pub pools: Vec<fairway_scheduler::PoolConfig>,
     /// Whether `partitions` was chosen; until then it follows `2 x slots`.
     partitions_chosen: bool,
 }
@@ -114,6 +119,7 @@ impl Default for EngineConfig {
             faults: FaultInjection::default(),
             cluster: None,
             cluster_slots: None,
+            pools: Vec::new(),
             partitions_chosen: false,
         }
     }

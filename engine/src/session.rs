@@ -357,6 +357,13 @@ impl Session {
                 ));
             }
         }
+        if config.scheduler_mode == SchedulingMode::Fair {
+            for pool in &config.pools {
+                if !pools.iter().any(|p| p.name == pool.name) {
+                    pools.push(pool.clone());
+                }
+            }
+        }
         let (pool_memory, shared_memory) = if config.cluster.is_some() {
             if pools.iter().any(|p| p.memory.is_some()) {
                 warnings.push(

@@ -290,3 +290,37 @@ async fn a_statement_past_its_timeout_fails_and_frees_its_slots() {
     );
     client.sql("set fairway.job.timeout = 0").await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_given_in_code_join_the_files_and_the_file_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(
+        dir.path(),
+        "<allocations><pool name=\"etl\"><weight>3</weight></pool></allocations>",
+        &[],
+    );
+    config.pools = vec![
+        fairway_engine::PoolConfig {
+            mode: fairway_engine::SchedulingMode::Fair,
+            ..fairway_engine::PoolConfig::new("features")
+        },
+        fairway_engine::PoolConfig {
+            weight: 9,
+            ..fairway_engine::PoolConfig::new("etl")
+        },
+    ];
+    let session = Session::new(config).unwrap();
+    let pools = rows(
+        &session,
+        "select name, mode, weight from fairway.pools order by name",
+    )
+    .await;
+    assert_eq!(
+        pools,
+        [
+            "default | FIFO | 1",
+            "etl | FIFO | 3",
+            "features | FAIR | 1"
+        ]
+    );
+}

@@ -225,6 +225,15 @@ pub(crate) fn engine_config(spec: &FeatureSpec, options: &BuildOptions) -> Resul
     if options.cluster_slots.is_some() {
         config.cluster_slots = options.cluster_slots;
     }
+    // The build's default pool shares its slots fairly among the methods
+    // in it (a pool named on first use would be FIFO, running them one
+    // after another), unless an allocation file defines it.
+    if config.default_pool != fairway_scheduler::DEFAULT_POOL {
+        config.pools.push(fairway_scheduler::PoolConfig {
+            mode: SchedulingMode::Fair,
+            ..fairway_scheduler::PoolConfig::new(config.default_pool.clone())
+        });
+    }
     // The build draws its own lines per method instead of per stage.
     config.progress = false;
     Ok(config)

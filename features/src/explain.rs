@@ -107,6 +107,9 @@ pub fn explain_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<St
             .map(|f| format!(", allocation file {}", f.display()))
             .unwrap_or_default()
     );
+    for line in pool_lines(spec, &config) {
+        let _ = writeln!(w, "{line}");
+    }
     let _ = writeln!(w, "\nsources:");
     let width = spec.sources.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for source in &spec.sources {
@@ -197,6 +200,73 @@ fn depth(n: usize) -> usize {
         depth += 1;
     }
     depth
+}
+
+/// `pool NAME: MODE, weight W, minShare M (where it comes from)` for every
+/// pool the build's methods and views use, as the scheduler will set it up.
+fn pool_lines(spec: &FeatureSpec, config: &fairway_engine::EngineConfig) -> Vec<String> {
+    use fairway_scheduler::{DEFAULT_POOL, PoolConfig, SchedulingMode};
+    if config.scheduler_mode == SchedulingMode::Fifo {
+        return vec!["pools: not used (FIFO mode: jobs run in submission order)".to_string()];
+    }
+    let mut names: Vec<String> = Vec::new();
+    let used = spec
+        .methods
+        .iter()
+        .map(|m| m.pool_or(&config.default_pool).to_string())
+        .chain(
+            spec.views
+                .iter()
+                .map(|v| v.pool_or(&config.default_pool).to_string()),
+        );
+    for name in used {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let file = match &config.allocation_file {
+        Some(path) => {
+            match fairway_scheduler::parse_allocation_file(path, config.allocation_strict) {
+                Ok(allocation) => Some(allocation.pools),
+                Err(e) => return vec![format!("pools: {e}")],
+            }
+        }
+        None => None,
+    };
+    let describe = |p: &PoolConfig, from: &str| {
+        format!(
+            "pool {}: {}, weight {}, minShare {} ({from})",
+            p.name, p.mode, p.weight, p.min_share
+        )
+    };
+    names
+        .iter()
+        .map(|name| {
+            if let Some(p) = file.iter().flatten().rev().find(|p| &p.name == name) {
+                describe(p, "allocation file")
+            } else if let Some(p) = config.pools.iter().find(|p| &p.name == name) {
+                describe(p, "the build's default pool, shared fairly by its methods")
+            } else if name == DEFAULT_POOL {
+                let mode = if file.is_some() {
+                    SchedulingMode::Fifo
+                } else {
+                    SchedulingMode::Fair
+                };
+                describe(
+                    &PoolConfig {
+                        mode,
+                        ..PoolConfig::new(name)
+                    },
+                    "Spark's default pool",
+                )
+            } else {
+                describe(
+                    &PoolConfig::new(name),
+                    "not in an allocation file: made on first use",
+                )
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

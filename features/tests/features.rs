@@ -678,6 +678,15 @@ fn explain_shows_pools_shared_views_and_the_merge_tree() {
         "{text}"
     );
     assert!(text.contains("FAIR mode"), "{text}");
+    // The spec's default pool, defined by no allocation file, shares its
+    // slots fairly instead of being made FIFO on first use.
+    assert!(
+        text.contains(
+            "pool features: FAIR, weight 1, minShare 0 (the build's default pool, shared fairly \
+             by its methods)"
+        ),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
