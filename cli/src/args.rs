@@ -418,12 +418,13 @@ pub struct InputArgs {
 /// The session of `sql`, `run` and `explain`: tables and settings.
 #[derive(Args, Default)]
 pub struct EngineArgs {
-    /// Register a table: NAME=PATH, where PATH is a parquet or CSV file, a
-    /// folder of them, or a glob. Repeatable.
+    /// Register a table: NAME=PATH, where PATH is a parquet, CSV or JSON
+    /// (.json, .ndjson, .jsonl) file, a folder of them, or a glob.
+    /// Repeatable.
     #[arg(long = "table", value_name = "NAME=PATH", value_parser = name_path)]
     pub tables: Vec<(String, String)>,
-    /// Register every parquet/CSV file or folder in DIR as a table named
-    /// after its file stem. Repeatable.
+    /// Register every parquet/CSV/JSON file or folder in DIR as a table
+    /// named after its file stem. Repeatable.
     #[arg(long = "tables", value_name = "DIR")]
     pub table_dirs: Vec<String>,
     #[command(flatten)]

@@ -4,7 +4,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use datafusion::datasource::listing::ListingTable;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use futures::TryStreamExt;
 
 use crate::error::{EngineError, Result};
@@ -14,6 +14,9 @@ use crate::error::{EngineError, Result};
 pub enum TableFormat {
     Parquet,
     Csv,
+    /// JSON (`.json`, `.ndjson`, `.jsonl`): one object per line, as Spark's
+    /// `spark.read.json` reads it, or one array of objects.
+    Json,
 }
 
 impl TableFormat {
@@ -21,6 +24,7 @@ impl TableFormat {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "parquet" | "parq" => Some(TableFormat::Parquet),
             "csv" => Some(TableFormat::Csv),
+            "json" | "ndjson" | "jsonl" => Some(TableFormat::Json),
             _ => None,
         }
     }
@@ -43,7 +47,7 @@ fn is_glob(path: &str) -> bool {
 pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
     if is_glob(path) {
         return TableFormat::from_extension(Path::new(path))
-            .ok_or_else(|| table_error(table, path, "a glob must end in .parquet or .csv"));
+            .ok_or_else(|| table_error(table, path, "a glob must end in .parquet, .csv or .json"));
     }
     let p = Path::new(path);
     let meta = std::fs::metadata(p).map_err(|e| {
@@ -54,8 +58,13 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
         }
     })?;
     if meta.is_file() {
-        let format = TableFormat::from_extension(p)
-            .ok_or_else(|| table_error(table, path, "not a .parquet or .csv file"))?;
+        let format = TableFormat::from_extension(p).ok_or_else(|| {
+            table_error(
+                table,
+                path,
+                "not a .parquet, .csv or .json (.ndjson, .jsonl) file",
+            )
+        })?;
         if format == TableFormat::Parquet && meta.len() == 0 {
             return Err(table_error(
                 table,
@@ -74,8 +83,8 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
     }
     let mut found = None;
     find_format(p, &mut found).map_err(|e| table_error(table, path, e.to_string()))?;
-    let format =
-        found.ok_or_else(|| table_error(table, path, "folder holds no .parquet or .csv files"))?;
+    let format = found
+        .ok_or_else(|| table_error(table, path, "folder holds no .parquet, .csv or .json files"))?;
     if format == TableFormat::Parquet
         && let Some(empty) =
             find_empty_parquet(p).map_err(|e| table_error(table, path, e.to_string()))?
@@ -140,7 +149,52 @@ fn find_empty_parquet(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>>
     Ok(empty)
 }
 
-/// The format of the first parquet or CSV file under `dir`.
+/// The extension (`.json`, `.ndjson` or `.jsonl`) of the first JSON file
+/// under folder `dir`: the one its table reads.
+fn json_extension_in(dir: &Path) -> Option<String> {
+    let mut found = None;
+    let _ = walk_files(dir, &mut |path, _| {
+        if TableFormat::from_extension(path) == Some(TableFormat::Json) {
+            found = path
+                .extension()
+                .map(|e| format!(".{}", e.to_string_lossy()));
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Whether the JSON file `path` (or, for a folder, its first file ending in
+/// `ext`) starts with `[` after white space: a JSON array.
+fn opens_with_bracket(path: &Path, ext: &str) -> bool {
+    use std::io::Read;
+    let mut file = path.to_path_buf();
+    if path.is_dir() {
+        let mut first = None;
+        let _ = walk_files(path, &mut |p, _| {
+            if p.to_string_lossy().ends_with(ext) {
+                first = Some(p.to_path_buf());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        match first {
+            Some(p) => file = p,
+            None => return false,
+        }
+    }
+    let mut head = [0u8; 256];
+    let Ok(read) = std::fs::File::open(&file).and_then(|mut f| f.read(&mut head)) else {
+        return false;
+    };
+    head[..read]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[')
+}
+
+/// The format of the first parquet, CSV or JSON file under `dir`.
 fn find_format(dir: &Path, found: &mut Option<TableFormat>) -> std::io::Result<()> {
     let _stopped = walk_files(
         dir,
@@ -155,8 +209,9 @@ fn find_format(dir: &Path, found: &mut Option<TableFormat>) -> std::io::Result<(
     Ok(())
 }
 
-/// Registers `path` (a parquet or CSV file, a folder of them, or a glob) as
-/// table `name` of `ctx`. CSV files must have a header row.
+/// Registers `path` (a parquet, CSV or newline-delimited JSON file, a
+/// folder of them, or a glob) as table `name` of `ctx`. CSV files must have
+/// a header row; a JSON table's schema is inferred from its rows.
 pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Result<()> {
     let format = detect_format(name, path)?;
     let mut location = path.to_string();
@@ -181,6 +236,19 @@ pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Res
                 .unwrap_or_else(|| ".csv".to_string());
             let options = CsvReadOptions::new().has_header(true).file_extension(&ext);
             ctx.register_csv(name, &location, options).await
+        }
+        TableFormat::Json => {
+            let ext = Path::new(path)
+                .extension()
+                .filter(|_| !Path::new(path).is_dir())
+                .map(|e| format!(".{}", e.to_string_lossy()))
+                .or_else(|| json_extension_in(Path::new(path)))
+                .unwrap_or_else(|| ".json".to_string());
+            let mut options = JsonReadOptions::default().file_extension(&ext);
+            // A file (or a folder's first file) that opens with `[` holds
+            // one JSON array of objects; otherwise one object per line.
+            options.newline_delimited = !opens_with_bracket(Path::new(path), &ext);
+            ctx.register_json(name, &location, options).await
         }
     };
     result.map_err(|e| table_error(name, path, crate::error::describe_datafusion(&e)))
@@ -232,7 +300,7 @@ pub async fn table_files(ctx: &SessionContext, name: &str) -> Result<Vec<TableFi
     Ok(files)
 }
 
-/// Registers every parquet or CSV file and every folder holding such files
+/// Registers every parquet, CSV or JSON file and every folder holding such files
 /// in `dir` as a table named after its file stem (`lineitem.parquet` and
 /// `lineitem/` both become `lineitem`). Hidden and `_` entries, fairway's
 /// own working files and folders (feature stage folders, temporaries,
@@ -279,7 +347,7 @@ pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<S
         return Err(EngineError::Table {
             table: "*".to_string(),
             path: dir.to_string(),
-            message: "no .parquet or .csv files or folders found".to_string(),
+            message: "no .parquet, .csv or .json files or folders found".to_string(),
         });
     }
     Ok(names)

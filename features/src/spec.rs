@@ -20,7 +20,7 @@ use fairway_scheduler::SchedulingMode;
 /// ```toml
 /// key = "c_custkey"                 # or ["k1", "k2"]
 /// [sources]
-/// orders = "../tpch-sf0.01/orders.parquet"   # file, folder or glob; parquet or csv
+/// orders = "../tpch-sf0.01/orders.parquet"   # file, folder or glob; parquet, csv or json
 /// [scheduler]                       # all optional
 /// mode = "fair"                     # fair (default) or fifo
 /// slots = 2
