@@ -641,8 +641,25 @@ fn bad_input_corpus_gives_clear_errors() {
             );
         }
     }
-    // --tables DIR stops at the first table that cannot be registered.
-    assert_names_source(&["sql", "--tables", bad, "-c", "select 1"], "mixed_schema");
+    // --tables DIR stops at the first parquet or CSV table that cannot be
+    // registered; a JSON file that is no table (the event log that is not
+    // UTF-8) is skipped with a warning naming it.
+    let stderr = assert_names_source(&["sql", "--tables", bad, "-c", "select 1"], "mixed_schema");
+    assert!(
+        stderr.contains("events_invalid_utf8.jsonl is not read as a table"),
+        "{stderr}"
+    );
+    let folder = assert_names_source(
+        &[
+            "sql",
+            "--table",
+            &format!("t={bad}/mixed_schema"),
+            "-c",
+            "select 1",
+        ],
+        "mixed_schema",
+    );
+    assert_eq!(folder.lines().count(), 1, "one line: {folder}");
     let stderr = assert_names_source(
         &[
             "sql",

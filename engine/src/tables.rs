@@ -305,7 +305,8 @@ pub async fn table_files(ctx: &SessionContext, name: &str) -> Result<Vec<TableFi
 /// `lineitem/` both become `lineitem`). Hidden and `_` entries, fairway's
 /// own working files and folders (feature stage folders, temporaries,
 /// locks, shuffle folders) and anything that is not a regular file or a
-/// folder (a pipe, say) are skipped. Returns the table names.
+/// folder (a pipe, say) are skipped, and so are JSON files that cannot be
+/// read as a table (with a warning). Returns the table names.
 pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<String>> {
     let entries = std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))?;
     let mut paths: Vec<_> = entries
@@ -340,8 +341,17 @@ pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<S
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or(file_name);
-        register_table(ctx, &stem, &path.to_string_lossy()).await?;
-        names.push(stem);
+        let registered = register_table(ctx, &stem, &path.to_string_lossy()).await;
+        match registered {
+            Ok(()) => names.push(stem),
+            // A JSON file beside the data (a schema, a log) need not be a
+            // table: it is skipped with a warning, where a parquet or CSV
+            // table that cannot be read stops the registration.
+            Err(e) if detect_format(&stem, &path.to_string_lossy())? == TableFormat::Json => {
+                log::warn!("{} is not read as a table: {e}", path.display());
+            }
+            Err(e) => return Err(e),
+        }
     }
     if names.is_empty() {
         return Err(EngineError::Table {

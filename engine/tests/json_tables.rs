@@ -45,7 +45,9 @@ async fn json_files_and_folders_are_tables() {
     );
     assert_eq!(rows("select count(*), sum(k) from parts").await, ["3 | 6"]);
 
-    // A folder of tables registers the JSON ones too.
+    // A folder of tables registers the JSON ones too; a JSON file that is
+    // no table is skipped (with a warning).
+    std::fs::write(dir.path().join("zz_broken.json"), "{oops\n").unwrap();
     let other = self::session();
     let names = other
         .register_tables_in(dir.path().to_str().unwrap())
