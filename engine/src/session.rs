@@ -376,11 +376,6 @@ impl Session {
         } else {
             pool_memories(&pools, operator_memory)?
         };
-        if !pool_memory.is_empty() && config.memory_limit.is_none() {
-            // Without a limit the shared pool is unbounded; spill files of
-            // the bounded pools go to the shuffle folder as with a limit.
-            log::debug!("pool memory budgets without --memory-limit: other pools are unbounded");
-        }
         let runtime = runtime_env(&config, shared_memory, !pool_memory.is_empty())?;
         let state = SessionStateBuilder::new()
             .with_config(session_config)

@@ -149,15 +149,13 @@ fn find_empty_parquet(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>>
     Ok(empty)
 }
 
-/// The extension (`.json`, `.ndjson` or `.jsonl`) of the first JSON file
-/// under folder `dir`: the one its table reads.
-fn json_extension_in(dir: &Path) -> Option<String> {
+/// The first JSON file (`.json`, `.ndjson` or `.jsonl`) under folder
+/// `dir`: the one whose extension its table reads.
+fn first_json_file(dir: &Path) -> Option<std::path::PathBuf> {
     let mut found = None;
     let _ = walk_files(dir, &mut |path, _| {
         if TableFormat::from_extension(path) == Some(TableFormat::Json) {
-            found = path
-                .extension()
-                .map(|e| format!(".{}", e.to_string_lossy()));
+            found = Some(path.to_path_buf());
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
@@ -165,27 +163,11 @@ fn json_extension_in(dir: &Path) -> Option<String> {
     found
 }
 
-/// Whether the JSON file `path` (or, for a folder, its first file ending in
-/// `ext`) starts with `[` after white space: a JSON array.
-fn opens_with_bracket(path: &Path, ext: &str) -> bool {
+/// Whether the file starts with `[` after white space: a JSON array.
+fn opens_with_bracket(file: &Path) -> bool {
     use std::io::Read;
-    let mut file = path.to_path_buf();
-    if path.is_dir() {
-        let mut first = None;
-        let _ = walk_files(path, &mut |p, _| {
-            if p.to_string_lossy().ends_with(ext) {
-                first = Some(p.to_path_buf());
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        });
-        match first {
-            Some(p) => file = p,
-            None => return false,
-        }
-    }
     let mut head = [0u8; 256];
-    let Ok(read) = std::fs::File::open(&file).and_then(|mut f| f.read(&mut head)) else {
+    let Ok(read) = std::fs::File::open(file).and_then(|mut f| f.read(&mut head)) else {
         return false;
     };
     head[..read]
@@ -218,36 +200,42 @@ pub async fn register_table(ctx: &SessionContext, name: &str, path: &str) -> Res
     if !is_glob(path) && Path::new(path).is_dir() && !location.ends_with('/') {
         location.push('/');
     }
+    let p = Path::new(path);
+    // A file's or glob's own extension; a folder's is its format's (for
+    // JSON, that of its first JSON file, which also tells whether it is
+    // one array of objects).
+    let own = p
+        .extension()
+        .filter(|_| !p.is_dir())
+        .map(|e| format!(".{}", e.to_string_lossy()));
     let result = match format {
         TableFormat::Parquet => {
-            let ext = Path::new(path)
-                .extension()
-                .filter(|_| !Path::new(path).is_dir())
-                .map(|e| format!(".{}", e.to_string_lossy()))
-                .unwrap_or_else(|| ".parquet".to_string());
+            let ext = own.unwrap_or_else(|| ".parquet".to_string());
             let options = ParquetReadOptions::default().file_extension(&ext);
             ctx.register_parquet(name, &location, options).await
         }
         TableFormat::Csv => {
-            let ext = Path::new(path)
-                .extension()
-                .filter(|_| !Path::new(path).is_dir())
-                .map(|e| format!(".{}", e.to_string_lossy()))
-                .unwrap_or_else(|| ".csv".to_string());
+            let ext = own.unwrap_or_else(|| ".csv".to_string());
             let options = CsvReadOptions::new().has_header(true).file_extension(&ext);
             ctx.register_csv(name, &location, options).await
         }
         TableFormat::Json => {
-            let ext = Path::new(path)
-                .extension()
-                .filter(|_| !Path::new(path).is_dir())
-                .map(|e| format!(".{}", e.to_string_lossy()))
-                .or_else(|| json_extension_in(Path::new(path)))
+            let first = if p.is_dir() {
+                first_json_file(p)
+            } else {
+                Some(p.to_path_buf())
+            };
+            let ext = own
+                .or_else(|| {
+                    first
+                        .as_ref()
+                        .and_then(|f| f.extension().map(|e| format!(".{}", e.to_string_lossy())))
+                })
                 .unwrap_or_else(|| ".json".to_string());
             let mut options = JsonReadOptions::default().file_extension(&ext);
-            // A file (or a folder's first file) that opens with `[` holds
-            // one JSON array of objects; otherwise one object per line.
-            options.newline_delimited = !opens_with_bracket(Path::new(path), &ext);
+            // A file that opens with `[` holds one JSON array of objects;
+            // otherwise one object per line.
+            options.newline_delimited = !first.as_deref().is_some_and(opens_with_bracket);
             ctx.register_json(name, &location, options).await
         }
     };
@@ -327,16 +315,18 @@ pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<S
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
         };
-        let usable = if meta.is_dir() {
+        let format = if meta.is_dir() {
             let mut found = None;
             find_format(&path, &mut found).map_err(|e| EngineError::io(&path, e))?;
-            found.is_some()
+            found
+        } else if meta.is_file() {
+            TableFormat::from_extension(&path)
         } else {
-            meta.is_file() && TableFormat::from_extension(&path).is_some()
+            None
         };
-        if !usable {
+        let Some(format) = format else {
             continue;
-        }
+        };
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
@@ -347,7 +337,7 @@ pub async fn register_tables_in(ctx: &SessionContext, dir: &str) -> Result<Vec<S
             // A JSON file beside the data (a schema, a log) need not be a
             // table: it is skipped with a warning, where a parquet or CSV
             // table that cannot be read stops the registration.
-            Err(e) if detect_format(&stem, &path.to_string_lossy())? == TableFormat::Json => {
+            Err(e) if format == TableFormat::Json => {
                 log::warn!("{} is not read as a table: {e}", path.display());
             }
             Err(e) => return Err(e),

@@ -181,13 +181,7 @@ impl Inner {
         if total >= self.slots || state.waiting.iter().any(|w| w.pool == pool) {
             return false;
         }
-        let mut active: Vec<&str> = state
-            .running
-            .iter()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(p, _)| p.as_str())
-            .chain(state.waiting.iter().map(|w| w.pool.as_str()))
-            .collect();
+        let mut active = active_pools(state);
         active.push(pool);
         state.running.get(pool).copied().unwrap_or(0) < self.bound(pool, &active)
     }
@@ -256,13 +250,7 @@ impl Inner {
             return Some(0);
         }
         let running = |p: &str| state.running.get(p).copied().unwrap_or(0);
-        let mut active: Vec<&str> = state
-            .running
-            .iter()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(p, _)| p.as_str())
-            .chain(state.waiting.iter().map(|w| w.pool.as_str()))
-            .collect();
+        let mut active = active_pools(state);
         active.sort_unstable();
         active.dedup();
         let configs: Vec<PoolConfig> = active
@@ -286,6 +274,17 @@ impl Inner {
             .min_by(|a, b| compare_fair(&key(a, running(&a.name)), &key(b, running(&b.name))))?;
         state.waiting.iter().position(|w| w.pool == best.name)
     }
+}
+
+/// Pools with running or waiting jobs (a name may repeat).
+fn active_pools(state: &State) -> Vec<&str> {
+    state
+        .running
+        .iter()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(p, _)| p.as_str())
+        .chain(state.waiting.iter().map(|w| w.pool.as_str()))
+        .collect()
 }
 
 impl Drop for JobPermit {
