@@ -61,13 +61,21 @@ async fn session(
         std::process::id(),
         cap.unwrap_or(0)
     ));
-    std::fs::write(
-        &file,
+    // Created exclusively: an existing file of that name is never replaced.
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    std::io::Write::write_all(
+        &mut out,
         format!(
             "<allocations>\n  <pool name=\"batch\"><schedulingMode>FAIR</schedulingMode>{max_share}</pool>\n  \
              <pool name=\"interactive\"><schedulingMode>FAIR</schedulingMode></pool>\n</allocations>\n"
-        ),
+        )
+        .as_bytes(),
     )?;
+    drop(out);
     let mut config = EngineConfig::with_slots(options.slots).partitions(options.partitions);
     config.scheduler_mode = SchedulingMode::Fair;
     config.preemption = options.preemption;
