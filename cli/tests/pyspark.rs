@@ -14,6 +14,9 @@ use std::process::Command;
 
 mod common;
 
+#[path = "../../testsupport/python.rs"]
+mod python;
+
 fn repo() -> PathBuf {
     common::workspace()
 }
@@ -33,51 +36,12 @@ fn default_venv() -> PathBuf {
     target.join("pyspark-venv")
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// An interpreter with the suite's packages, made if needed.
 fn python() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("FAIRWAY_PYTHON") {
         return Ok(PathBuf::from(p));
     }
-    let venv = default_venv();
-    let python = venv.join("bin/python");
-    let stamp = venv.join("requirements.txt");
-    let wanted = std::fs::read_to_string(requirements()).map_err(|e| e.to_string())?;
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
-        return Ok(python);
-    }
-    eprintln!(
-        "making {} (pip install -r connect/tests/python/requirements.txt)",
-        venv.display()
-    );
-    run(Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(requirements()))?;
-    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
-    Ok(python)
+    python::venv(&default_venv(), &requirements())
 }
 
 #[test]

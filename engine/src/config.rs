@@ -87,6 +87,9 @@ pub struct EngineConfig {
     /// the file's wins. The feature builder gives its default pool FAIR
     /// here, so that its methods share the slots.
     pub pools: Vec<fairway_scheduler::PoolConfig>,
+    /// Object store settings (`fairway.store.<store>.<key>`; see
+    /// [`crate::stores`]), applied over the stores' environment variables.
+    pub stores: crate::stores::StoreOptions,
     /// Whether `partitions` was chosen; until then it follows `2 x slots`.
     partitions_chosen: bool,
 }
@@ -120,6 +123,7 @@ impl Default for EngineConfig {
             cluster: None,
             cluster_slots: None,
             pools: Vec::new(),
+            stores: crate::stores::StoreOptions::default(),
             partitions_chosen: false,
         }
     }
@@ -160,6 +164,10 @@ impl EngineConfig {
         };
         match setting {
             Some(setting) => (setting.apply)(self, key, value),
+            None if key.starts_with(crate::stores::STORE_PREFIX) => self
+                .stores
+                .set(key, value)
+                .map_err(|m| EngineError::config(key, m)),
             None if key.starts_with("datafusion.") => {
                 self.datafusion.push((key.to_string(), value.to_string()));
                 Ok(())
@@ -860,6 +868,19 @@ pub fn settings_help() -> String {
             plain(s.description),
         ));
     }
+    out.push_str(
+        "\n\nfairway.store.<store>.<key> (fixed at startup): object store settings, over the \
+         store's own environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+         AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP; \
+         GOOGLE_APPLICATION_CREDENTIALS; AZURE_STORAGE_ACCOUNT_NAME, \
+         AZURE_STORAGE_ACCOUNT_KEY, ...). <store> is s3, gcs, azure or http; <key> is any key \
+         of object_store's builder for it (s3: access_key_id, secret_access_key, \
+         session_token, region, endpoint, allow_http, skip_signature, \
+         virtual_hosted_style_request; gcs: service_account_path, service_account_key; \
+         azure: account_name, access_key, sas_token, use_emulator; any: connect_timeout, \
+         timeout, proxy_url), plus instance_metadata=true to let a store without keys ask \
+         the cloud's metadata service. Secrets are never shown.",
+    );
     out
 }
 
@@ -987,6 +1008,11 @@ impl ExtensionOptions for FairwayOptions {
 
     fn set(&mut self, key: &str, value: &str) -> datafusion::error::Result<()> {
         let full = format!("fairway.{key}");
+        if full.starts_with(crate::stores::STORE_PREFIX) {
+            return Err(DataFusionError::Configuration(format!(
+                "'{full}' is fixed when the session starts; pass it as --conf {full}=..."
+            )));
+        }
         let Some(setting) = Setting::find(&full) else {
             return Err(DataFusionError::Configuration(format!(
                 "unknown setting '{full}'; known: {}",

@@ -88,7 +88,11 @@ pub(crate) fn describe_datafusion(e: &DataFusionError) -> String {
                 "SQL syntax error: statement nested too deeply".to_string()
             }
         },
-        DataFusionError::External(inner) => inner.to_string(),
+        DataFusionError::ObjectStore(inner) => describe_store(inner),
+        DataFusionError::External(inner) => match inner.downcast_ref::<object_store::Error>() {
+            Some(store) => describe_store(store),
+            None => inner.to_string(),
+        },
         DataFusionError::Context(context, inner) => {
             format!("{context}: {}", describe_datafusion(inner))
         }
@@ -102,6 +106,74 @@ pub(crate) fn describe_datafusion(e: &DataFusionError) -> String {
             .collect::<Vec<_>>()
             .join(" "),
     }
+}
+
+/// What an object store's error means for the user, in one line: not
+/// found, access denied, the credentials refused, no such bucket, the
+/// endpoint unreachable; then the store's code and message (S3's
+/// `<Code>`), or the innermost cause.
+pub(crate) fn describe_store(e: &object_store::Error) -> String {
+    use object_store::Error;
+    // The whole chain, for the store's codes (`NoSuchBucket`) and the
+    // transport's failures; the innermost cause says it shortest.
+    let mut chain = e.to_string();
+    let mut innermost = chain.clone();
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        innermost = inner.to_string();
+        chain.push_str(": ");
+        chain.push_str(&innermost);
+        source = inner.source();
+    }
+    let flat = chain.replace('\n', " ");
+    let between = |open: &str, close: &str| {
+        let start = flat.find(open)? + open.len();
+        let end = start + flat[start..].find(close)?;
+        Some(flat[start..end].trim().to_string())
+    };
+    let detail = match (
+        between("<Code>", "</Code>"),
+        between("<Message>", "</Message>"),
+    ) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code,
+        _ => innermost.trim().to_string(),
+    };
+    let has = |word: &str| flat.contains(word);
+    let what = if has("NoSuchBucket") || has("The specified bucket does not exist") {
+        "no such bucket".to_string()
+    } else if has("InvalidAccessKeyId")
+        || has("SignatureDoesNotMatch")
+        || has("InvalidToken")
+        || has("ExpiredToken")
+        || matches!(e, Error::Unauthenticated { .. })
+    {
+        "the credentials were refused".to_string()
+    } else if has("AccessDenied") || matches!(e, Error::PermissionDenied { .. }) {
+        "access denied".to_string()
+    } else if matches!(e, Error::NotFound { .. }) {
+        "not found".to_string()
+    } else if has("error sending request")
+        || has("onnection refused")
+        || has("dns error")
+        || has("timed out")
+        || has("tcp connect error")
+    {
+        // The endpoint, as the request named it.
+        let endpoint = ["http://", "https://"].iter().find_map(|scheme| {
+            let start = flat.find(scheme)?;
+            let rest = &flat[start + scheme.len()..];
+            let end = rest.find(['/', ' ', '?']).unwrap_or(rest.len());
+            Some(format!("{scheme}{}", &rest[..end]))
+        });
+        match endpoint {
+            Some(endpoint) => format!("cannot reach the endpoint {endpoint}"),
+            None => "cannot reach the endpoint".to_string(),
+        }
+    } else {
+        return detail;
+    };
+    format!("{what} ({detail})")
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

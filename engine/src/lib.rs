@@ -31,6 +31,7 @@ mod cluster;
 mod config;
 mod error;
 mod faults;
+mod file_tables;
 mod job_memory;
 mod limits;
 mod merge;
@@ -38,9 +39,11 @@ mod output;
 mod session;
 mod stage_metrics;
 mod stage_tasks;
+mod stores;
 mod system;
 mod tables;
 mod temp_views;
+mod writes;
 mod yield_exec;
 
 pub use cluster::ClusterTarget;
@@ -57,9 +60,11 @@ pub use output::{OutputFormat, rows_as_text, write_output};
 pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use stage_tasks::ActiveJob;
+pub use stores::{STORE_PREFIX, StoreOptions, StoreRegistry, is_remote};
 pub use system::SYSTEM_SCHEMA;
 pub use tables::{
-    TableFile, TableFormat, detect_format, register_table, register_tables_in, table_files,
+    ReadOptions, TableFile, TableFormat, detect_format, register_table, register_tables_in,
+    table_files, table_provider,
 };
 
 pub use datafusion;

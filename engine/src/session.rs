@@ -87,6 +87,9 @@ struct Shared {
     /// The own memory of each pool with a `<memory>` budget; jobs of other
     /// pools use the session's shared pool.
     pool_memory: PoolMemories,
+    /// `COPY` statements planned to write a temporary, by that temporary's
+    /// URL: committed to their target when their job succeeds.
+    staged: std::sync::Mutex<HashMap<String, crate::writes::Staged>>,
 }
 
 /// The own memory pool of each FAIR pool with a `<memory>` budget, by name.
@@ -143,10 +146,15 @@ fn runtime_env(
     // No cached directory listings: a long-lived session (a `fairway
     // connect` server) must see a folder as it is now, after a write
     // replaced its files, as Spark does.
-    let mut builder = RuntimeEnvBuilder::new().with_cache_manager(
-        datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
-            .with_list_files_cache_limit(0),
-    );
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_cache_manager(
+            datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+                .with_list_files_cache_limit(0),
+        )
+        // S3, GCS, Azure and HTTP(S) stores, made per bucket on first use.
+        .with_object_store_registry(Arc::new(crate::stores::StoreRegistry::new(
+            config.stores.clone(),
+        )));
     if let Some(bytes) = pool_memory {
         let pool = TrackConsumersPool::new(
             FairSpillPool::new(bytes),
@@ -377,9 +385,22 @@ impl Session {
             pool_memories(&pools, operator_memory)?
         };
         let runtime = runtime_env(&config, shared_memory, !pool_memory.is_empty())?;
+        // Names the catalog does not know that look like files
+        // (`'data/x.parquet'`, `'s3://b/k/'`, a rewritten `read_csv(...)`)
+        // are read as tables, with the session's settings and stores.
+        let files_state = SessionStateBuilder::new()
+            .with_config(session_config.clone())
+            .with_runtime_env(Arc::clone(&runtime))
+            .with_default_features()
+            .build();
+        let catalogs = Arc::new(datafusion::catalog::DynamicFileCatalog::new(
+            Arc::new(datafusion::catalog::MemoryCatalogProviderList::new()),
+            Arc::new(crate::file_tables::FileTables::new(files_state)),
+        ));
         let state = SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(runtime)
+            .with_catalog_list(catalogs)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules())
             .with_optimizer_rules(optimizer_rules())
@@ -446,6 +467,7 @@ impl Session {
                 active: Arc::default(),
                 cluster,
                 pool_memory,
+                staged: std::sync::Mutex::default(),
             },
         ))
     }
@@ -691,12 +713,65 @@ impl Session {
     }
 
     /// Plans one parsed statement: DDL and `SET` take effect here.
-    pub async fn plan_statement(&self, mut statement: Statement) -> Result<DataFrame> {
+    pub async fn plan_statement(&self, statement: Statement) -> Result<DataFrame> {
+        // CREATE EXTERNAL TABLE's errors name the table and its location.
+        let external = match &statement {
+            Statement::CreateExternalTable(create) => {
+                Some((create.name.to_string(), create.locations.join(", ")))
+            }
+            _ => None,
+        };
+        let planned = self.plan_statement_inner(statement).await;
+        match (planned, external) {
+            (Err(EngineError::DataFusion(e)), Some((table, path))) => Err(EngineError::Table {
+                table,
+                path,
+                message: crate::error::describe_datafusion(&e),
+            }),
+            (planned, _) => planned,
+        }
+    }
+
+    async fn plan_statement_inner(&self, mut statement: Statement) -> Result<DataFrame> {
+        crate::file_tables::rewrite_statement(&mut statement);
         self.standardize_using(&mut statement).await;
         let state = self.ctx.state();
-        let plan = state.statement_to_plan(statement).await?;
+        let mut plan = state.statement_to_plan(statement).await?;
+        // An INSERT into a folder table is staged like a COPY into it; it
+        // may read the table it grows (its new files appear only at the
+        // commit).
+        let mut insert = false;
+        if let LogicalPlan::Dml(dml) = &plan
+            && self.cluster().is_none()
+            && let Some(copy) = crate::writes::insert_as_copy(&state, dml)?
+        {
+            refuse_copy_to_http(&copy.output_url)?;
+            plan = LogicalPlan::Copy(copy);
+            insert = true;
+        }
         if let LogicalPlan::Copy(copy) = &plan {
-            refuse_copy_onto_input(copy)?;
+            refuse_copy_to_http(&copy.output_url)?;
+            if !insert {
+                refuse_copy_onto_input(copy)?;
+            }
+            // Written beside the target, committed when the job succeeds
+            // (on a cluster, executors write where they are: as given).
+            if self.cluster().is_none() {
+                let (temp_url, staged) = crate::writes::stage(&state, copy)?;
+                let staged_copy = datafusion::logical_expr::dml::CopyTo::new(
+                    Arc::clone(&copy.input),
+                    temp_url.clone(),
+                    copy.partition_by.clone(),
+                    Arc::clone(&copy.file_type),
+                    copy.options.clone(),
+                );
+                self.shared
+                    .staged
+                    .lock()
+                    .expect("staged writes lock")
+                    .insert(temp_url, staged);
+                plan = LogicalPlan::Copy(staged_copy);
+            }
         }
         if let LogicalPlan::Ddl(DdlStatement::CreateView(view)) = &plan
             && view.temporary
@@ -773,8 +848,39 @@ impl Session {
         Ok(last.expect("at least one statement"))
     }
 
-    /// Runs a DataFrame on the stage engine and collects its result.
+    /// The staged write of a planned `COPY`, taken out of the session.
+    fn take_staged(&self, df: &DataFrame) -> Option<crate::writes::Staged> {
+        match df.logical_plan() {
+            LogicalPlan::Copy(copy) => self
+                .shared
+                .staged
+                .lock()
+                .expect("staged writes lock")
+                .remove(&copy.output_url),
+            _ => None,
+        }
+    }
+
+    /// Runs a DataFrame on the stage engine and collects its result. A
+    /// `COPY` planned by [`Session::plan_statement`] is committed to its
+    /// target when the job succeeds, and leaves nothing there when it fails.
     pub async fn execute(&self, df: DataFrame, description: &str) -> Result<QueryOutput> {
+        let staged = self.take_staged(&df);
+        let result = self.execute_unstaged(df, description).await;
+        match (result, staged) {
+            (Ok(output), Some(staged)) => {
+                staged.commit().await?;
+                Ok(output)
+            }
+            (Err(e), Some(staged)) => {
+                staged.abandon().await;
+                Err(e)
+            }
+            (result, None) => result,
+        }
+    }
+
+    async fn execute_unstaged(&self, df: DataFrame, description: &str) -> Result<QueryOutput> {
         let start = Instant::now();
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         if matches!(df.logical_plan(), LogicalPlan::EmptyRelation(e) if !e.produce_one_row)
@@ -839,6 +945,8 @@ impl Session {
             ));
         }
         let df = self.plan_statement(statements.remove(0)).await?;
+        // Shown, not run: a COPY's temporary goes at once.
+        drop(self.take_staged(&df));
         let plan = df.create_physical_plan().await?;
         Ok(self.stage_graph(plan)?.to_string())
     }
@@ -1004,6 +1112,18 @@ impl Session {
     }
 }
 
+/// Refuses a write to an HTTP(S) URL: those stores are read-only.
+fn refuse_copy_to_http(target: &str) -> Result<()> {
+    let lower = target.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Err(EngineError::config(
+            target,
+            "HTTP(S) URLs are read-only: COPY writes to a local path or to s3://, gs:// or az://",
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a `COPY ... TO` whose target is, or lies inside, a file or
 /// folder of a table the statement reads: writing there would overwrite
 /// or grow the input while it is read.
@@ -1011,7 +1131,7 @@ fn refuse_copy_onto_input(copy: &datafusion::logical_expr::dml::CopyTo) -> Resul
     use datafusion::common::tree_node::TreeNodeRecursion;
     use datafusion::datasource::listing::ListingTable;
     use datafusion::datasource::source_as_provider;
-    let Some(target) = local_path(&copy.output_url) else {
+    let Some(target) = crate::writes::local_path(&copy.output_url) else {
         return Ok(());
     };
     let mut inputs = Vec::new();
@@ -1021,7 +1141,7 @@ fn refuse_copy_onto_input(copy: &datafusion::logical_expr::dml::CopyTo) -> Resul
             && let Some(listing) = provider.downcast_ref::<ListingTable>()
         {
             for url in listing.table_paths() {
-                if let Some(path) = local_file(url) {
+                if let Some(path) = crate::writes::local_file(url) {
                     inputs.push((scan.table_name.to_string(), path));
                 }
             }
@@ -1041,22 +1161,6 @@ fn refuse_copy_onto_input(copy: &datafusion::logical_expr::dml::CopyTo) -> Resul
         }
     }
     Ok(())
-}
-
-/// The local file system path of a table or COPY location (`file://` URL
-/// or plain path); `None` for an object store URL.
-fn local_path(location: &str) -> Option<std::path::PathBuf> {
-    let url = datafusion::datasource::listing::ListingTableUrl::parse(location).ok()?;
-    local_file(&url)
-}
-
-fn local_file(
-    url: &datafusion::datasource::listing::ListingTableUrl,
-) -> Option<std::path::PathBuf> {
-    if url.scheme() != "file" {
-        return None;
-    }
-    url.get_url().to_file_path().ok()
 }
 
 /// The text of `EXPLAIN ANALYZE`: every stage's header, a line of its

@@ -433,6 +433,7 @@ pub(crate) async fn check(
                 path: f.location,
                 size: f.size,
                 modified_ns: f.modified_ns,
+                e_tag: f.e_tag,
             })
             .collect();
         if stamps.is_empty() {

@@ -27,6 +27,8 @@ pub(crate) struct FileStamp {
     pub path: String,
     pub size: u64,
     pub modified_ns: u128,
+    /// An object store's ETag (none for local files).
+    pub e_tag: Option<String>,
 }
 
 /// Every source and view a definition reads, directly or through views
@@ -104,10 +106,12 @@ pub(crate) fn fingerprint(
     for source in &lineage.sources {
         put("source", source);
         for file in files.get(source).into_iter().flatten() {
-            put(
-                "file",
-                &format!("{}|{}|{}", file.path, file.size, file.modified_ns),
-            );
+            let mut stamp = format!("{}|{}|{}", file.path, file.size, file.modified_ns);
+            if let Some(tag) = &file.e_tag {
+                stamp.push('|');
+                stamp.push_str(tag);
+            }
+            put("file", &stamp);
         }
     }
     hasher.finalize().to_hex()[..16].to_string()

@@ -440,7 +440,8 @@ impl FeatureSpec {
     }
 
     fn resolve(&self, path: &str) -> String {
-        if Path::new(path).is_absolute() {
+        // Absolute paths and URLs (s3://, https://, file://) as given.
+        if Path::new(path).is_absolute() || path.contains("://") {
             path.to_string()
         } else {
             lexical_join(&self.dir(), path)
