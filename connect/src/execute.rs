@@ -462,10 +462,13 @@ impl Job<'_> {
                 .and_then(|d| d.bytes().next())
                 .unwrap_or(b','),
         };
+        if fairway_engine::is_remote(&path) {
+            return self.write_remote(write, &path, &options).await;
+        }
         let local = path.strip_prefix("file://").unwrap_or(&path).to_string();
         if local.contains("://") {
             return Err(SparkError::unsupported(format!(
-                "writing to {path} (local paths only)"
+                "writing to {path} (local paths, s3://, s3a://, gs://, az:// and abfss:// URLs)"
             )));
         }
         let target = std::path::PathBuf::from(&local);
@@ -474,6 +477,21 @@ impl Job<'_> {
             self.complete();
             return Ok(());
         }
+        let (batches, schema) = self.write_input(write, &local).await?;
+        let written = tokio::task::block_in_place(|| {
+            crate::write::write(&target, &batches, &schema, &options)
+        });
+        written?;
+        self.complete();
+        Ok(())
+    }
+
+    /// The rows a write writes, run as a job named after the write.
+    async fn write_input(
+        &self,
+        write: &proto::WriteOperation,
+        target: &str,
+    ) -> Result<(Vec<RecordBatch>, SchemaRef)> {
         let input = write
             .input
             .as_ref()
@@ -482,15 +500,58 @@ impl Job<'_> {
         let df = planner.relation(input).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let what = format!(
-            "write {} {local}: {}",
+            "write {} {target}: {}",
             write.source.as_deref().unwrap_or("parquet"),
             describe(input)
         );
-        let batches = self.collect(df, &what).await?;
-        let written = tokio::task::block_in_place(|| {
-            crate::write::write(&target, &batches, &schema, &options)
-        });
-        written?;
+        Ok((self.collect(df, &what).await?, schema))
+    }
+
+    /// `write` to an object store folder (see [`crate::write::write_remote`]).
+    async fn write_remote(
+        &self,
+        write: &proto::WriteOperation,
+        path: &str,
+        options: &WriteOptions,
+    ) -> Result<()> {
+        use fairway_engine::datafusion::datasource::listing::ListingTableUrl;
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return Err(SparkError::unsupported(format!(
+                "writing to {path}: HTTP(S) URLs are read-only"
+            )));
+        }
+        let folder = format!("{}/", path.trim_end_matches('/'));
+        let url = ListingTableUrl::parse(&folder)
+            .map_err(|e| SparkError::illegal_argument(format!("{path}: {e}")))?;
+        let store = self
+            .engine
+            .context()
+            .runtime_env()
+            .object_store(&url)
+            .map_err(|e| {
+                SparkError::analysis(
+                    "FILE_ERROR",
+                    fairway_engine::EngineError::from(e).to_string(),
+                )
+            })?;
+        // A refused or ignored write runs no job.
+        if crate::write::check_remote(path, store.as_ref(), url.prefix(), options.mode)
+            .await?
+            .is_none()
+        {
+            self.complete();
+            return Ok(());
+        }
+        let (batches, schema) = self.write_input(write, path).await?;
+        crate::write::write_remote(
+            path,
+            store,
+            url.prefix().clone(),
+            &batches,
+            &schema,
+            options,
+        )
+        .await?;
         self.complete();
         Ok(())
     }

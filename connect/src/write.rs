@@ -202,6 +202,129 @@ pub fn write(
     Ok(1)
 }
 
+/// Whether a write in `mode` may go to the object store folder `prefix`
+/// (as [`check_target`] for a local path): an error for what the mode
+/// refuses, `None` when `ignore` finds objects there, else the objects
+/// there now (which `overwrite` replaces).
+pub async fn check_remote(
+    url: &str,
+    store: &dyn object_store::ObjectStore,
+    prefix: &object_store::path::Path,
+    mode: SaveMode,
+) -> Result<Option<Vec<object_store::ObjectMeta>>> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let failed =
+        |e: &dyn std::fmt::Display| SparkError::analysis("FILE_ERROR", format!("{url}: {e}"));
+    let existing: Vec<object_store::ObjectMeta> = store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| failed(&e))?;
+    let marker = prefix.clone().join("_SUCCESS");
+    if !existing.is_empty() {
+        match mode {
+            SaveMode::Ignore => return Ok(None),
+            SaveMode::ErrorIfExists => {
+                return Err(SparkError::analysis(
+                    "PATH_ALREADY_EXISTS",
+                    format!(
+                        "Path {url} already exists. Set mode as \"overwrite\" to overwrite \
+                         the existing path."
+                    ),
+                ));
+            }
+            SaveMode::Overwrite => {
+                let depth = prefix.parts().count();
+                let ours = existing.iter().all(|o| {
+                    let rest: Vec<_> = o.location.parts().skip(depth).collect();
+                    matches!(rest.as_slice(), [name]
+                        if name.as_ref() == "_SUCCESS" || name.as_ref().starts_with("part-"))
+                });
+                let marked = match store.get(&marker).await {
+                    Ok(got) => {
+                        got.bytes().await.map_err(|e| failed(&e))?.as_ref()
+                            == SUCCESS_TEXT.as_bytes()
+                    }
+                    Err(_) => false,
+                };
+                if !(ours && marked) {
+                    return Err(SparkError::analysis(
+                        "PATH_ALREADY_EXISTS",
+                        format!(
+                            "Path {url} is not a folder fairway wrote (no fairway _SUCCESS \
+                             marker, or other objects in it); fairway overwrites only its own \
+                             output."
+                        ),
+                    ));
+                }
+            }
+            SaveMode::Append => {}
+        }
+    }
+    Ok(Some(existing))
+}
+
+/// [`write`] to an object store folder (`s3a://bucket/out`): the part
+/// file is written locally, then uploaded as one object (an object
+/// appears whole or not at all), then the `_SUCCESS` marker. `overwrite`
+/// replaces only a folder fairway wrote (its `_SUCCESS` and part files
+/// only): the new part goes up first and the old ones are deleted after,
+/// so a failure never loses the old data. Returns the number of part
+/// files written (0 when `ignore` found the folder).
+pub async fn write_remote(
+    url: &str,
+    store: Arc<dyn object_store::ObjectStore>,
+    prefix: object_store::path::Path,
+    batches: &[RecordBatch],
+    schema: &SchemaRef,
+    options: &WriteOptions,
+) -> Result<usize> {
+    use object_store::ObjectStoreExt;
+    use tokio::io::AsyncWriteExt;
+    let failed =
+        |e: &dyn std::fmt::Display| SparkError::analysis("FILE_ERROR", format!("{url}: {e}"));
+    let Some(existing) = check_remote(url, store.as_ref(), &prefix, options.mode).await? else {
+        return Ok(0);
+    };
+    let marker = prefix.clone().join("_SUCCESS");
+    let temp = tempfile::tempdir().map_err(|e| failed(&e))?;
+    let target = spark_arrow_schema(schema);
+    let batches = batches
+        .iter()
+        .map(|b| to_spark_batch(b, &target))
+        .collect::<Result<Vec<_>>>()?;
+    let part = format!(
+        "part-00000-{}-c000.{}",
+        uuid::Uuid::new_v4(),
+        options.format.extension()
+    );
+    let local = temp.path().join(&part);
+    write_part(&local, &batches, &target, options)?;
+    // Uploaded in parts, so an output of any size is one object.
+    let location = prefix.clone().join(part.as_str());
+    let mut upload = object_store::buffered::BufWriter::new(Arc::clone(&store), location.clone());
+    let mut file = tokio::fs::File::open(&local)
+        .await
+        .map_err(|e| failed(&e))?;
+    tokio::io::copy(&mut file, &mut upload)
+        .await
+        .map_err(|e| failed(&e))?;
+    upload.shutdown().await.map_err(|e| failed(&e))?;
+    if options.mode == SaveMode::Overwrite {
+        for old in existing.iter().filter(|o| o.location != marker) {
+            store.delete(&old.location).await.map_err(|e| failed(&e))?;
+        }
+    }
+    if options.mode != SaveMode::Append || existing.is_empty() {
+        store
+            .put(&marker, SUCCESS_TEXT.as_bytes().to_vec().into())
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    Ok(1)
+}
+
 /// Renames `from` to a `to` that must not exist (an empty folder created
 /// there meanwhile would otherwise be replaced).
 fn rename_new(from: &Path, to: &Path) -> Result<()> {
