@@ -235,9 +235,15 @@ pub struct FeaturesSpecArgs {
     /// The feature spec (TOML).
     #[arg(value_name = "SPEC")]
     pub spec: PathBuf,
-    /// The output parquet file [default: the spec's [output] path].
+    /// The output parquet file [default: the spec's [output] path]; an
+    /// object store URL (s3://bucket/features.parquet) is built in a local
+    /// cache folder and uploaded as one object at the end.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
+    /// Where an object store output's local copy and cache live, one
+    /// folder per URL [default: $XDG_CACHE_HOME/fairway/features-remote].
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
     /// Read source NAME from PATH instead of the spec's path (a parquet or
     /// CSV file, folder or glob); repeatable.
     #[arg(long = "source", value_name = "NAME=PATH", value_parser = name_path)]

@@ -601,16 +601,30 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
         Arc::new(BuildProgress::new(&entries, options.progress))
     };
     let listener = Arc::clone(&progress) as Arc<dyn fairway_scheduler::SchedulerListener>;
-    let result = build_checked(
+    // An output on an object store is built into a local shadow (with its
+    // cache) and uploaded as one object when the build succeeded.
+    let remote = crate::remote::remote_output(&output);
+    let local = match &remote {
+        Some(url) => {
+            crate::remote::refuse_onto_source(spec, url)?;
+            crate::remote::shadow(url, options.cache_dir.as_deref())?
+        }
+        None => output.clone(),
+    };
+    let mut result = build_checked(
         spec,
         options,
-        &output,
+        &local,
         Some(listener),
         Some(&progress),
         start,
     )
     .await;
     progress.close();
+    if let (Some(url), Ok(summary)) = (&remote, &mut result) {
+        crate::remote::upload(&local, url, &engine_config(spec, options)?).await?;
+        summary.output = output;
+    }
     result
 }
 

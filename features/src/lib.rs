@@ -41,6 +41,7 @@ mod explain;
 mod guard;
 mod options;
 mod progress;
+mod remote;
 mod spec;
 
 pub use build::{BuildOptions, BuildSummary, MethodReport, ViewReport, build_features};

@@ -8,8 +8,14 @@ use fairway_scheduler::SchedulingMode;
 /// How [`crate::build_features`] runs a spec; everything here overrides the spec.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// The output file (`--out`); else the spec's `[output] path`.
+    /// The output file (`--out`); else the spec's `[output] path`. An
+    /// object store URL (`s3://bucket/features.parquet`) is built locally
+    /// and uploaded as one object at the end (see `cache_dir`).
     pub out: Option<PathBuf>,
+    /// Where the local copy and cache of an output on an object store live
+    /// (`--cache-dir`; default `$XDG_CACHE_HOME/fairway/features-remote`,
+    /// else `~/.cache/fairway/features-remote`), one folder per URL.
+    pub cache_dir: Option<PathBuf>,
     /// Rebuild every method even when its materialised result is current.
     pub force: bool,
     pub slots: Option<usize>,

@@ -1,8 +1,8 @@
-//! A feature build whose sources are objects on a real S3-compatible
-//! server (moto on loopback): the table equals the build over the same
-//! files on local disk, and after one object is replaced only the methods
-//! reading it are built again (the fingerprints use the object's size,
-//! time and ETag).
+//! A feature build whose sources and output are objects on a real
+//! S3-compatible server (moto on loopback): the table equals the build over
+//! the same files on local disk, and after one object is replaced only the
+//! methods reading it are built again (the fingerprints use the object's
+//! size, time and ETag) and the output object is replaced whole.
 
 #[path = "../../testsupport/stores.rs"]
 mod stores;
@@ -65,15 +65,35 @@ async fn sources_on_s3_build_and_rebuild_incrementally() {
         &tpch_file("customer"),
         &tpch_file("orders"),
     );
-    let out = dir.path().join("remote.parquet");
+    // The output is an object too; its cache lives in a local folder.
+    let cache = tempfile::tempdir().unwrap();
+    let out_url = format!("s3://{BUCKET}/{prefix}/out/features.parquet");
+    let out = std::path::PathBuf::from(&out_url);
     let mut opts = options(&out);
     opts.conf = server.settings();
+    opts.cache_dir = Some(cache.path().to_path_buf());
     let first = build_features(&remote, &opts).await.unwrap();
     assert_eq!(first.built(), ["balance", "spend"]);
+    assert_eq!(first.output, out, "the summary names the URL");
     let local_out = dir.path().join("local.parquet");
     build_features(&local, &options(&local_out)).await.unwrap();
+    let session = fairway_engine::Session::new({
+        let mut config = fairway_engine::EngineConfig::with_slots(1);
+        for (k, v) in server.settings() {
+            config.set(&k, &v).unwrap();
+        }
+        config
+    })
+    .unwrap();
+    let read_output = || async {
+        let out = session
+            .sql(&format!("SELECT * FROM '{out_url}'"))
+            .await
+            .unwrap();
+        sorted_rows(&out.batches)
+    };
     assert_eq!(
-        sorted_rows(&read_parquet(&out).await),
+        read_output().await,
         sorted_rows(&read_parquet(&local_out).await),
         "the same table from S3 as from local files"
     );
@@ -104,4 +124,27 @@ async fn sources_on_s3_build_and_rebuild_incrementally() {
     let third = build_features(&remote, &opts).await.unwrap();
     assert_eq!(third.built(), ["spend"], "only the method reading orders");
     assert_eq!(third.reused(), ["balance"]);
+    // The output object is the new table: spend over even orders only.
+    let local_fewer = spec_over(
+        dir.path(),
+        "fewer.toml",
+        &tpch_file("customer"),
+        &fewer.path().join("orders.parquet").to_string_lossy(),
+    );
+    let fewer_out = dir.path().join("fewer.parquet");
+    build_features(&local_fewer, &options(&fewer_out))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_output().await,
+        sorted_rows(&read_parquet(&fewer_out).await)
+    );
+    // An output onto a source is refused before anything runs.
+    let mut onto = options(std::path::Path::new(&url("orders")));
+    onto.conf = server.settings();
+    let err = build_features(&remote, &onto)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("would overwrite source 'orders'"), "{err}");
 }

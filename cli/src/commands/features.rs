@@ -45,6 +45,7 @@ impl FeaturesSpecArgs {
         }
         let options = BuildOptions {
             out: self.out.clone(),
+            cache_dir: self.cache_dir.clone(),
             slots: self.slots.slots,
             partitions: self.slots.partitions,
             scheduler_mode: self.mode.scheduler_mode.map(Into::into),
