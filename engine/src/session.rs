@@ -89,7 +89,7 @@ struct Shared {
     pool_memory: PoolMemories,
     /// `COPY` statements planned to write a temporary, by that temporary's
     /// URL: committed to their target when their job succeeds.
-    staged: std::sync::Mutex<HashMap<String, crate::writes::Staged>>,
+    staged: std::sync::Mutex<HashMap<String, crate::writes::Pending>>,
 }
 
 /// The own memory pool of each FAIR pool with a `<memory>` budget, by name.
@@ -733,6 +733,9 @@ impl Session {
     }
 
     async fn plan_statement_inner(&self, mut statement: Statement) -> Result<DataFrame> {
+        if let Some(create) = crate::writes::create_at_location(&statement)? {
+            return self.plan_create_at_location(create).await;
+        }
         crate::file_tables::rewrite_statement(&mut statement);
         self.standardize_using(&mut statement).await;
         let state = self.ctx.state();
@@ -769,7 +772,13 @@ impl Session {
                     .staged
                     .lock()
                     .expect("staged writes lock")
-                    .insert(temp_url, staged);
+                    .insert(
+                        temp_url,
+                        crate::writes::Pending {
+                            staged,
+                            register: None,
+                        },
+                    );
                 plan = LogicalPlan::Copy(staged_copy);
             }
         }
@@ -784,6 +793,65 @@ impl Session {
             return Ok(DataFrame::new(self.ctx.state(), nothing));
         }
         Ok(self.ctx.execute_logical_plan(plan).await?)
+    }
+
+    /// `CREATE TABLE name [STORED AS fmt] LOCATION 'path' AS query`: a
+    /// staged `COPY` of the query to `path`, and `name` registered over it
+    /// when the job succeeded (see [`crate::writes::CreateAtLocation`]).
+    async fn plan_create_at_location(
+        &self,
+        create: crate::writes::CreateAtLocation,
+    ) -> Result<DataFrame> {
+        let refused = |message: &str| EngineError::Table {
+            table: create.name.clone(),
+            path: create.location.clone(),
+            message: message.to_string(),
+        };
+        if self.cluster().is_some() {
+            return Err(refused(
+                "CREATE TABLE ... LOCATION ... AS runs on the stage engine only; on a cluster, \
+                 COPY the query and CREATE EXTERNAL TABLE over it",
+            ));
+        }
+        let exists = self.ctx.table_exist(create.name.as_str())?;
+        if exists && create.if_not_exists {
+            let nothing = datafusion::logical_expr::LogicalPlanBuilder::empty(false).build()?;
+            return Ok(DataFrame::new(self.ctx.state(), nothing));
+        }
+        if exists && !create.or_replace {
+            return Err(refused(
+                "the table already exists (CREATE OR REPLACE replaces it)",
+            ));
+        }
+        if crate::writes::location_in_use(&self.ctx.state(), &create.location).await? {
+            return Err(refused(
+                "the location already holds files; CREATE TABLE ... AS writes a new table \
+                 (COPY or INSERT INTO add files to one)",
+            ));
+        }
+        let mut target = create.location.clone();
+        if !target.ends_with('/') && std::path::Path::new(&target).extension().is_none() {
+            target.push('/');
+        }
+        let copy = format!(
+            "COPY ({}) TO '{}' STORED AS {}",
+            create.query,
+            target.replace('\'', "''"),
+            create.format
+        );
+        let mut statements = self.parse_statements(&copy)?;
+        let df = Box::pin(self.plan_statement_inner(statements.remove(0))).await?;
+        if let LogicalPlan::Copy(copy) = df.logical_plan()
+            && let Some(pending) = self
+                .shared
+                .staged
+                .lock()
+                .expect("staged writes lock")
+                .get_mut(&copy.output_url)
+        {
+            pending.register = Some((create.name.clone(), target, create.or_replace));
+        }
+        Ok(df)
     }
 
     /// Gives `JOIN ... USING` its SQL-standard meaning (one merged key; see
@@ -849,7 +917,7 @@ impl Session {
     }
 
     /// The staged write of a planned `COPY`, taken out of the session.
-    fn take_staged(&self, df: &DataFrame) -> Option<crate::writes::Staged> {
+    fn take_staged(&self, df: &DataFrame) -> Option<crate::writes::Pending> {
         match df.logical_plan() {
             LogicalPlan::Copy(copy) => self
                 .shared
@@ -865,15 +933,21 @@ impl Session {
     /// `COPY` planned by [`Session::plan_statement`] is committed to its
     /// target when the job succeeds, and leaves nothing there when it fails.
     pub async fn execute(&self, df: DataFrame, description: &str) -> Result<QueryOutput> {
-        let staged = self.take_staged(&df);
+        let pending = self.take_staged(&df);
         let result = self.execute_unstaged(df, description).await;
-        match (result, staged) {
-            (Ok(output), Some(staged)) => {
-                staged.commit().await?;
+        match (result, pending) {
+            (Ok(output), Some(pending)) => {
+                pending.staged.commit().await?;
+                if let Some((name, location, replace)) = pending.register {
+                    if replace {
+                        self.ctx.deregister_table(name.as_str())?;
+                    }
+                    crate::tables::register_table(&self.ctx, &name, &location).await?;
+                }
                 Ok(output)
             }
-            (Err(e), Some(staged)) => {
-                staged.abandon().await;
+            (Err(e), Some(pending)) => {
+                pending.staged.abandon().await;
                 Err(e)
             }
             (result, None) => result,

@@ -31,6 +31,15 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{EngineError, Result};
 
+/// A staged write and what follows its commit.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub staged: Staged,
+    /// `CREATE TABLE ... LOCATION ... AS`: the table to register over the
+    /// written location once committed (name, location, replacing one).
+    pub register: Option<(String, String, bool)>,
+}
+
 /// A `COPY` whose output goes to a temporary until [`Staged::commit`].
 pub(crate) enum Staged {
     LocalFile {
@@ -354,4 +363,116 @@ impl Staged {
             }
         }
     }
+}
+
+/// `CREATE TABLE name [STORED AS fmt] LOCATION 'path' AS query` (Hive's
+/// and Spark's spelling; DataFusion refuses it): the rows written to
+/// `path` as a `COPY` would (staged, committed when the job succeeds), then
+/// `name` registered over them.
+#[derive(Debug, Clone)]
+pub(crate) struct CreateAtLocation {
+    pub name: String,
+    pub location: String,
+    pub format: &'static str,
+    pub query: String,
+    pub or_replace: bool,
+    pub if_not_exists: bool,
+}
+
+/// The `CREATE TABLE ... LOCATION ... AS` of `statement`, if it is one.
+pub(crate) fn create_at_location(
+    statement: &datafusion::sql::parser::Statement,
+) -> Result<Option<CreateAtLocation>> {
+    use datafusion::sql::parser::Statement;
+    use datafusion::sql::sqlparser::ast::{FileFormat, HiveIOFormat, Statement as Sql};
+    let Statement::Statement(inner) = statement else {
+        return Ok(None);
+    };
+    let Sql::CreateTable(create) = inner.as_ref() else {
+        return Ok(None);
+    };
+    let hive = create.hive_formats.as_ref();
+    let location = create
+        .location
+        .clone()
+        .or_else(|| hive.and_then(|h| h.location.clone()));
+    let (Some(location), Some(query)) = (location, &create.query) else {
+        return Ok(None);
+    };
+    let stored = create.file_format.or_else(|| {
+        hive.and_then(|h| match &h.storage {
+            Some(HiveIOFormat::FileFormat { format }) => Some(*format),
+            _ => None,
+        })
+    });
+    let name = create.name.to_string();
+    let format = match stored {
+        None | Some(FileFormat::PARQUET) => "parquet",
+        Some(FileFormat::JSONFILE) => "json",
+        Some(FileFormat::TEXTFILE) => "csv",
+        Some(other) => {
+            return Err(EngineError::Table {
+                table: name,
+                path: location,
+                message: format!(
+                    "CREATE TABLE ... STORED AS {other} cannot be written: parquet, JSONFILE \
+                     (JSON lines) or TEXTFILE (CSV)"
+                ),
+            });
+        }
+    };
+    if !create.columns.is_empty() {
+        return Err(EngineError::Table {
+            table: name,
+            path: location,
+            message: "CREATE TABLE ... AS takes its columns from the query; drop the column list"
+                .to_string(),
+        });
+    }
+    let name = create
+        .name
+        .0
+        .iter()
+        .map(|part| match part.as_ident() {
+            Some(ident) if ident.quote_style.is_none() => ident.value.to_ascii_lowercase(),
+            Some(ident) => ident.value.clone(),
+            None => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    Ok(Some(CreateAtLocation {
+        name,
+        location,
+        format,
+        query: query.to_string(),
+        or_replace: create.or_replace,
+        if_not_exists: create.if_not_exists,
+    }))
+}
+
+/// Whether the location of a new table already holds anything: a local
+/// file or a non-empty folder, or objects under the prefix.
+pub(crate) async fn location_in_use(state: &SessionState, location: &str) -> Result<bool> {
+    if !crate::stores::is_remote(location) {
+        let Some(path) = local_path(location) else {
+            return Ok(false);
+        };
+        return Ok(match std::fs::symlink_metadata(&path) {
+            Err(_) => false,
+            Ok(meta) if meta.is_dir() => std::fs::read_dir(&path)
+                .map_err(|e| EngineError::io(&path, e))?
+                .next()
+                .is_some(),
+            Ok(_) => true,
+        });
+    }
+    let url = ListingTableUrl::parse(location)?;
+    let store = state.runtime_env().object_store(&url)?;
+    let mut listed = store.list(Some(url.prefix()));
+    let first = listed.try_next().await.map_err(|e| EngineError::Table {
+        table: "CREATE TABLE".to_string(),
+        path: location.to_string(),
+        message: crate::error::describe_store(&e),
+    })?;
+    Ok(first.is_some())
 }

@@ -241,3 +241,74 @@ async fn insert_into_a_folder_table_appears_whole_or_not_at_all() {
         tree(dir.path())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_as_at_a_location_writes_then_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = session();
+    let location = dir.path().join("big");
+    session
+        .sql(&format!(
+            "CREATE TABLE big STORED AS PARQUET LOCATION '{}' AS {}",
+            location.display(),
+            good_query()
+        ))
+        .await
+        .unwrap();
+    let plain = plain_tpch(&testdata(), 3).await;
+    let reference = plain_rows(
+        &plain,
+        "SELECT o_orderkey, o_totalprice FROM orders WHERE o_orderkey % 5 = 0",
+    )
+    .await;
+    let got = session.sql("SELECT * FROM big").await.unwrap();
+    assert_eq!(sorted_rows(&got.batches), sorted_rows(&reference));
+    // The files are there for any reader, fairway's or not.
+    let direct = common::read_parquet(&location).await;
+    assert_eq!(sorted_rows(&direct), sorted_rows(&reference));
+
+    let again = format!(
+        "CREATE TABLE big STORED AS PARQUET LOCATION '{}/other' AS SELECT 1 AS one",
+        dir.path().display()
+    );
+    let err = session.sql(&again).await.unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+    let err = session
+        .sql(&format!(
+            "CREATE TABLE other STORED AS PARQUET LOCATION '{}' AS SELECT 1 AS one",
+            location.display()
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already holds files"), "{err}");
+    // JSON lines, and a failed query: no table, no files.
+    let lines = dir.path().join("lines");
+    session
+        .sql(&format!(
+            "CREATE TABLE lines STORED AS JSONFILE LOCATION '{}' AS SELECT 1 AS one, 'x' AS two",
+            lines.display()
+        ))
+        .await
+        .unwrap();
+    let got = session.sql("SELECT one, two FROM lines").await.unwrap();
+    assert_eq!(sorted_rows(&got.batches), ["1 | x"]);
+    let broken = dir.path().join("broken");
+    assert!(
+        session
+            .sql(&format!(
+                "CREATE TABLE broken STORED AS PARQUET LOCATION '{}' AS {}",
+                broken.display(),
+                failing_query()
+            ))
+            .await
+            .is_err()
+    );
+    assert!(!broken.exists());
+    let err = session
+        .sql("SELECT * FROM broken")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("broken") && err.contains("not found"), "{err}");
+}
