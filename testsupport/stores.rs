@@ -5,8 +5,8 @@
 //! on loopback and stopped when dropped.
 //!
 //! `.ci/run` starts one S3 server for the whole run and exports
-//! `FAIRWAY_TEST_S3_ENDPOINT`, `FAIRWAY_TEST_S3_KEY_ID` and
-//! `FAIRWAY_TEST_S3_SECRET`; without them a test starts its own, from a
+//! `FAIRWAY_TEST_S3_ENDPOINT`, `FAIRWAY_TEST_S3_KEY_ID`,
+//! `FAIRWAY_TEST_S3_SECRET` and the `_DENIED_` pair; without them a test starts its own, from a
 //! virtual environment `s3-venv` made in the target folder on first use
 //! (pip, from PyPI), or from `$FAIRWAY_S3_PYTHON`. Where that cannot work
 //! (no `python3`, no network) a test says why and passes, except under
@@ -42,6 +42,9 @@ pub struct S3Server {
     pub endpoint: String,
     pub key_id: String,
     pub secret: String,
+    /// Valid keys of a user that may do nothing (for "access denied").
+    pub denied_key_id: String,
+    pub denied_secret: String,
     child: Option<Child>,
 }
 
@@ -84,15 +87,19 @@ fn s3_python() -> Result<PathBuf, String> {
 
 /// The S3 server: the run's (from the environment) or a new one.
 pub fn s3_server() -> Result<S3Server, String> {
-    if let (Ok(endpoint), Ok(key_id), Ok(secret)) = (
+    if let (Ok(endpoint), Ok(key_id), Ok(secret), Ok(denied_key_id), Ok(denied_secret)) = (
         std::env::var("FAIRWAY_TEST_S3_ENDPOINT"),
         std::env::var("FAIRWAY_TEST_S3_KEY_ID"),
         std::env::var("FAIRWAY_TEST_S3_SECRET"),
+        std::env::var("FAIRWAY_TEST_S3_DENIED_KEY_ID"),
+        std::env::var("FAIRWAY_TEST_S3_DENIED_SECRET"),
     ) {
         return Ok(S3Server {
             endpoint,
             key_id,
             secret,
+            denied_key_id,
+            denied_secret,
             child: None,
         });
     }
@@ -110,6 +117,8 @@ pub fn s3_server() -> Result<S3Server, String> {
         endpoint: String::new(),
         key_id: String::new(),
         secret: String::new(),
+        denied_key_id: String::new(),
+        denied_secret: String::new(),
         child: Some(child),
     };
     for line in BufReader::new(stdout).lines() {
@@ -119,6 +128,8 @@ pub fn s3_server() -> Result<S3Server, String> {
             server.endpoint = field("endpoint");
             server.key_id = field("access_key_id");
             server.secret = field("secret_access_key");
+            server.denied_key_id = field("denied_access_key_id");
+            server.denied_secret = field("denied_secret_access_key");
             return Ok(server);
         }
     }

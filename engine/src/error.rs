@@ -37,6 +37,10 @@ pub enum EngineError {
     /// The job failed or was cancelled in the scheduler.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// A `COPY`, `INSERT INTO` a folder or `CREATE TABLE ... LOCATION`
+    /// failed; nothing was written to its target.
+    #[error("writing {target}: {message}")]
+    Write { target: String, message: String },
     /// The statement was cancelled (from its [`crate::QueryHandle`], its
     /// job group, or Ctrl-C) before its job started or ended.
     #[error("cancelled: {0}")]
@@ -89,6 +93,17 @@ pub(crate) fn describe_datafusion(e: &DataFusionError) -> String {
             }
         },
         DataFusionError::ObjectStore(inner) => describe_store(inner),
+        // A sink's failed upload arrives as an I/O error around the store's.
+        DataFusionError::IoError(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<object_store::Error>().is_some()) =>
+        {
+            let inner = io
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<object_store::Error>());
+            describe_store(inner.expect("checked above"))
+        }
         DataFusionError::External(inner) => match inner.downcast_ref::<object_store::Error>() {
             Some(store) => describe_store(store),
             None => inner.to_string(),
@@ -142,6 +157,8 @@ pub(crate) fn describe_store(e: &object_store::Error) -> String {
     let has = |word: &str| flat.contains(word);
     let what = if has("NoSuchBucket") || has("The specified bucket does not exist") {
         "no such bucket".to_string()
+    } else if has("ContainerNotFound") {
+        "no such container".to_string()
     } else if has("InvalidAccessKeyId")
         || has("SignatureDoesNotMatch")
         || has("InvalidToken")

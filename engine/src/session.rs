@@ -947,8 +947,15 @@ impl Session {
                 Ok(output)
             }
             (Err(e), Some(pending)) => {
+                let target = pending.staged.target();
                 pending.staged.abandon().await;
-                Err(e)
+                if e.is_cancelled() {
+                    return Err(e);
+                }
+                Err(EngineError::Write {
+                    target,
+                    message: e.to_string(),
+                })
             }
             (result, None) => result,
         }

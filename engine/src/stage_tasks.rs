@@ -450,6 +450,7 @@ fn is_retryable(error: &EngineError) -> bool {
         EngineError::Config { .. }
         | EngineError::Cancelled(_)
         | EngineError::Table { .. }
+        | EngineError::Write { .. }
         | EngineError::Planner(_)
         | EngineError::Scheduler(_)
         | EngineError::File(FileError::Refused { .. }) => false,

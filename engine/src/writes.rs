@@ -255,6 +255,16 @@ fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 impl Staged {
+    /// The target, as the statement named it.
+    pub(crate) fn target(&self) -> String {
+        match self {
+            Staged::LocalFile { dest, .. } | Staged::LocalDir { dest, .. } => {
+                dest.display().to_string()
+            }
+            Staged::Remote { shown, .. } => shown.clone(),
+        }
+    }
+
     /// Moves what the job wrote into place.
     pub(crate) async fn commit(self) -> Result<()> {
         match self {

@@ -212,6 +212,16 @@ async fn bad_credentials_a_missing_bucket_and_a_dead_endpoint_are_named() {
     .await;
     assert!(err.contains("the credentials were refused"), "{err}");
 
+    // Valid keys of a user who may do nothing.
+    let mut denied = with("fairway.store.s3.access_key_id", &server.denied_key_id);
+    denied.retain(|(k, _)| k != "fairway.store.s3.secret_access_key");
+    denied.push((
+        "fairway.store.s3.secret_access_key".into(),
+        server.denied_secret.clone(),
+    ));
+    let err = attempt(denied, url.clone()).await;
+    assert!(err.contains(&url) && err.contains("access denied"), "{err}");
+
     let missing = format!("s3://fairway-no-such-bucket/{prefix}/nation.parquet");
     let err = attempt(server.settings(), missing.clone()).await;
     assert!(
