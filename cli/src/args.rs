@@ -237,7 +237,8 @@ pub struct FeaturesSpecArgs {
     pub spec: PathBuf,
     /// The output parquet file [default: the spec's [output] path]; an
     /// object store URL (s3://bucket/features.parquet) is built in a local
-    /// cache folder and uploaded as one object at the end.
+    /// cache folder and uploaded as one object at the end, its stage area
+    /// kept beside it on the store (URL.fairway-stage/) for rebuilds.
     #[arg(long, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Where an object store output's local copy and cache live, one

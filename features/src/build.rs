@@ -607,7 +607,9 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
     let local = match &remote {
         Some(url) => {
             crate::remote::refuse_onto_source(spec, url)?;
-            crate::remote::shadow(url, options.cache_dir.as_deref())?
+            let local = crate::remote::shadow(url, options.cache_dir.as_deref())?;
+            crate::remote::restore_stage(&local, url, &engine_config(spec, options)?).await?;
+            local
         }
         None => output.clone(),
     };
@@ -622,7 +624,9 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
     .await;
     progress.close();
     if let (Some(url), Ok(summary)) = (&remote, &mut result) {
-        crate::remote::upload(&local, url, &engine_config(spec, options)?).await?;
+        let config = engine_config(spec, options)?;
+        crate::remote::save_stage(&local, url, &config).await?;
+        crate::remote::upload(&local, url, &config).await?;
         summary.output = output;
     }
     result

@@ -10,7 +10,8 @@ use fairway_scheduler::SchedulingMode;
 pub struct BuildOptions {
     /// The output file (`--out`); else the spec's `[output] path`. An
     /// object store URL (`s3://bucket/features.parquet`) is built locally
-    /// and uploaded as one object at the end (see `cache_dir`).
+    /// and uploaded as one object at the end, its stage area mirrored to
+    /// `<url>.fairway-stage/` (see `cache_dir`).
     pub out: Option<PathBuf>,
     /// Where the local copy and cache of an output on an object store live
     /// (`--cache-dir`; default `$XDG_CACHE_HOME/fairway/features-remote`,

@@ -5,9 +5,14 @@
 //! (`$XDG_CACHE_HOME/fairway/features-remote/<hash of the URL>/`, else
 //! `~/.cache/...`): its stage folder, manifest and lock live there, so an
 //! incremental rebuild reuses what the last build on this machine
-//! computed. When the build succeeded, the output file is uploaded as one
-//! object (in parts, completed last), so readers of the URL see the old
-//! table or the new one, never a part of it.
+//! computed. The stage area is also kept on the store, beside the output
+//! (`<url>.fairway-stage/`): a machine without a local copy restores it
+//! from there first, so a rebuild anywhere reuses the unchanged methods.
+//! When the build succeeded, the stage area is mirrored up (the manifest
+//! last) and then the output file is uploaded as one object (in parts,
+//! completed last), so readers of the URL see the old table or the new
+//! one, never a part of it. The lock stays local: two machines building
+//! the same URL at once are not kept apart.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,12 +90,7 @@ pub(crate) async fn upload(local: &Path, url: &str, config: &EngineConfig) -> Re
             message,
         })
     };
-    let table_url = ListingTableUrl::parse(url).map_err(|e| failed(e.to_string()))?;
-    let registry = fairway_engine::StoreRegistry::new(config.stores.clone());
-    let store = registry
-        .get_store(table_url.get_url())
-        .map_err(|e| failed(fairway_engine::EngineError::from(e).to_string()))?;
-    let location = table_url.prefix().clone();
+    let (store, location) = store_of(url, config)?;
     let mut upload = object_store::buffered::BufWriter::new(Arc::clone(&store), location);
     let mut file = tokio::fs::File::open(local)
         .await
@@ -101,4 +101,198 @@ pub(crate) async fn upload(local: &Path, url: &str, config: &EngineConfig) -> Re
     };
     copied.await.map_err(|e| failed(e.to_string()))?;
     Ok(())
+}
+
+/// The store and location of `url`, with the stores of `config`.
+fn store_of(
+    url: &str,
+    config: &EngineConfig,
+) -> Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+    let failed = |message: String| {
+        FeatureError::from(fairway_engine::EngineError::Table {
+            table: "output".to_string(),
+            path: url.to_string(),
+            message,
+        })
+    };
+    let table_url = ListingTableUrl::parse(url).map_err(|e| failed(e.to_string()))?;
+    let registry = fairway_engine::StoreRegistry::new(config.stores.clone());
+    let store = registry
+        .get_store(table_url.get_url())
+        .map_err(|e| failed(fairway_engine::EngineError::from(e).to_string()))?;
+    Ok((store, table_url.prefix().clone()))
+}
+
+fn store_failed(url: &str, e: impl std::fmt::Display) -> FeatureError {
+    FeatureError::from(fairway_engine::EngineError::Table {
+        table: "stage area".to_string(),
+        path: url.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The stage area of output `url` on the store.
+fn remote_stage(url: &str) -> String {
+    format!("{}.fairway-stage/", url.trim_end_matches('/'))
+}
+
+/// The local stage area of the shadow output `local`.
+fn local_stage(local: &Path) -> PathBuf {
+    let mut name = local.as_os_str().to_owned();
+    name.push(".fairway-stage");
+    PathBuf::from(name)
+}
+
+/// Every file under `dir` (relative, `/`-separated) with its size.
+fn local_files(dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(dir.join(&relative)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let rel = relative.join(entry.file_name());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(rel);
+            } else if kind.is_file()
+                && !fairway_files::is_fairway_own(&entry.file_name().to_string_lossy())
+            {
+                found.push((
+                    rel.to_string_lossy().replace('\\', "/"),
+                    entry.metadata()?.len(),
+                ));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The objects of the stage area beside `url` on the store, each with its
+/// path parts under the stage area.
+async fn stage_objects(
+    url: &str,
+    config: &EngineConfig,
+) -> Result<(
+    Arc<dyn object_store::ObjectStore>,
+    object_store::path::Path,
+    Vec<(Vec<String>, object_store::ObjectMeta)>,
+)> {
+    use futures::TryStreamExt;
+    let remote = remote_stage(url);
+    let (store, prefix) = store_of(&remote, config)?;
+    let objects: Vec<object_store::ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| store_failed(&remote, e))?;
+    let depth = prefix.parts().count();
+    let objects = objects
+        .into_iter()
+        .map(|o| {
+            let parts = o
+                .location
+                .parts()
+                .skip(depth)
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            (parts, o)
+        })
+        .collect();
+    Ok((store, prefix, objects))
+}
+
+/// Restores the stage area of `url` from the store into the local shadow
+/// `local`'s, when there is none here yet. Returns the files fetched.
+pub(crate) async fn restore_stage(local: &Path, url: &str, config: &EngineConfig) -> Result<usize> {
+    use object_store::ObjectStoreExt;
+    let stage = local_stage(local);
+    if stage.join("manifest.json").is_file() {
+        return Ok(0);
+    }
+    let remote = remote_stage(url);
+    let (store, _, objects) = stage_objects(url, config).await?;
+    let mut fetched = 0;
+    for (parts, object) in objects {
+        if parts.is_empty() || parts.iter().any(|p| p == ".." || p.starts_with('.')) {
+            continue;
+        }
+        let target = parts
+            .iter()
+            .fold(stage.clone(), |path, part| path.join(part));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| FeatureError::io(parent, e))?;
+        }
+        let bytes = store
+            .get(&object.location)
+            .await
+            .map_err(|e| store_failed(&remote, e))?
+            .bytes()
+            .await
+            .map_err(|e| store_failed(&remote, e))?;
+        fairway_files::write_atomically(&target, |file| {
+            use std::io::Write;
+            file.write_all(&bytes)
+                .map_err(|e| FeatureError::io(&target, e))
+        })?;
+        fetched += 1;
+    }
+    Ok(fetched)
+}
+
+/// Mirrors the local stage area of `local` to the store beside `url`:
+/// new and changed files up (the manifest last), files the build removed
+/// deleted there.
+pub(crate) async fn save_stage(local: &Path, url: &str, config: &EngineConfig) -> Result<()> {
+    use object_store::ObjectStoreExt;
+    let stage = local_stage(local);
+    let remote = remote_stage(url);
+    let (store, prefix, objects) = stage_objects(url, config).await?;
+    let files = local_files(&stage).map_err(|e| FeatureError::io(&stage, e))?;
+    let there: std::collections::HashMap<String, u64> = objects
+        .iter()
+        .map(|(parts, o)| (parts.join("/"), o.size))
+        .collect();
+    let location = |rel: &str| {
+        rel.split('/')
+            .fold(prefix.clone(), |path, part| path.join(part))
+    };
+    let (manifest, rest): (Vec<_>, Vec<_>) =
+        files.iter().partition(|(rel, _)| rel == "manifest.json");
+    for (rel, size) in rest.into_iter().chain(manifest) {
+        if rel != "manifest.json" && there.get(rel) == Some(size) {
+            continue;
+        }
+        let bytes =
+            std::fs::read(stage.join(rel)).map_err(|e| FeatureError::io(stage.join(rel), e))?;
+        upload_bytes(&store, location(rel), bytes, &remote).await?;
+    }
+    let kept: std::collections::HashSet<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
+    for (parts, object) in &objects {
+        if !kept.contains(parts.join("/").as_str()) {
+            store
+                .delete(&object.location)
+                .await
+                .map_err(|e| store_failed(&remote, e))?;
+        }
+    }
+    Ok(())
+}
+
+async fn upload_bytes(
+    store: &Arc<dyn object_store::ObjectStore>,
+    location: object_store::path::Path,
+    bytes: Vec<u8>,
+    shown: &str,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut upload = object_store::buffered::BufWriter::new(Arc::clone(store), location);
+    let written = async {
+        upload.write_all(&bytes).await?;
+        upload.shutdown().await
+    };
+    written.await.map_err(|e| store_failed(shown, e))
 }

@@ -2,7 +2,8 @@
 //! S3-compatible server (moto on loopback): the table equals the build over
 //! the same files on local disk, and after one object is replaced only the
 //! methods reading it are built again (the fingerprints use the object's
-//! size, time and ETag) and the output object is replaced whole.
+//! size, time and ETag) and the output object is replaced whole; the stage
+//! area kept beside the output on S3 lets a fresh machine reuse it all.
 
 #[path = "../../testsupport/stores.rs"]
 mod stores;
@@ -100,6 +101,18 @@ async fn sources_on_s3_build_and_rebuild_incrementally() {
 
     let second = build_features(&remote, &opts).await.unwrap();
     assert!(second.built().is_empty(), "{second}");
+    // The stage area is kept beside the output on S3: another machine (a
+    // fresh cache folder) restores it and reuses every method.
+    let manifest = object_store::path::Path::from(format!(
+        "{prefix}/out/features.parquet.fairway-stage/manifest.json"
+    ));
+    assert!(store.head(&manifest).await.is_ok(), "manifest on S3");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut other = opts.clone();
+    other.cache_dir = Some(elsewhere.path().to_path_buf());
+    let restored = build_features(&remote, &other).await.unwrap();
+    assert!(restored.built().is_empty(), "{restored}");
+    assert_eq!(restored.reused().len(), 2);
 
     // Replace orders with fewer rows: a new ETag, size and time.
     let fewer = tempfile::tempdir().unwrap();
