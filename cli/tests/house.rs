@@ -14,7 +14,7 @@ const TIERS: [&[&str]; 7] = [
     &["planner"],
     &["engine"],
     &["features", "connect"],
-    &["benches"],
+    &["benches", "conformance"],
     &["cli"],
 ];
 

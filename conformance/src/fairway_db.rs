@@ -1,0 +1,133 @@
+//! fairway's stage engine as a sqllogictest database, set up with the
+//! tables and functions of the suite's own context for each file.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::Schema;
+use datafusion_sqllogictest::{
+    DFColumnType, DFOutput, DFSqlLogicTestError, TestContext, convert_batches,
+    convert_schema_to_types, is_spark_path,
+};
+use fairway_engine::{EngineConfig, EngineError, Session};
+use sqllogictest::{AsyncDB, DBOutput};
+
+/// fairway's stage engine as a sqllogictest database: each record runs as
+/// `Session::sql` (stages, tasks, shuffle), its result normalised exactly
+/// as DataFusion's driver normalises its own.
+pub struct Fairway {
+    pub session: Session,
+    pub spark: bool,
+}
+
+#[async_trait]
+impl AsyncDB for Fairway {
+    type Error = DFSqlLogicTestError;
+    type ColumnType = DFColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DFOutput, DFSqlLogicTestError> {
+        let out = self.session.sql(sql).await.map_err(|e| match e {
+            // DataFusion's own error, so that `statement error <message>`
+            // records compare the same text.
+            EngineError::DataFusion(inner) => DFSqlLogicTestError::DataFusion(inner),
+            other => DFSqlLogicTestError::Other(other.to_string()),
+        })?;
+        let schema: &Schema = out.schema.as_ref();
+        let types = convert_schema_to_types(schema.fields());
+        let rows = convert_batches(schema, out.batches, self.spark)?;
+        if rows.is_empty() && types.is_empty() {
+            Ok(DBOutput::StatementComplete(0))
+        } else {
+            Ok(DBOutput::Rows { types, rows })
+        }
+    }
+
+    fn engine_name(&self) -> &str {
+        "fairway"
+    }
+
+    async fn sleep(dur: Duration) {
+        tokio::time::sleep(dur).await;
+    }
+
+    async fn shutdown(&mut self) {}
+}
+
+/// A fairway session with the tables and functions the suite's context
+/// for `relative` has (registered by DataFusion's `TestContext`).
+pub async fn fairway_session(
+    relative: &Path,
+    slots: usize,
+    partitions: usize,
+) -> Result<Option<Session>, String> {
+    let Some(test_ctx) = TestContext::try_new_for_test_file(relative).await else {
+        return Ok(None);
+    };
+    let mut config = EngineConfig::with_slots(slots).partitions(partitions);
+    // The suite's catalog settings (cte.slt names its own default schema).
+    let catalog_options = test_ctx
+        .session_ctx()
+        .state()
+        .config_options()
+        .catalog
+        .clone();
+    for (key, value) in [
+        (
+            "datafusion.catalog.default_catalog",
+            &catalog_options.default_catalog,
+        ),
+        (
+            "datafusion.catalog.default_schema",
+            &catalog_options.default_schema,
+        ),
+    ] {
+        config.set(key, value).map_err(|e| e.to_string())?;
+    }
+    if is_spark_path(relative) {
+        config
+            .set("datafusion.sql_parser.dialect", "Spark")
+            .map_err(|e| e.to_string())?;
+    }
+    let session = Session::new(config).map_err(|e| e.to_string())?;
+    let source = test_ctx.session_ctx();
+    let target = session.context();
+    let state = source.state();
+    // Every function of the suite's context, its own versions winning
+    // (Spark's `floor`, `round`, ... in spark/ files; a file's test UDFs).
+    for udf in state.scalar_functions().values() {
+        target.register_udf(udf.as_ref().clone());
+    }
+    for udaf in state.aggregate_functions().values() {
+        target.register_udaf(udaf.as_ref().clone());
+    }
+    for udwf in state.window_functions().values() {
+        target.register_udwf(udwf.as_ref().clone());
+    }
+    let options = state.config_options();
+    let catalog_name = &options.catalog.default_catalog;
+    if let (Some(from), Some(into)) = (source.catalog(catalog_name), target.catalog(catalog_name)) {
+        for schema_name in from.schema_names() {
+            let Some(schema) = from.schema(&schema_name) else {
+                continue;
+            };
+            match into.schema(&schema_name) {
+                // A schema fairway has too (public): its tables.
+                Some(existing) => {
+                    for table in schema.table_names() {
+                        if let Ok(Some(provider)) = schema.table(&table).await
+                            && !existing.table_exist(&table)
+                        {
+                            let _ = existing.register_table(table, provider);
+                        }
+                    }
+                }
+                // A schema of the suite's own (a strict provider): shared.
+                None => {
+                    let _ = into.register_schema(&schema_name, schema);
+                }
+            }
+        }
+    }
+    Ok(Some(session))
+}
