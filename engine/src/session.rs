@@ -41,6 +41,8 @@ use crate::temp_views::{OverlayCatalogList, TempViews};
 /// What one statement returned.
 #[derive(Debug, Clone)]
 pub struct QueryOutput {
+    /// The schema of `batches` (the physical plan's, which can differ from
+    /// the logical plan's: decimal arithmetic's precision, say).
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub elapsed: Duration,
@@ -982,6 +984,7 @@ impl Session {
                 .await?;
             let batches = df.collect().await?;
             drop(permit);
+            let schema = batches.first().map_or(schema, |b| b.schema());
             return Ok(QueryOutput {
                 schema,
                 batches,
@@ -991,6 +994,9 @@ impl Session {
         }
         let task_ctx = Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
+        // The physical plan's schema is the one its batches have: a
+        // logical schema can differ (decimal arithmetic's precision, say).
+        let schema = plan.schema();
         let (batches, stages) = self.execute_plan(plan, task_ctx, description).await?;
         Ok(QueryOutput {
             schema,

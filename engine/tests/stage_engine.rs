@@ -364,3 +364,33 @@ async fn explain_analyze_reports_every_stage() {
     );
     assert!(text.contains("ShuffleReaderExec: stage=0"), "{text}");
 }
+
+/// DataFusion's sqllogictest `aggregates_simplify.slt:335`: the logical
+/// schema of `SUM(val) + 1 * COUNT(val)` over an unsigned column says
+/// Decimal128(20, 0) where the batches are Decimal128(21, 0). A result's
+/// schema must be its batches' (what DataFusion's own driver checks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_schema_is_the_schema_of_its_batches() {
+    let session = Session::new(EngineConfig::with_slots(2).partitions(3)).unwrap();
+    session
+        .sql("CREATE TABLE tbl (val INTEGER UNSIGNED)")
+        .await
+        .unwrap();
+    session
+        .sql("INSERT INTO tbl VALUES (4294967295), (4294967295)")
+        .await
+        .unwrap();
+    let out = session
+        .sql("SELECT SUM(val) + 1 * COUNT(val), SUM(val) + 2 * COUNT(val) FROM tbl")
+        .await
+        .unwrap();
+    assert!(!out.batches.is_empty());
+    for batch in &out.batches {
+        assert_eq!(batch.schema(), out.schema, "the declared schema is the batches'");
+    }
+    // Hand-computed: 2 x 4294967295 + 1 x 2 and + 2 x 2.
+    assert_eq!(
+        fairway_engine::rows_as_text(&out.batches).unwrap(),
+        ["8589934592 | 8589934594"]
+    );
+}
