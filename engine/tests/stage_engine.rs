@@ -386,7 +386,11 @@ async fn a_result_schema_is_the_schema_of_its_batches() {
         .unwrap();
     assert!(!out.batches.is_empty());
     for batch in &out.batches {
-        assert_eq!(batch.schema(), out.schema, "the declared schema is the batches'");
+        assert_eq!(
+            batch.schema(),
+            out.schema,
+            "the declared schema is the batches'"
+        );
     }
     // Hand-computed: 2 x 4294967295 + 1 x 2 and + 2 x 2.
     assert_eq!(
