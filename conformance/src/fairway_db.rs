@@ -27,12 +27,7 @@ impl AsyncDB for Fairway {
     type ColumnType = DFColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DFOutput, DFSqlLogicTestError> {
-        let out = self.session.sql(sql).await.map_err(|e| match e {
-            // DataFusion's own error, so that `statement error <message>`
-            // records compare the same text.
-            EngineError::DataFusion(inner) => DFSqlLogicTestError::DataFusion(inner),
-            other => DFSqlLogicTestError::Other(other.to_string()),
-        })?;
+        let out = self.session.sql(sql).await.map_err(slt_error)?;
         let schema: &Schema = out.schema.as_ref();
         let types = convert_schema_to_types(schema.fields());
         let rows = convert_batches(schema, out.batches, self.spark)?;
@@ -52,6 +47,17 @@ impl AsyncDB for Fairway {
     }
 
     async fn shutdown(&mut self) {}
+}
+
+/// DataFusion's own error where fairway's is one (under any context
+/// fairway adds, such as the target of a failed write), so that
+/// `statement error <message>` records compare the same text.
+fn slt_error(e: EngineError) -> DFSqlLogicTestError {
+    match e {
+        EngineError::DataFusion(inner) => DFSqlLogicTestError::DataFusion(inner),
+        EngineError::Context { source, .. } => slt_error(*source),
+        other => DFSqlLogicTestError::Other(other.to_string()),
+    }
 }
 
 /// A fairway session with the tables and functions the suite's context

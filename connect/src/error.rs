@@ -244,6 +244,12 @@ impl From<EngineError> for SparkError {
             EngineError::File(file) => SparkError::analysis("FILE_REFUSED", file.to_string()),
             EngineError::Config { .. } => SparkError::illegal_argument(e.to_string()),
             EngineError::Table { .. } => SparkError::analysis("TABLE_ERROR", e.to_string()),
+            // Classified by what went wrong, told with what it was about.
+            EngineError::Context { what, source } => {
+                let mut error = SparkError::from(*source);
+                error.message = format!("{what}: {}", error.message);
+                error
+            }
             other => SparkError::new(RUNTIME, "FAIRWAY_ERROR", "XX000", other.to_string()),
         }
     }

@@ -37,10 +37,17 @@ pub enum EngineError {
     /// The job failed or was cancelled in the scheduler.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
-    /// A `COPY`, `INSERT INTO` a folder or `CREATE TABLE ... LOCATION`
-    /// failed; nothing was written to its target.
-    #[error("writing {target}: {message}")]
-    Write { target: String, message: String },
+    /// An error with what it was about: `writing URL` (a `COPY`, `INSERT
+    /// INTO` a folder or `CREATE TABLE ... LOCATION` that failed, so
+    /// nothing was written to its target), `table 'NAME' (LOCATION)` (a
+    /// `CREATE EXTERNAL TABLE`). The error itself stays as it was, for
+    /// callers that look at its kind.
+    #[error("{what}: {source}")]
+    Context {
+        what: String,
+        #[source]
+        source: Box<EngineError>,
+    },
     /// The statement was cancelled (from its [`crate::QueryHandle`], its
     /// job group, or Ctrl-C) before its job started or ended.
     #[error("cancelled: {0}")]
@@ -65,10 +72,30 @@ impl EngineError {
 
     /// Whether the job was cancelled rather than failed.
     pub fn is_cancelled(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Scheduler(SchedulerError::Cancelled { .. }) | EngineError::Cancelled(_)
-        )
+        match self {
+            EngineError::Context { source, .. } => source.is_cancelled(),
+            other => matches!(
+                other,
+                EngineError::Scheduler(SchedulerError::Cancelled { .. })
+                    | EngineError::Cancelled(_)
+            ),
+        }
+    }
+
+    /// The error under any [`EngineError::Context`].
+    pub fn innermost(&self) -> &EngineError {
+        match self {
+            EngineError::Context { source, .. } => source.innermost(),
+            other => other,
+        }
+    }
+
+    /// The same error, with what it was about in front.
+    pub fn context(self, what: impl Into<String>) -> Self {
+        EngineError::Context {
+            what: what.into(),
+            source: Box::new(self),
+        }
     }
 }
 

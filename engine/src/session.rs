@@ -725,11 +725,9 @@ impl Session {
         };
         let planned = self.plan_statement_inner(statement).await;
         match (planned, external) {
-            (Err(EngineError::DataFusion(e)), Some((table, path))) => Err(EngineError::Table {
-                table,
-                path,
-                message: crate::error::describe_datafusion(&e),
-            }),
+            (Err(e @ EngineError::DataFusion(_)), Some((table, path))) => {
+                Err(e.context(format!("table '{table}' ({path})")))
+            }
             (planned, _) => planned,
         }
     }
@@ -954,10 +952,7 @@ impl Session {
                 if e.is_cancelled() {
                     return Err(e);
                 }
-                Err(EngineError::Write {
-                    target,
-                    message: e.to_string(),
-                })
+                Err(e.context(format!("writing {target}")))
             }
             (result, None) => result,
         }

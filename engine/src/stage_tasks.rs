@@ -450,7 +450,7 @@ fn is_retryable(error: &EngineError) -> bool {
         EngineError::Config { .. }
         | EngineError::Cancelled(_)
         | EngineError::Table { .. }
-        | EngineError::Write { .. }
+        | EngineError::Context { .. }
         | EngineError::Planner(_)
         | EngineError::Scheduler(_)
         | EngineError::File(FileError::Refused { .. }) => false,
