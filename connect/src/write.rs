@@ -281,7 +281,6 @@ pub async fn write_remote(
     options: &WriteOptions,
 ) -> Result<usize> {
     use object_store::ObjectStoreExt;
-    use tokio::io::AsyncWriteExt;
     let failed =
         |e: &dyn std::fmt::Display| SparkError::analysis("FILE_ERROR", format!("{url}: {e}"));
     let Some(existing) = check_remote(url, store.as_ref(), &prefix, options.mode).await? else {
@@ -303,14 +302,9 @@ pub async fn write_remote(
     write_part(&local, &batches, &target, options)?;
     // Uploaded in parts, so an output of any size is one object.
     let location = prefix.clone().join(part.as_str());
-    let mut upload = object_store::buffered::BufWriter::new(Arc::clone(&store), location.clone());
-    let mut file = tokio::fs::File::open(&local)
+    fairway_engine::upload_file(Arc::clone(&store), location.clone(), &local)
         .await
         .map_err(|e| failed(&e))?;
-    tokio::io::copy(&mut file, &mut upload)
-        .await
-        .map_err(|e| failed(&e))?;
-    upload.shutdown().await.map_err(|e| failed(&e))?;
     if options.mode == SaveMode::Overwrite {
         for old in existing.iter().filter(|o| o.location != marker) {
             store.delete(&old.location).await.map_err(|e| failed(&e))?;

@@ -60,7 +60,7 @@ pub use output::{OutputFormat, rows_as_text, write_output};
 pub use session::{QueryCanceller, QueryHandle, QueryOutput, Session};
 pub use stage_metrics::StageMetrics;
 pub use stage_tasks::ActiveJob;
-pub use stores::{STORE_PREFIX, StoreOptions, StoreRegistry, is_remote};
+pub use stores::{STORE_PREFIX, StoreOptions, StoreRegistry, is_remote, upload_file};
 pub use system::SYSTEM_SCHEMA;
 pub use tables::{
     ReadOptions, TableFile, TableFormat, detect_format, register_table, register_tables_in,

@@ -748,7 +748,6 @@ impl Session {
             && self.cluster().is_none()
             && let Some(copy) = crate::writes::insert_as_copy(&state, dml)?
         {
-            refuse_copy_to_http(&copy.output_url)?;
             plan = LogicalPlan::Copy(copy);
             insert = true;
         }

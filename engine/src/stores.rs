@@ -461,6 +461,21 @@ impl ObjectStoreRegistry for StoreRegistry {
     }
 }
 
+/// Uploads the local file `path` to `location` as one object: in parts,
+/// so a file of any size fits, and completed last, so readers of the
+/// object see it whole or not at all.
+pub async fn upload_file(
+    store: Arc<dyn ObjectStore>,
+    location: object_store::path::Path,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut upload = object_store::buffered::BufWriter::new(store, location);
+    let mut file = tokio::fs::File::open(path).await?;
+    tokio::io::copy(&mut file, &mut upload).await?;
+    upload.shutdown().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

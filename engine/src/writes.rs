@@ -235,25 +235,6 @@ pub(crate) fn local_file(
     url.get_url().to_file_path().ok()
 }
 
-/// Every file under `dir`, as paths relative to it.
-fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        for entry in std::fs::read_dir(dir.join(&relative))? {
-            let entry = entry?;
-            let rel = relative.join(entry.file_name());
-            if entry.file_type()?.is_dir() {
-                pending.push(rel);
-            } else {
-                found.push(rel);
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
 impl Staged {
     /// The target, as the statement named it.
     pub(crate) fn target(&self) -> String {
@@ -292,8 +273,11 @@ impl Staged {
                         EngineError::io(&dest, e)
                     });
                 }
-                let files =
-                    files_under(temp.path()).map_err(|e| EngineError::io(temp.path(), e))?;
+                let files: Vec<PathBuf> = fairway_files::files_under(temp.path())
+                    .map_err(|e| EngineError::io(temp.path(), e))?
+                    .into_iter()
+                    .map(|(file, _)| file)
+                    .collect();
                 // Nothing is moved if anything would replace a file.
                 if let Some(taken) = files.iter().find(|f| dest.join(f).exists()) {
                     return Err(EngineError::file(
@@ -307,8 +291,8 @@ impl Staged {
                     if let Some(parent) = target.parent() {
                         std::fs::create_dir_all(parent).map_err(|e| EngineError::io(parent, e))?;
                     }
-                    std::fs::rename(temp.path().join(&file), &target)
-                        .map_err(|e| EngineError::io(&target, e))?;
+                    // Never over a file that appeared meanwhile.
+                    fairway_files::move_new(&temp.path().join(&file), &target)?;
                 }
                 Ok(())
             }

@@ -603,12 +603,15 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
     let listener = Arc::clone(&progress) as Arc<dyn fairway_scheduler::SchedulerListener>;
     // An output on an object store is built into a local shadow (with its
     // cache) and uploaded as one object when the build succeeded.
-    let remote = crate::remote::remote_output(&output);
+    let remote = match crate::remote::remote_output(&output) {
+        Some(url) => Some((url, engine_config(spec, options)?)),
+        None => None,
+    };
     let local = match &remote {
-        Some(url) => {
+        Some((url, config)) => {
             crate::remote::refuse_onto_source(spec, url)?;
             let local = crate::remote::shadow(url, options.cache_dir.as_deref())?;
-            crate::remote::restore_stage(&local, url, &engine_config(spec, options)?).await?;
+            crate::remote::restore_stage(&local, url, config).await?;
             local
         }
         None => output.clone(),
@@ -623,10 +626,9 @@ pub async fn build_features(spec: &FeatureSpec, options: &BuildOptions) -> Resul
     )
     .await;
     progress.close();
-    if let (Some(url), Ok(summary)) = (&remote, &mut result) {
-        let config = engine_config(spec, options)?;
-        crate::remote::save_stage(&local, url, &config).await?;
-        crate::remote::upload(&local, url, &config).await?;
+    if let (Some((url, config)), Ok(summary)) = (&remote, &mut result) {
+        crate::remote::save_stage(&local, url, config).await?;
+        crate::remote::upload(&local, url, config).await?;
         summary.output = output;
     }
     result

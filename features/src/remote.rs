@@ -82,25 +82,16 @@ pub(crate) fn refuse_onto_source(spec: &FeatureSpec, url: &str) -> Result<()> {
 /// Uploads the built `local` file to `url` as one object, with the
 /// stores of `config` (`fairway.store.*` and the environment).
 pub(crate) async fn upload(local: &Path, url: &str, config: &EngineConfig) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let failed = |message: String| {
-        FeatureError::from(fairway_engine::EngineError::Table {
-            table: "output".to_string(),
-            path: url.to_string(),
-            message,
-        })
-    };
     let (store, location) = store_of(url, config)?;
-    let mut upload = object_store::buffered::BufWriter::new(Arc::clone(&store), location);
-    let mut file = tokio::fs::File::open(local)
+    fairway_engine::upload_file(store, location, local)
         .await
-        .map_err(|e| FeatureError::io(local, e))?;
-    let copied = async {
-        tokio::io::copy(&mut file, &mut upload).await?;
-        upload.shutdown().await
-    };
-    copied.await.map_err(|e| failed(e.to_string()))?;
-    Ok(())
+        .map_err(|e| {
+            FeatureError::from(fairway_engine::EngineError::Table {
+                table: "output".to_string(),
+                path: url.to_string(),
+                message: e.to_string(),
+            })
+        })
 }
 
 /// The store and location of `url`, with the stores of `config`.
@@ -143,32 +134,18 @@ fn local_stage(local: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Every file under `dir` (relative, `/`-separated) with its size.
+/// Every file of the stage area `dir` (relative, `/`-separated) with its
+/// size; fairway's own working files (temporaries) left out.
 fn local_files(dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
-    let mut found = Vec::new();
-    let mut pending = vec![PathBuf::new()];
-    while let Some(relative) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(dir.join(&relative)) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry?;
-            let rel = relative.join(entry.file_name());
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(rel);
-            } else if kind.is_file()
-                && !fairway_files::is_fairway_own(&entry.file_name().to_string_lossy())
-            {
-                found.push((
-                    rel.to_string_lossy().replace('\\', "/"),
-                    entry.metadata()?.len(),
-                ));
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
+    Ok(fairway_files::files_under(dir)?
+        .into_iter()
+        .filter(|(file, _)| {
+            !file
+                .file_name()
+                .is_some_and(|n| fairway_files::is_fairway_own(&n.to_string_lossy()))
+        })
+        .map(|(file, size)| (file.to_string_lossy().replace('\\', "/"), size))
+        .collect())
 }
 
 /// The objects of the stage area beside `url` on the store, each with its
@@ -266,9 +243,9 @@ pub(crate) async fn save_stage(local: &Path, url: &str, config: &EngineConfig) -
         if rel != "manifest.json" && there.get(rel) == Some(size) {
             continue;
         }
-        let bytes =
-            std::fs::read(stage.join(rel)).map_err(|e| FeatureError::io(stage.join(rel), e))?;
-        upload_bytes(&store, location(rel), bytes, &remote).await?;
+        fairway_engine::upload_file(Arc::clone(&store), location(rel), &stage.join(rel))
+            .await
+            .map_err(|e| store_failed(&remote, e))?;
     }
     let kept: std::collections::HashSet<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
     for (parts, object) in &objects {
@@ -280,19 +257,4 @@ pub(crate) async fn save_stage(local: &Path, url: &str, config: &EngineConfig) -
         }
     }
     Ok(())
-}
-
-async fn upload_bytes(
-    store: &Arc<dyn object_store::ObjectStore>,
-    location: object_store::path::Path,
-    bytes: Vec<u8>,
-    shown: &str,
-) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut upload = object_store::buffered::BufWriter::new(Arc::clone(store), location);
-    let written = async {
-        upload.write_all(&bytes).await?;
-        upload.shutdown().await
-    };
-    written.await.map_err(|e| store_failed(shown, e))
 }

@@ -189,6 +189,47 @@ pub fn refuse_link(path: &Path, what: &str) -> Result<()> {
     }
 }
 
+/// Every regular file under `dir` (searched recursively, links not
+/// followed), as paths relative to `dir` with their sizes, sorted. A
+/// folder that vanishes meanwhile (or `dir` itself, absent) holds none.
+pub fn files_under(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let entries = match std::fs::read_dir(dir.join(&relative)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let rel = relative.join(entry.file_name());
+            if kind.is_dir() {
+                pending.push(rel);
+            } else if kind.is_file() {
+                found.push((rel, entry.metadata()?.len()));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Moves file `from` to `to`, which must not exist: a hard link made at
+/// `to` (which fails if anything is there, even something that appeared a
+/// moment ago), then `from` removed. Both must be on one file system.
+pub fn move_new(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from).map_err(|e| FileError::io(from, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(FileError::refused(
+            to,
+            "exists; fairway does not replace it",
+        )),
+        Err(e) => Err(FileError::io(to, e)),
+    }
+}
+
 /// Whether process `pid` is still running. Where that cannot be told (no
 /// `/proc`), every process is taken to be alive, so nothing is removed.
 pub fn pid_alive(pid: u32) -> bool {
@@ -389,6 +430,36 @@ fn same_file(_file: &File, path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn move_new_never_replaces_and_files_under_skips_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("a"), dir.path().join("sub/b"));
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(&from, "new").unwrap();
+        std::fs::write(&to, "theirs").unwrap();
+        let err = super::move_new(&from, &to).unwrap_err().to_string();
+        assert!(err.contains("does not replace"), "{err}");
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "theirs");
+        assert_eq!(std::fs::read_to_string(&from).unwrap(), "new");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&to, dir.path().join("link")).unwrap();
+        let files = super::files_under(dir.path()).unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|(p, n)| (p.display().to_string(), *n))
+            .collect();
+        assert_eq!(names, [("a".to_string(), 3), ("sub/b".to_string(), 6)]);
+        std::fs::remove_file(&to).unwrap();
+        super::move_new(&from, &to).unwrap();
+        assert!(!from.exists());
+        assert_eq!(std::fs::read_to_string(&to).unwrap(), "new");
+        assert!(
+            super::files_under(&dir.path().join("gone"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     use super::*;
 
     #[test]
