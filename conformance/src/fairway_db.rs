@@ -2,10 +2,12 @@
 //! tables and functions of the suite's own context for each file.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::Schema;
+use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion_sqllogictest::{
     DFColumnType, DFOutput, DFSqlLogicTestError, TestContext, convert_batches,
     convert_schema_to_types, is_spark_path,
@@ -95,7 +97,22 @@ pub async fn fairway_session(
             .set("datafusion.sql_parser.dialect", "Spark")
             .map_err(|e| e.to_string())?;
     }
+    let spark = is_spark_path(relative);
     let session = Session::new(config).map_err(|e| e.to_string())?;
+    // Spark's SQL syntax planner (`SUBSTRING`, ...) first, as the suite's
+    // context has it for spark/ files.
+    let session = if spark {
+        session.isolated_client_with(|mut builder| {
+            let mut planners: Vec<Arc<dyn ExprPlanner>> =
+                vec![Arc::new(datafusion_spark::planner::SparkFunctionPlanner)];
+            if let Some(existing) = builder.expr_planners() {
+                planners.extend(existing.iter().cloned());
+            }
+            builder.with_expr_planners(planners)
+        })
+    } else {
+        session
+    };
     let source = test_ctx.session_ctx();
     let target = session.context();
     let state = source.state();
@@ -109,6 +126,20 @@ pub async fn fairway_session(
     }
     for udwf in state.window_functions().values() {
         target.register_udwf(udwf.as_ref().clone());
+    }
+    if spark {
+        // Spark's versions win over DataFusion's of the same name or
+        // alias, as in the suite's context (the loops above take the
+        // context's functions in no particular order).
+        for udf in datafusion_spark::all_default_scalar_functions() {
+            target.register_udf(udf.as_ref().clone());
+        }
+        for udaf in datafusion_spark::all_default_aggregate_functions() {
+            target.register_udaf(udaf.as_ref().clone());
+        }
+        for udwf in datafusion_spark::all_default_window_functions() {
+            target.register_udwf(udwf.as_ref().clone());
+        }
     }
     let options = state.config_options();
     let catalog_name = &options.catalog.default_catalog;

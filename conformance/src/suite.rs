@@ -11,8 +11,15 @@ pub const SUITE_VERSION: &str = "55.2.0";
 /// The folder of the published `datafusion-sqllogictest` package.
 pub fn suite_dir() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Without a platform filter, cargo metadata wants every package of
+    // every platform, which a build for this one never downloaded.
+    let mut args = vec!["metadata", "--format-version", "1", "--offline"];
+    let host = host_triple();
+    if let Some(host) = &host {
+        args.extend(["--filter-platform", host.as_str()]);
+    }
     let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;
@@ -34,6 +41,16 @@ pub fn suite_dir() -> Result<PathBuf, String> {
         .parent()
         .map(Path::to_path_buf)
         .ok_or_else(|| format!("no folder for {}", manifest.display()))
+}
+
+/// This machine's target triple, as rustc names it.
+fn host_triple() -> Option<String> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(rustc).arg("-vV").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
 }
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -640,7 +640,7 @@ impl Connect {
                 let logical = df.logical_plan().clone();
                 let optimized = df.clone().into_optimized_plan()?;
                 let physical = df.create_physical_plan().await?;
-                let stages = session.engine.stage_graph(physical)?;
+                let stages = session.engine.stage_graph_text(physical)?;
                 let mut text = String::new();
                 if extended {
                     text.push_str(&format!(

@@ -40,6 +40,7 @@ mod session;
 mod stage_metrics;
 mod stage_tasks;
 mod stores;
+mod subqueries;
 mod system;
 mod tables;
 mod temp_views;

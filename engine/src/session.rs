@@ -116,11 +116,8 @@ fn stage_engine_config(config: &EngineConfig) -> Result<SessionConfig> {
         // Each task runs one partition of its own copy of the scan: siblings
         // must not steal each other's files.
         options.execution.enable_file_stream_work_stealing = false;
-        // A ScalarSubqueryExec shares its result in process between
-        // partitions; as joins the subqueries split like any other plan.
-        options
-            .optimizer
-            .enable_physical_uncorrelated_scalar_subquery = false;
+        // Uncorrelated scalar subqueries stay ScalarSubqueryExec (DataFusion's
+        // default): fairway runs them first (crate::subqueries).
         options.optimizer.prefer_existing_sort = false;
         for (key, value) in &config.datafusion {
             options
@@ -1029,7 +1026,49 @@ impl Session {
         // Shown, not run: a COPY's temporary goes at once.
         drop(self.take_staged(&df));
         let plan = df.create_physical_plan().await?;
-        Ok(self.stage_graph(plan)?.to_string())
+        self.stage_graph_text(plan)
+    }
+
+    /// The stage graph of `plan` as text, after the graph of every scalar
+    /// subquery it runs first (see [`crate::subqueries`]).
+    pub fn stage_graph_text(&self, plan: Arc<dyn ExecutionPlan>) -> Result<String> {
+        let (plan, found) = crate::subqueries::take_scalar_subqueries(plan)?;
+        let mut text = String::new();
+        for (n, link) in found.groups.iter().flat_map(|(links, _)| links).enumerate() {
+            text.push_str(&format!("scalar subquery {}, run first:\n", n + 1));
+            text.push_str(&self.stage_graph_text(Arc::clone(&link.plan))?);
+            text.push('\n');
+        }
+        text.push_str(&self.stage_graph(plan)?.to_string());
+        Ok(text)
+    }
+
+    /// Runs every uncorrelated scalar subquery of `plan` as a job of its
+    /// own, stores its value where the plan's expressions read it, and
+    /// returns the plan without the subqueries (see [`crate::subqueries`]).
+    fn run_scalar_subqueries<'a>(
+        &'a self,
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: &'a Arc<datafusion::execution::TaskContext>,
+        description: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Arc<dyn ExecutionPlan>>> {
+        Box::pin(async move {
+            let (plan, found) = crate::subqueries::take_scalar_subqueries(plan)?;
+            for (links, results) in found.groups {
+                results.clear();
+                for link in links {
+                    let sub = self
+                        .run_scalar_subqueries(Arc::clone(&link.plan), task_ctx, description)
+                        .await?;
+                    let graph = self.stage_graph(Arc::clone(&sub))?;
+                    let what = format!("{description} (scalar subquery)");
+                    let (batches, _) = self.run_job(graph, Arc::clone(task_ctx), &what).await?;
+                    let value = crate::subqueries::scalar_value(&sub, &batches)?;
+                    results.set(link.index, value)?;
+                }
+            }
+            Ok(plan)
+        })
     }
 
     /// Runs a physical plan as a job: splits it, submits its stages to the
@@ -1049,6 +1088,9 @@ impl Session {
             // EXPLAIN ANALYZE: run the query as stages and report what each
             // stage did instead of its rows.
             let input = Arc::clone(analyze.children()[0]);
+            let input = self
+                .run_scalar_subqueries(input, &task_ctx, description)
+                .await?;
             let graph = self.stage_graph(input)?;
             let stages = graph.stages().len();
             let (_, tasks) = self.run_job(graph.clone(), task_ctx, description).await?;
@@ -1063,6 +1105,9 @@ impl Session {
             .map_err(datafusion::error::DataFusionError::from)?;
             return Ok((vec![batch], stages));
         }
+        let plan = self
+            .run_scalar_subqueries(plan, &task_ctx, description)
+            .await?;
         let graph = self.stage_graph(plan)?;
         let stages = graph.stages().len();
         let (batches, _) = self.run_job(graph, task_ctx, description).await?;

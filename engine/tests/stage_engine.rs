@@ -141,15 +141,8 @@ async fn broadcast_joins_of_every_type_match_datafusion() {
         .set("datafusion.optimizer.join_reordering", "false")
         .unwrap();
     let session = Session::new(config).unwrap();
-    session.register_table("a", &a).await.unwrap();
-    session.register_table("b", &b).await.unwrap();
     let plain = plain_datafusion_context(4);
-    fairway_engine::register_table(&plain, "a", &a)
-        .await
-        .unwrap();
-    fairway_engine::register_table(&plain, "b", &b)
-        .await
-        .unwrap();
+    register_both(&session, &plain, [("a", &a), ("b", &b)]).await;
 
     let queries = [
         "select a.k, v, w from a join b on a.k = b.k",
@@ -184,6 +177,20 @@ async fn broadcast_joins_of_every_type_match_datafusion() {
         broadcasts >= 3,
         "the test exercised broadcast joins ({broadcasts})"
     );
+}
+
+/// Registers the same tables in fairway and in plain DataFusion.
+async fn register_both(
+    session: &Session,
+    plain: &datafusion::prelude::SessionContext,
+    tables: [(&str, &str); 2],
+) {
+    for (name, path) in tables {
+        session.register_table(name, path).await.unwrap();
+        fairway_engine::register_table(plain, name, path)
+            .await
+            .unwrap();
+    }
 }
 
 fn no_job_folders(session: &Session) -> bool {
@@ -396,5 +403,83 @@ async fn a_result_schema_is_the_schema_of_its_batches() {
     assert_eq!(
         fairway_engine::rows_as_text(&out.batches).unwrap(),
         ["8589934592 | 8589934594"]
+    );
+}
+
+/// Uncorrelated scalar subqueries in every position DataFusion allows
+/// (filters, projections, ORDER BY, an aggregate's argument, a join
+/// condition, a window's argument, GROUP BY), recursive CTEs, and windows
+/// over a hash exchange fed by one partition give plain DataFusion's
+/// answers; a scalar subquery of two rows is an error, of none NULL.
+/// (sqllogictest subquery.slt:1983-2233, cte.slt, window_topn.slt.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scalar_subqueries_recursive_ctes_and_sorted_windows_match_datafusion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a_rows: Vec<(Option<i64>, i64)> = (0..60)
+        .map(|i| ((i % 11 != 0).then_some(i % 17), i))
+        .collect();
+    let b_rows: Vec<(Option<i64>, i64)> = (0..40).map(|i| (Some(i % 23 + 5), i * 10)).collect();
+    let a = parquet_table(tmp.path(), "a", ["k", "v"], &a_rows, 3);
+    let b = parquet_table(tmp.path(), "b", ["k", "w"], &b_rows, 4);
+    let session = session(2, 3, 1 << 30);
+    let plain = plain_datafusion_context(3);
+    register_both(&session, &plain, [("a", &a), ("b", &b)]).await;
+    session
+        .sql("create table small (id int, pk int, val int) as values (1, 1, 10), (2, 1, 20), (3, 1, 30), (4, 2, 5), (5, 2, 15), (6, 3, 100)")
+        .await
+        .unwrap();
+    plain
+        .sql("create table small (id int, pk int, val int) as values (1, 1, 10), (2, 1, 20), (3, 1, 30), (4, 2, 5), (5, 2, 15), (6, 3, 100)")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+
+    let queries = [
+        "select k, v from a where v > (select avg(w) / 10 from b)",
+        "select k, v + (select max(w) from b) from a",
+        "select k, v from a order by v * (select min(k) from b) desc, k limit 7",
+        "select sum(v + (select max(k) from b)) from a",
+        "select a.k, b.w from a join b on a.k = b.k + (select min(k) from b) - 5",
+        "select k, sum(v + (select count(*) from b)) over (partition by k) from a",
+        "select (select 42) as c, max(v) from a group by c",
+        "select k, (select max(w) from b where w < (select avg(v) from a)) from a",
+        "select (select k from b where w > 100000)",
+        "with recursive r(n) as (select 1 union all select n + 1 from r where n < 50) \
+         select count(*), sum(n) from r",
+        "with recursive r(k, d) as (select k, 0 from a where v < 5 \
+         union all select r.k + 1, d + 1 from r join b on r.k = b.k where d < 3) \
+         select k, d, count(*) from r group by k, d",
+        "select id, pk, val from (select *, row_number() over (partition by pk order by val) as rn \
+         from small) where rn <= 2",
+        "select pk, val, rank() over (partition by pk order by val desc) from small",
+    ];
+    for sql in queries {
+        let ours = session
+            .sql(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let expected = plain_rows(&plain, sql).await;
+        assert_same_rows(sql, &ours.batches, &expected, false);
+    }
+    for sql in [
+        "select (select w from b)",
+        "select k from a where v > (select w from b)",
+    ] {
+        let err = session.sql(sql).await.expect_err(sql).to_string();
+        assert!(
+            err.contains("Scalar subquery returned more than one row"),
+            "{sql}: {err}"
+        );
+    }
+    // `fairway explain` shows each subquery's stages before the query's.
+    let explain = session
+        .explain_stages("select k from a where v > (select avg(w) from b)")
+        .await
+        .unwrap();
+    assert!(
+        explain.starts_with("scalar subquery 1, run first:\nStage 0"),
+        "{explain}"
     );
 }

@@ -43,6 +43,7 @@
 //! ```
 
 mod error;
+mod in_process;
 mod prepare;
 mod split;
 mod stage;
@@ -52,6 +53,7 @@ mod using_sql;
 
 pub use error::PlannerError;
 pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};
+pub use in_process::InProcessExec;
 pub use prepare::{BroadcastJoinSafety, prepare_plan};
 pub use split::split_into_stages;
 pub use stage::{Stage, StageGraph, StageId, StageOutput};

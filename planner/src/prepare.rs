@@ -12,9 +12,11 @@ use datafusion::physical_plan::execution_plan::replace_children_if_necessary;
 use datafusion::physical_plan::joins::{
     CrossJoinExec, HashJoinExec, NestedLoopJoinExec, PartitionMode,
 };
+use datafusion::physical_plan::recursive_query::RecursiveQueryExec;
 use datafusion::physical_plan::{Distribution, ExecutionPlan, ExecutionPlanProperties};
 
 use crate::error::PlannerError;
+use crate::in_process::InProcessExec;
 
 /// Join types whose broadcast (build) side never produces output rows of its
 /// own, so every probe task may hold its own copy of the build side.
@@ -98,11 +100,36 @@ impl PhysicalOptimizerRule for BroadcastJoinSafety {
 /// needs to change. Broadcast-safe joins are left alone: every probe task
 /// reads the whole build side.
 ///
-/// Scalar subqueries planned as `ScalarSubqueryExec` and recursive queries
-/// are rejected with a clear error.
+/// Recursive queries run whole as one task ([`InProcessExec`]). A
+/// `ScalarSubqueryExec` is rejected: the engine runs its subqueries first
+/// and removes it.
 pub fn prepare_plan(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>, PlannerError> {
     reject_unsupported(&plan)?;
+    let plan = run_in_process(plan)?;
     Ok(plan.transform_up(rewrite_node)?.data)
+}
+
+/// A recursive query (`WITH RECURSIVE`) loops over a work table that its
+/// own operators share in process: its subtree runs whole, as one task, in
+/// an [`InProcessExec`]. It has one output partition already, so nothing
+/// above it changes.
+fn run_in_process(
+    plan: Arc<dyn ExecutionPlan>,
+) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    Ok(plan
+        .transform_down(|node| {
+            if node.is::<RecursiveQueryExec>() {
+                let wrapped = InProcessExec::new(node, "recursive query");
+                Ok(Transformed::new(
+                    Arc::new(wrapped) as Arc<dyn ExecutionPlan>,
+                    true,
+                    TreeNodeRecursion::Jump,
+                ))
+            } else {
+                Ok(Transformed::no(node))
+            }
+        })?
+        .data)
 }
 
 fn reject_unsupported(plan: &Arc<dyn ExecutionPlan>) -> Result<(), PlannerError> {
@@ -111,12 +138,10 @@ fn reject_unsupported(plan: &Arc<dyn ExecutionPlan>) -> Result<(), PlannerError>
         let name = node.name();
         if name == "ScalarSubqueryExec" {
             problem = Some(
-                "uncorrelated scalar subqueries planned as ScalarSubqueryExec; set \
-                 datafusion.optimizer.enable_physical_uncorrelated_scalar_subquery = false"
+                "a ScalarSubqueryExec: its subqueries run first, as jobs of their own \
+                 (fairway's Session does this before cutting the plan)"
                     .to_string(),
             );
-        } else if name == "RecursiveQueryExec" {
-            problem = Some("recursive queries (WITH RECURSIVE) are not supported".to_string());
         }
         Ok(if problem.is_some() {
             TreeNodeRecursion::Stop

@@ -62,15 +62,26 @@ fn cut(
                     input,
                     MapPartitioning::Partitioned(partitioning.clone()),
                 );
-                let reader = ShuffleReaderExec::new(
-                    stage,
-                    schema,
-                    ReadMode::Buckets {
-                        buckets: partitioning.partition_count(),
-                        maps,
-                    },
-                    Some(partitioning.clone()),
-                );
+                let mode = ReadMode::Buckets {
+                    buckets: partitioning.partition_count(),
+                    maps,
+                };
+                // One map task writes each bucket in its input's row
+                // order, and a bucket read from one map keeps it: the
+                // reader keeps the order the exchange declared (a window
+                // over `PARTITION BY` sorted below a one-partition hash
+                // exchange relies on it).
+                let reader = if maps == 1 && repartition.maintains_input_order()[0] {
+                    ShuffleReaderExec::with_equivalence(
+                        stage,
+                        schema,
+                        mode,
+                        Some(partitioning.clone()),
+                        node.equivalence_properties().clone(),
+                    )
+                } else {
+                    ShuffleReaderExec::new(stage, schema, mode, Some(partitioning.clone()))
+                };
                 Ok(Transformed::yes(Arc::new(reader)))
             }
         };
