@@ -206,8 +206,10 @@ pub(crate) fn insert_as_copy(
         return Ok(None);
     };
     let file_type = datafusion::datasource::file_format::format_as_file_type(factory);
+    let table_schema = datafusion::catalog::TableProvider::schema(listing);
+    let input = insert_input(dml, &table_schema, &options.file_sort_order)?;
     Ok(Some(CopyTo::new(
-        Arc::clone(&dml.input),
+        input,
         path.as_str().to_string(),
         options
             .table_partition_cols
@@ -217,6 +219,118 @@ pub(crate) fn insert_as_copy(
         file_type,
         Default::default(),
     )))
+}
+
+/// What DataFusion's own INSERT does on the way into a table's files, on
+/// the input of the COPY that replaces it: rows sorted by the table's
+/// declared order (`WITH ORDER`, which later scans trust), and a NULL in a
+/// column the table declares `NOT NULL` an error (DataFusion's wording).
+fn insert_input(
+    dml: &datafusion::logical_expr::DmlStatement,
+    table: &datafusion::arrow::datatypes::SchemaRef,
+    sort_order: &[Vec<datafusion::logical_expr::SortExpr>],
+) -> Result<Arc<datafusion::logical_expr::LogicalPlan>> {
+    use datafusion::logical_expr::{Expr, LogicalPlanBuilder, ScalarUDF};
+    let input = dml.input.as_ref();
+    let fields = input.schema().fields();
+    let risky: Vec<usize> = table
+        .fields()
+        .iter()
+        .zip(fields.iter())
+        .enumerate()
+        .filter(|(_, (target, given))| !target.is_nullable() && given.is_nullable())
+        .map(|(i, _)| i)
+        .collect();
+    let mut plan = LogicalPlanBuilder::from(input.clone());
+    if !risky.is_empty() {
+        let columns = input
+            .schema()
+            .columns()
+            .into_iter()
+            .zip(fields.iter())
+            .enumerate()
+            .map(|(i, (column, field))| {
+                let expr = Expr::Column(column);
+                if risky.contains(&i) {
+                    let check = ScalarUDF::new_from_impl(NotNull::new(i));
+                    check.call(vec![expr]).alias(field.name())
+                } else {
+                    expr
+                }
+            })
+            .collect::<Vec<_>>();
+        plan = plan.project(columns)?;
+    }
+    if let Some(order) = sort_order.first().filter(|o| !o.is_empty()) {
+        plan = plan.sort(order.clone())?;
+    }
+    Ok(Arc::new(plan.build()?))
+}
+
+/// Passes its argument through, failing on a NULL: column `index` of an
+/// INSERT's target is `NOT NULL`. Volatile, so that planning never folds
+/// it into a constant.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NotNull {
+    index: usize,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl NotNull {
+    fn new(index: usize) -> Self {
+        Self {
+            index,
+            signature: datafusion::logical_expr::Signature::any(
+                1,
+                datafusion::logical_expr::Volatility::Volatile,
+            ),
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for NotNull {
+    fn name(&self) -> &str {
+        "fairway_insert_not_null"
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(
+        &self,
+        args: &[datafusion::arrow::datatypes::DataType],
+    ) -> datafusion::error::Result<datafusion::arrow::datatypes::DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs<'_>,
+    ) -> datafusion::error::Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(Arc::new(
+            args.arg_fields[0].as_ref().clone().with_nullable(false),
+        ))
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::logical_expr::ColumnarValue;
+        let value = args.args.into_iter().next().expect("one argument");
+        let nulls = match &value {
+            ColumnarValue::Array(array) => array.logical_nulls().map_or(0, |n| n.null_count()) > 0,
+            ColumnarValue::Scalar(scalar) => scalar.is_null() && args.number_rows > 0,
+        };
+        if nulls {
+            return Err(datafusion::error::DataFusionError::Execution(format!(
+                "Invalid batch column at '{}' has null but schema specifies non-nullable",
+                self.index
+            )));
+        }
+        Ok(value)
+    }
 }
 
 /// The local file system path of a table or COPY location (`file://` URL

@@ -312,3 +312,64 @@ async fn create_table_as_at_a_location_writes_then_registers() {
         .to_string();
     assert!(err.contains("broken") && err.contains("not found"), "{err}");
 }
+
+/// An INSERT into a folder table does what DataFusion's own INSERT does on
+/// the way in: rows sorted by the table's declared order (scans trust it
+/// later) and a NULL into a NOT NULL column refused, writing nothing
+/// (sqllogictest insert_to_external.slt:140, :607, :648).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_sorts_by_the_declared_order_and_refuses_nulls_in_not_null_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = session();
+    session
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE ordered (a BIGINT, b BIGINT) STORED AS CSV \
+             LOCATION '{}/ordered/' WITH ORDER (a ASC, b DESC)",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    session
+        .sql("INSERT INTO ordered VALUES (5, 1), (4, 2), (7, 7), (7, 9), (7, 8), (3, 3)")
+        .await
+        .unwrap();
+    let files: Vec<String> = tree(&dir.path().join("ordered"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(dir.path().join("ordered").join(&files[0])).unwrap();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows, ["3,3", "4,2", "5,1", "7,9", "7,8", "7,7"]);
+
+    session
+        .sql(&format!(
+            "CREATE EXTERNAL TABLE strict (k INT NOT NULL, v INT) STORED AS PARQUET \
+             LOCATION '{}/strict/'",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    session
+        .sql("INSERT INTO strict VALUES (1, 10)")
+        .await
+        .unwrap();
+    let before = tree(dir.path());
+    for sql in [
+        "INSERT INTO strict (v) VALUES (20)",
+        "INSERT INTO strict VALUES (NULL, 30)",
+        "INSERT INTO strict SELECT CASE WHEN v > 5 THEN NULL ELSE 1 END, v FROM strict",
+    ] {
+        let err = session.sql(sql).await.expect_err(sql).to_string();
+        // DataFusion's words: from the NOT NULL check, or (a NULL literal
+        // typed by the target column) from building the VALUES batch.
+        assert!(
+            err.contains("Invalid batch column at '0' has null but schema specifies non-nullable")
+                || err.contains("is declared as non-nullable but contains null values"),
+            "{sql}: {err}"
+        );
+    }
+    assert_eq!(tree(dir.path()), before, "a refused insert writes nothing");
+    let got = session.sql("SELECT k, v FROM strict").await.unwrap();
+    assert_eq!(sorted_rows(&got.batches), ["1 | 10"]);
+}
