@@ -368,3 +368,75 @@ mod tests {
         assert!(!looks_like_path("my_table"));
     }
 }
+
+/// The session's catalogs: DataFusion's `DynamicFileCatalog` over the
+/// in-memory catalogs, so that a name the catalog does not know that looks
+/// like a file is read as a table, except that `DROP SCHEMA` reaches the
+/// in-memory catalog (DataFusion's wrapper refuses it).
+pub(crate) fn session_catalogs(
+    files: FileTables,
+) -> Arc<dyn datafusion::catalog::CatalogProviderList> {
+    let memory = Arc::new(datafusion::catalog::MemoryCatalogProviderList::new());
+    let dynamic =
+        datafusion::catalog::DynamicFileCatalog::new(Arc::clone(&memory) as _, Arc::new(files));
+    Arc::new(FileCatalogs { memory, dynamic })
+}
+
+#[derive(Debug)]
+struct FileCatalogs {
+    memory: Arc<datafusion::catalog::MemoryCatalogProviderList>,
+    dynamic: datafusion::catalog::DynamicFileCatalog,
+}
+
+impl datafusion::catalog::CatalogProviderList for FileCatalogs {
+    fn register_catalog(
+        &self,
+        name: String,
+        catalog: Arc<dyn datafusion::catalog::CatalogProvider>,
+    ) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.dynamic.register_catalog(name, catalog)
+    }
+
+    fn catalog_names(&self) -> Vec<String> {
+        self.dynamic.catalog_names()
+    }
+
+    fn catalog(&self, name: &str) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        Some(Arc::new(FileCatalog {
+            files: self.dynamic.catalog(name)?,
+            memory: self.memory.catalog(name)?,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct FileCatalog {
+    files: Arc<dyn datafusion::catalog::CatalogProvider>,
+    memory: Arc<dyn datafusion::catalog::CatalogProvider>,
+}
+
+impl datafusion::catalog::CatalogProvider for FileCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        self.files.schema_names()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn datafusion::catalog::SchemaProvider>> {
+        self.files.schema(name)
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn datafusion::catalog::SchemaProvider>,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::SchemaProvider>>> {
+        self.files.register_schema(name, schema)
+    }
+
+    fn deregister_schema(
+        &self,
+        name: &str,
+        cascade: bool,
+    ) -> Result<Option<Arc<dyn datafusion::catalog::SchemaProvider>>> {
+        self.memory.deregister_schema(name, cascade)
+    }
+}

@@ -392,10 +392,8 @@ impl Session {
             .with_runtime_env(Arc::clone(&runtime))
             .with_default_features()
             .build();
-        let catalogs = Arc::new(datafusion::catalog::DynamicFileCatalog::new(
-            Arc::new(datafusion::catalog::MemoryCatalogProviderList::new()),
-            Arc::new(crate::file_tables::FileTables::new(files_state)),
-        ));
+        let catalogs =
+            crate::file_tables::session_catalogs(crate::file_tables::FileTables::new(files_state));
         let state = SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(runtime)

@@ -310,3 +310,33 @@ async fn avro_files_are_tables() {
         .unwrap();
     assert_eq!(names, ["people"]);
 }
+
+/// The catalog that reads quoted paths as tables still drops schemas, with
+/// DataFusion's rules and words (sqllogictest ddl.slt:768-783).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_schema_works_beside_file_tables() {
+    let session = session();
+    session.sql("CREATE SCHEMA s").await.unwrap();
+    session.sql("CREATE TABLE s.t AS VALUES (1)").await.unwrap();
+    let busy = error(&session, "DROP SCHEMA s").await;
+    assert!(
+        busy.contains("Cannot drop schema s because other tables depend on it: t"),
+        "{busy}"
+    );
+    let missing = error(&session, "DROP SCHEMA nope").await;
+    assert!(missing.contains("Schema 'nope' doesn't exist"), "{missing}");
+    session.sql("DROP SCHEMA IF EXISTS nope").await.unwrap();
+    session.sql("DROP SCHEMA s CASCADE").await.unwrap();
+    let gone = error(&session, "SELECT * FROM s.t").await;
+    assert!(gone.contains("s.t"), "{gone}");
+    // Quoted paths still read.
+    let nation = testdata().join("nation.parquet");
+    assert_eq!(
+        rows(
+            &session,
+            &format!("SELECT count(*) FROM '{}'", nation.display())
+        )
+        .await,
+        ["25"]
+    );
+}
