@@ -68,7 +68,7 @@ pub async fn fairway_session(
     relative: &Path,
     slots: usize,
     partitions: usize,
-) -> Result<Option<Session>, String> {
+) -> Result<Option<(Session, TestContext)>, String> {
     let Some(test_ctx) = TestContext::try_new_for_test_file(relative).await else {
         return Ok(None);
     };
@@ -143,6 +143,15 @@ pub async fn fairway_session(
     }
     let options = state.config_options();
     let catalog_name = &options.catalog.default_catalog;
+    // Catalogs fairway lacks (information_schema_columns.slt's default
+    // catalog `my_catalog`): shared whole.
+    for name in source.catalog_names() {
+        if target.catalog(&name).is_none()
+            && let Some(catalog) = source.catalog(&name)
+        {
+            target.register_catalog(&name, catalog);
+        }
+    }
     if let (Some(from), Some(into)) = (source.catalog(catalog_name), target.catalog(catalog_name)) {
         for schema_name in from.schema_names() {
             let Some(schema) = from.schema(&schema_name) else {
@@ -166,5 +175,5 @@ pub async fn fairway_session(
             }
         }
     }
-    Ok(Some(session))
+    Ok(Some((session, test_ctx)))
 }

@@ -23,6 +23,9 @@ const SUBSET: &[&str] = &[
     "pg_compat/pg_compat_null.slt",
     "limit.slt",
     "expr.slt",
+    "subquery.slt",
+    "cte.slt",
+    "window_topn.slt",
 ];
 
 /// The numbers of the summary line, by name.
