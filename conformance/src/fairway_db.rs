@@ -92,12 +92,12 @@ pub async fn fairway_session(
     ] {
         config.set(key, value).map_err(|e| e.to_string())?;
     }
-    if is_spark_path(relative) {
+    let spark = is_spark_path(relative);
+    if spark {
         config
             .set("datafusion.sql_parser.dialect", "Spark")
             .map_err(|e| e.to_string())?;
     }
-    let spark = is_spark_path(relative);
     let session = Session::new(config).map_err(|e| e.to_string())?;
     // Spark's SQL syntax planner (`SUBSTRING`, ...) first, as the suite's
     // context has it for spark/ files.

@@ -1032,7 +1032,7 @@ impl Session {
     pub fn stage_graph_text(&self, plan: Arc<dyn ExecutionPlan>) -> Result<String> {
         let (plan, found) = crate::subqueries::take_scalar_subqueries(plan)?;
         let mut text = String::new();
-        for (n, link) in found.groups.iter().flat_map(|(links, _)| links).enumerate() {
+        for (n, link) in found.iter().flat_map(|(links, _)| links).enumerate() {
             text.push_str(&format!("scalar subquery {}, run first:\n", n + 1));
             text.push_str(&self.stage_graph_text(Arc::clone(&link.plan))?);
             text.push('\n');
@@ -1052,7 +1052,7 @@ impl Session {
     ) -> futures::future::BoxFuture<'a, Result<Arc<dyn ExecutionPlan>>> {
         Box::pin(async move {
             let (plan, found) = crate::subqueries::take_scalar_subqueries(plan)?;
-            for (links, results) in found.groups {
+            for (links, results) in found {
                 results.clear();
                 for link in links {
                     let sub = self

@@ -21,10 +21,9 @@ use datafusion::logical_expr::physical_planning_context::ScalarSubqueryResults;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::scalar_subquery::{ScalarSubqueryExec, ScalarSubqueryLink};
 
-/// The scalar subqueries of one plan, found by [`take_scalar_subqueries`].
-pub(crate) struct ScalarSubqueries {
-    pub(crate) groups: Vec<(Vec<ScalarSubqueryLink>, ScalarSubqueryResults)>,
-}
+/// The subqueries of one `ScalarSubqueryExec` and the container their
+/// values go to.
+pub(crate) type SubqueryGroup = (Vec<ScalarSubqueryLink>, ScalarSubqueryResults);
 
 /// `plan` without its `ScalarSubqueryExec` nodes (each replaced by its
 /// input, which has the same properties), and those nodes' subqueries.
@@ -32,35 +31,21 @@ pub(crate) struct ScalarSubqueries {
 /// run.
 pub(crate) fn take_scalar_subqueries(
     plan: Arc<dyn ExecutionPlan>,
-) -> datafusion::error::Result<(Arc<dyn ExecutionPlan>, ScalarSubqueries)> {
+) -> datafusion::error::Result<(Arc<dyn ExecutionPlan>, Vec<SubqueryGroup>)> {
     let mut groups = Vec::new();
-    collect(&plan, &mut groups);
-    if groups.is_empty() {
-        return Ok((plan, ScalarSubqueries { groups }));
-    }
     let plan = plan
-        .transform_up(|node| {
-            Ok(match node.downcast_ref::<ScalarSubqueryExec>() {
-                Some(exec) => Transformed::yes(Arc::clone(exec.input())),
-                None => Transformed::no(node),
-            })
+        .transform_down(|mut node| {
+            let mut changed = false;
+            // The input of one may be another.
+            while let Some(exec) = node.downcast_ref::<ScalarSubqueryExec>() {
+                groups.push((exec.subqueries().to_vec(), exec.results().clone()));
+                node = Arc::clone(exec.input());
+                changed = true;
+            }
+            Ok(Transformed::new_transformed(node, changed))
         })?
         .data;
-    Ok((plan, ScalarSubqueries { groups }))
-}
-
-fn collect(
-    node: &Arc<dyn ExecutionPlan>,
-    groups: &mut Vec<(Vec<ScalarSubqueryLink>, ScalarSubqueryResults)>,
-) {
-    if let Some(exec) = node.downcast_ref::<ScalarSubqueryExec>() {
-        groups.push((exec.subqueries().to_vec(), exec.results().clone()));
-        collect(exec.input(), groups);
-        return;
-    }
-    for child in node.children() {
-        collect(child, groups);
-    }
+    Ok((plan, groups))
 }
 
 /// The value of a one-column subquery from its rows, as DataFusion defines

@@ -232,33 +232,27 @@ fn insert_input(
 ) -> Result<Arc<datafusion::logical_expr::LogicalPlan>> {
     use datafusion::logical_expr::{Expr, LogicalPlanBuilder, ScalarUDF};
     let input = dml.input.as_ref();
-    let fields = input.schema().fields();
-    let risky: Vec<usize> = table
-        .fields()
-        .iter()
-        .zip(fields.iter())
+    let mut checked = false;
+    let columns: Vec<Expr> = input
+        .schema()
+        .columns()
+        .into_iter()
+        .zip(input.schema().fields().iter())
+        .zip(table.fields().iter())
         .enumerate()
-        .filter(|(_, (target, given))| !target.is_nullable() && given.is_nullable())
-        .map(|(i, _)| i)
+        .map(|(i, ((column, given), target))| {
+            let expr = Expr::Column(column);
+            if !target.is_nullable() && given.is_nullable() {
+                checked = true;
+                let check = ScalarUDF::new_from_impl(NotNull::new(i));
+                check.call(vec![expr]).alias(given.name())
+            } else {
+                expr
+            }
+        })
         .collect();
     let mut plan = LogicalPlanBuilder::from(input.clone());
-    if !risky.is_empty() {
-        let columns = input
-            .schema()
-            .columns()
-            .into_iter()
-            .zip(fields.iter())
-            .enumerate()
-            .map(|(i, (column, field))| {
-                let expr = Expr::Column(column);
-                if risky.contains(&i) {
-                    let check = ScalarUDF::new_from_impl(NotNull::new(i));
-                    check.call(vec![expr]).alias(field.name())
-                } else {
-                    expr
-                }
-            })
-            .collect::<Vec<_>>();
+    if checked {
         plan = plan.project(columns)?;
     }
     if let Some(order) = sort_order.first().filter(|o| !o.is_empty()) {

@@ -424,17 +424,10 @@ async fn scalar_subqueries_recursive_ctes_and_sorted_windows_match_datafusion() 
     let session = session(2, 3, 1 << 30);
     let plain = plain_datafusion_context(3);
     register_both(&session, &plain, [("a", &a), ("b", &b)]).await;
-    session
-        .sql("create table small (id int, pk int, val int) as values (1, 1, 10), (2, 1, 20), (3, 1, 30), (4, 2, 5), (5, 2, 15), (6, 3, 100)")
-        .await
-        .unwrap();
-    plain
-        .sql("create table small (id int, pk int, val int) as values (1, 1, 10), (2, 1, 20), (3, 1, 30), (4, 2, 5), (5, 2, 15), (6, 3, 100)")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+    let small = "create table small (id int, pk int, val int) as values \
+                 (1, 1, 10), (2, 1, 20), (3, 1, 30), (4, 2, 5), (5, 2, 15), (6, 3, 100)";
+    session.sql(small).await.unwrap();
+    plain_rows(&plain, small).await;
 
     let queries = [
         "select k, v from a where v > (select avg(w) / 10 from b)",

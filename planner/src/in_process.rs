@@ -8,18 +8,15 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
-    PlanProperties, SendableRecordBatchStream, displayable,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
+    SendableRecordBatchStream, displayable,
 };
 
-/// Runs a DataFusion subtree that cannot be cut into stages (a recursive
-/// query's loop over its work table) as a leaf of the stage plan: one
-/// partition, computed by DataFusion's own in-process execution of every
-/// partition of the subtree, merged in order where the subtree's output is
-/// ordered.
+/// Runs a one-partition DataFusion subtree that cannot be cut into stages
+/// (a recursive query, whose operators share its work table in process)
+/// as a leaf of the stage plan: DataFusion's own execution runs every
+/// operator of the subtree inside the one task.
 ///
 /// It has no children, so the splitter neither cuts nor rewrites anything
 /// below it; each task's fresh copy ([`ExecutionPlan::reset_state`]) resets
@@ -28,37 +25,25 @@ use datafusion::physical_plan::{
 pub struct InProcessExec {
     /// The subtree, with one output partition.
     inner: Arc<dyn ExecutionPlan>,
-    /// What the subtree was before it was brought to one partition.
+    /// Why the subtree runs whole, as EXPLAIN shows it.
     reason: &'static str,
-    properties: Arc<PlanProperties>,
 }
 
 impl InProcessExec {
-    /// Wraps `plan`, merging its partitions into one when it has several.
-    pub fn new(plan: Arc<dyn ExecutionPlan>, reason: &'static str) -> Self {
-        let inner: Arc<dyn ExecutionPlan> = if plan.output_partitioning().partition_count() <= 1 {
-            plan
-        } else if let Some(ordering) = plan.output_ordering().cloned() {
-            Arc::new(SortPreservingMergeExec::new(ordering, plan))
-        } else {
-            Arc::new(CoalescePartitionsExec::new(plan))
-        };
-        let properties = PlanProperties::new(
-            inner.equivalence_properties().clone(),
-            Partitioning::UnknownPartitioning(1),
-            inner.pipeline_behavior(),
-            inner.boundedness(),
-        );
-        Self {
-            inner,
-            reason,
-            properties: Arc::new(properties),
+    /// Wraps `plan`, which has one output partition (so its parents'
+    /// requirements hold unchanged).
+    pub fn new(plan: Arc<dyn ExecutionPlan>, reason: &'static str) -> Result<Self> {
+        let partitions = plan.output_partitioning().partition_count();
+        if partitions != 1 {
+            return Err(DataFusionError::Internal(format!(
+                "InProcessExec runs one partition, {} has {partitions}",
+                plan.name()
+            )));
         }
-    }
-
-    /// The subtree this node runs.
-    pub fn inner(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.inner
+        Ok(Self {
+            inner: plan,
+            reason,
+        })
     }
 }
 
@@ -89,7 +74,7 @@ impl ExecutionPlan for InProcessExec {
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
+        self.inner.properties()
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -124,7 +109,6 @@ impl ExecutionPlan for InProcessExec {
         Ok(Arc::new(Self {
             inner,
             reason: self.reason,
-            properties: Arc::clone(&self.properties),
         }))
     }
 
@@ -133,11 +117,6 @@ impl ExecutionPlan for InProcessExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "InProcessExec has one partition, asked for {partition}"
-            )));
-        }
-        self.inner.execute(0, context)
+        self.inner.execute(partition, context)
     }
 }

@@ -119,7 +119,7 @@ fn run_in_process(
     Ok(plan
         .transform_down(|node| {
             if node.is::<RecursiveQueryExec>() {
-                let wrapped = InProcessExec::new(node, "recursive query");
+                let wrapped = InProcessExec::new(node, "recursive query")?;
                 Ok(Transformed::new(
                     Arc::new(wrapped) as Arc<dyn ExecutionPlan>,
                     true,
