@@ -428,6 +428,11 @@ async fn scalar_subqueries_recursive_ctes_and_sorted_windows_match_datafusion() 
                  (1, 1, 10), (2, 1, 20), (3, 1, 30), (4, 2, 5), (5, 2, 15), (6, 3, 100)";
     session.sql(small).await.unwrap();
     plain_rows(&plain, small).await;
+    // Top-N per window partition below a hash exchange of one input
+    // partition, which keeps the order the window needs.
+    let topn = "set datafusion.optimizer.enable_window_topn = true";
+    session.sql(topn).await.unwrap();
+    plain_rows(&plain, topn).await;
 
     let queries = [
         "select k, v from a where v > (select avg(w) / 10 from b)",
