@@ -117,7 +117,14 @@ fn stage_engine_config(config: &EngineConfig) -> Result<SessionConfig> {
         // must not steal each other's files.
         options.execution.enable_file_stream_work_stealing = false;
         // Uncorrelated scalar subqueries stay ScalarSubqueryExec (DataFusion's
-        // default): fairway runs them first (crate::subqueries).
+        // default): the stage engine runs them first (crate::subqueries).
+        // Ballista cannot ship one to its executors: on a cluster they are
+        // planned as joins.
+        if config.cluster.is_some() {
+            options
+                .optimizer
+                .enable_physical_uncorrelated_scalar_subquery = false;
+        }
         options.optimizer.prefer_existing_sort = false;
         for (key, value) in &config.datafusion {
             options
