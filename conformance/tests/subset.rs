@@ -26,6 +26,7 @@ const SUBSET: &[&str] = &[
     "subquery.slt",
     "cte.slt",
     "window_topn.slt",
+    "repartition_subset_satisfaction.slt",
 ];
 
 /// The numbers of the summary line, by name.

@@ -48,15 +48,10 @@ fn cut(
         return match repartition.partitioning() {
             // Removed: see the crate documentation.
             Partitioning::RoundRobinBatch(_) => Ok(Transformed::yes(input)),
-            _ if repartition.preserve_order() => Err(PlannerError::Unsupported(
-                "order-preserving repartition (set datafusion.optimizer.prefer_existing_sort \
-                 = false)"
-                    .to_string(),
-            )
-            .into()),
             partitioning => {
                 let maps = input.output_partitioning().partition_count();
                 let schema = input.schema();
+                let order = input.output_ordering().cloned();
                 let stage = add_stage(
                     stages,
                     input,
@@ -71,7 +66,19 @@ fn cut(
                 // reader keeps the order the exchange declared (a window
                 // over `PARTITION BY` sorted below a one-partition hash
                 // exchange relies on it).
-                let reader = if maps == 1 && repartition.maintains_input_order()[0] {
+                let reader = if let Some(order) = order.filter(|_| repartition.preserve_order()) {
+                    // Each map writes its buckets in its sorted input order;
+                    // each reduce partition merges the sorted runs.
+                    ShuffleReaderExec::sorted_buckets(
+                        stage,
+                        schema,
+                        partitioning.partition_count(),
+                        maps,
+                        partitioning.clone(),
+                        node.equivalence_properties().clone(),
+                        order,
+                    )
+                } else if maps == 1 && repartition.maintains_input_order()[0] {
                     ShuffleReaderExec::with_equivalence(
                         stage,
                         schema,
@@ -531,7 +538,7 @@ mod tests {
     }
 
     #[test]
-    fn order_preserving_repartition_is_refused() {
+    fn order_preserving_repartition_reads_merged_sorted_buckets() {
         let plan = Arc::new(
             RepartitionExec::try_new(
                 sort(leaf(2)),
@@ -540,11 +547,28 @@ mod tests {
             .unwrap()
             .with_preserve_order(),
         );
-        let error = split_into_stages(plan).unwrap_err();
-        assert!(
-            error.to_string().contains("order-preserving repartition"),
-            "{error}"
+        let graph = split_into_stages(plan).unwrap();
+        let result = &graph.result_stage().plan;
+        assert_eq!(
+            readers(result),
+            vec![(
+                0,
+                ReadMode::Buckets {
+                    buckets: 4,
+                    maps: 2
+                }
+            )]
         );
+        // The reader keeps the declared order, and says it merges.
+        assert_eq!(
+            result.output_ordering(),
+            Some(&ordering(&schema())),
+            "the merged buckets stay sorted"
+        );
+        let text = datafusion::physical_plan::displayable(result.as_ref())
+            .one_line()
+            .to_string();
+        assert!(text.contains("merged by [a@0 ASC]"), "{text}");
     }
 
     #[test]

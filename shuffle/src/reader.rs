@@ -12,8 +12,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::sorts::streaming_merge::StreamingMergeBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
@@ -67,7 +70,11 @@ pub struct ShuffleReaderExec {
     stage: usize,
     schema: SchemaRef,
     mode: ReadMode,
+    /// Set for an order-preserving bucket read: every map wrote its bucket
+    /// sorted by this ordering, and each partition merges those sorted runs.
+    merge: Option<LexOrdering>,
     properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl ShuffleReaderExec {
@@ -106,8 +113,29 @@ impl ShuffleReaderExec {
             stage,
             schema,
             mode,
+            merge: None,
             properties: Arc::new(properties),
+            metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// An order-preserving read of hash buckets (a repartition with
+    /// `preserve_order`): each map task wrote its bucket in its input's
+    /// order, `ordering`, and each partition merges the buckets of all maps
+    /// into one stream sorted by it. `eq` is what the exchange declared.
+    pub fn sorted_buckets(
+        stage: usize,
+        schema: SchemaRef,
+        buckets: usize,
+        maps: usize,
+        partitioning: Partitioning,
+        eq: EquivalenceProperties,
+        ordering: LexOrdering,
+    ) -> Self {
+        let mode = ReadMode::Buckets { buckets, maps };
+        let mut reader = Self::with_equivalence(stage, schema, mode, Some(partitioning), eq);
+        reader.merge = Some(ordering);
+        reader
     }
 
     pub fn stage(&self) -> usize {
@@ -126,7 +154,11 @@ impl DisplayAs for ShuffleReaderExec {
                 write!(f, "ShuffleReaderExec: stage={}, ", self.stage)?;
                 match self.mode {
                     ReadMode::Buckets { buckets, maps } => {
-                        write!(f, "read=bucket of {maps} maps, partitions={buckets}")
+                        write!(f, "read=bucket of {maps} maps, partitions={buckets}")?;
+                        if let Some(ordering) = &self.merge {
+                            write!(f, ", merged by [{ordering}]")?;
+                        }
+                        Ok(())
                     }
                     ReadMode::PerMap { maps } => write!(f, "read=one map each, partitions={maps}"),
                     ReadMode::All { maps } => write!(f, "read=all {maps} maps, partitions=1"),
@@ -152,9 +184,20 @@ impl ExecutionPlan for ShuffleReaderExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        let mut recursion = TreeNodeRecursion::Continue;
+        for sort in self.merge.iter().flat_map(|o| o.iter()) {
+            recursion = f(&sort.expr)?;
+            if recursion == TreeNodeRecursion::Stop {
+                break;
+            }
+        }
+        Ok(recursion)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
     }
 
     fn with_new_children(
@@ -191,15 +234,34 @@ impl ExecutionPlan for ShuffleReaderExec {
             .into_iter()
             .map(|(map, bucket)| job.get(self.stage, map).map(|o| (map, o, bucket)))
             .collect::<Result<Vec<_>, _>>()?;
-        let iter = BucketIter {
-            stage: self.stage,
-            sources: sources.into_iter(),
-            current: None,
+        let stream = |sources: Vec<(usize, Arc<MapOutput>, usize)>| -> SendableRecordBatchStream {
+            let iter = BucketIter {
+                stage: self.stage,
+                sources: sources.into_iter(),
+                current: None,
+            };
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::iter(iter),
+            ))
         };
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            Arc::clone(&self.schema),
-            futures::stream::iter(iter),
-        )))
+        let Some(ordering) = self.merge.as_ref().filter(|_| sources.len() > 1) else {
+            return Ok(stream(sources));
+        };
+        let runs = sources.into_iter().map(|s| stream(vec![s])).collect();
+        let reservation = MemoryConsumer::new(format!(
+            "ShuffleReaderExec[stage {}, partition {partition}] merge",
+            self.stage
+        ))
+        .register(context.memory_pool());
+        StreamingMergeBuilder::new()
+            .with_streams(runs)
+            .with_schema(Arc::clone(&self.schema))
+            .with_expressions(ordering)
+            .with_metrics(BaselineMetrics::new(&self.metrics, partition))
+            .with_batch_size(context.session_config().batch_size())
+            .with_reservation(reservation)
+            .build()
     }
 }
 
@@ -330,7 +392,11 @@ mod tests {
     use datafusion::prelude::SessionConfig;
 
     fn batch(schema: &SchemaRef, from: i64, to: i64) -> RecordBatch {
-        let keys: Vec<i64> = (from..to).collect();
+        batch_of(schema, (from..to).collect())
+    }
+
+    /// A batch of these keys, each row named `name-{key}`.
+    fn batch_of(schema: &SchemaRef, keys: Vec<i64>) -> RecordBatch {
         let names: Vec<String> = keys.iter().map(|k| format!("name-{k}")).collect();
         RecordBatch::try_new(
             Arc::clone(schema),
@@ -342,65 +408,41 @@ mod tests {
         .unwrap()
     }
 
-    async fn round_trip(memory_limit: usize) -> (Vec<Vec<i64>>, crate::ShuffleStats, PathBufs) {
-        let dir = tempfile::tempdir().unwrap();
-        let service = ShuffleService::new(ShuffleConfig {
-            memory_limit,
-            dir: dir.path().to_path_buf(),
-            ..ShuffleConfig::default()
-        });
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Int64, false),
-            Field::new("name", DataType::Utf8, false),
-        ]));
-        let partitioning = Partitioning::Hash(
-            vec![Arc::new(Column::new("k", 0)) as Arc<dyn PhysicalExpr>],
-            3,
-        );
-        let job = service.create_job(7);
-        for map in 0..2 {
-            let batches: Vec<_> = (0..5)
-                .map(|i| {
-                    Ok(batch(
-                        &schema,
-                        map * 1000 + i * 100,
-                        map * 1000 + i * 100 + 100,
-                    ))
-                })
-                .collect();
-            let input = Box::pin(RecordBatchStreamAdapter::new(
-                Arc::clone(&schema),
-                futures::stream::iter(batches),
-            ));
-            let stats = write_map_output(
-                &job,
-                0,
-                map as usize,
-                0,
-                input,
-                &MapPartitioning::Partitioned(partitioning.clone()),
-                64,
-            )
-            .await
-            .unwrap();
-            assert_eq!(stats.rows, 500);
-        }
-        let reader = ShuffleReaderExec::new(
+    /// Writes map `map` of stage 0 from these batches, hash-partitioned.
+    async fn write_map(
+        job: &Arc<JobShuffle>,
+        map: usize,
+        schema: &SchemaRef,
+        partitioning: &Partitioning,
+        batches: Vec<RecordBatch>,
+    ) -> crate::MapStats {
+        let input = Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(schema),
+            futures::stream::iter(batches.into_iter().map(Ok)),
+        ));
+        write_map_output(
+            job,
             0,
-            Arc::clone(&schema),
-            ReadMode::Buckets {
-                buckets: 3,
-                maps: 2,
-            },
-            Some(partitioning),
-        );
-        let ctx = Arc::new(
-            TaskContext::default()
-                .with_session_config(SessionConfig::new().with_extension(Arc::clone(&job))),
-        );
+            map,
+            0,
+            input,
+            &MapPartitioning::Partitioned(partitioning.clone()),
+            64,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// The keys of each of `buckets` partitions of `reader`, in the order
+    /// read, each row's name checked against its key.
+    async fn bucket_keys(
+        reader: &ShuffleReaderExec,
+        ctx: &Arc<TaskContext>,
+        buckets: usize,
+    ) -> Vec<Vec<i64>> {
         let mut per_bucket = Vec::new();
-        for b in 0..3 {
-            let batches = collect(reader.execute(b, Arc::clone(&ctx)).unwrap())
+        for b in 0..buckets {
+            let batches = collect(reader.execute(b, Arc::clone(ctx)).unwrap())
                 .await
                 .unwrap();
             let mut keys = Vec::new();
@@ -420,9 +462,56 @@ mod tests {
                     keys.push(k.value(i));
                 }
             }
-            keys.sort();
             per_bucket.push(keys);
         }
+        per_bucket
+    }
+
+    /// A shuffle service with this memory budget spilling under `dir`, and
+    /// the `(k, name)` schema of the tests' rows.
+    fn keyed_service(memory_limit: usize, dir: &std::path::Path) -> (ShuffleService, SchemaRef) {
+        let service = ShuffleService::new(ShuffleConfig {
+            memory_limit,
+            dir: dir.to_path_buf(),
+            ..ShuffleConfig::default()
+        });
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, false),
+        ]));
+        (service, schema)
+    }
+
+    async fn round_trip(memory_limit: usize) -> (Vec<Vec<i64>>, crate::ShuffleStats, PathBufs) {
+        let dir = tempfile::tempdir().unwrap();
+        let (service, schema) = keyed_service(memory_limit, dir.path());
+        let partitioning = Partitioning::Hash(
+            vec![Arc::new(Column::new("k", 0)) as Arc<dyn PhysicalExpr>],
+            3,
+        );
+        let job = service.create_job(7);
+        for map in 0..2 {
+            let batches = (0..5)
+                .map(|i| batch(&schema, map * 1000 + i * 100, map * 1000 + i * 100 + 100))
+                .collect();
+            let stats = write_map(&job, map as usize, &schema, &partitioning, batches).await;
+            assert_eq!(stats.rows, 500);
+        }
+        let reader = ShuffleReaderExec::new(
+            0,
+            Arc::clone(&schema),
+            ReadMode::Buckets {
+                buckets: 3,
+                maps: 2,
+            },
+            Some(partitioning),
+        );
+        let ctx = Arc::new(
+            TaskContext::default()
+                .with_session_config(SessionConfig::new().with_extension(Arc::clone(&job))),
+        );
+        let mut per_bucket = bucket_keys(&reader, &ctx, 3).await;
+        per_bucket.iter_mut().for_each(|keys| keys.sort());
         let job_dir = job.dir().to_path_buf();
         let stats = service.stats();
         drop(ctx);
@@ -473,6 +562,79 @@ mod tests {
         check_buckets(&buckets);
         assert_eq!(stats.memory_outputs + stats.file_outputs, 2);
         assert!(stats.file_outputs >= 1);
+    }
+
+    /// Two maps, each sorted by `k` and with interleaved keys (map 0 even,
+    /// map 1 odd), hashed into 3 buckets and read back order-preserving:
+    /// every partition must come out complete and sorted, which a plain
+    /// bucket read (one map after the other) is not.
+    async fn sorted_bucket_read(memory_limit: usize) -> Vec<Vec<i64>> {
+        use datafusion::physical_expr::PhysicalSortExpr;
+        let dir = tempfile::tempdir().unwrap();
+        let (service, schema) = keyed_service(memory_limit, dir.path());
+        let k: Arc<dyn PhysicalExpr> = Arc::new(Column::new("k", 0));
+        let partitioning = Partitioning::Hash(vec![Arc::clone(&k)], 3);
+        let job = service.create_job(9);
+        for map in 0..2i64 {
+            let batches = (0..5)
+                .map(|i| {
+                    batch_of(
+                        &schema,
+                        (i * 100..i * 100 + 100).map(|x| 2 * x + map).collect(),
+                    )
+                })
+                .collect();
+            write_map(&job, map as usize, &schema, &partitioning, batches).await;
+        }
+        let ordering =
+            LexOrdering::new(vec![PhysicalSortExpr::new_default(Arc::clone(&k))]).unwrap();
+        let eq = EquivalenceProperties::new_with_orderings(Arc::clone(&schema), [ordering.clone()]);
+        let reader = ShuffleReaderExec::sorted_buckets(
+            0,
+            Arc::clone(&schema),
+            3,
+            2,
+            partitioning,
+            eq,
+            ordering,
+        );
+        assert_eq!(
+            reader.properties().output_ordering().map(|o| o.to_string()),
+            Some("k@0 ASC".to_string())
+        );
+        let ctx = Arc::new(
+            TaskContext::default().with_session_config(
+                SessionConfig::new()
+                    .with_batch_size(37)
+                    .with_extension(Arc::clone(&job)),
+            ),
+        );
+        let per_bucket = bucket_keys(&reader, &ctx, 3).await;
+        per_bucket
+    }
+
+    fn check_sorted_buckets(per_bucket: &[Vec<i64>]) {
+        for (b, keys) in per_bucket.iter().enumerate() {
+            assert!(!keys.is_empty(), "bucket {b} is empty");
+            assert!(
+                keys.windows(2).all(|w| w[0] < w[1]),
+                "bucket {b} is not sorted: {:?}",
+                &keys[..keys.len().min(20)]
+            );
+        }
+        let mut all: Vec<i64> = per_bucket.iter().flatten().copied().collect();
+        all.sort();
+        assert_eq!(all, (0..1000).collect::<Vec<i64>>());
+    }
+
+    #[tokio::test]
+    async fn sorted_bucket_read_merges_the_maps_in_memory() {
+        check_sorted_buckets(&sorted_bucket_read(1 << 30).await);
+    }
+
+    #[tokio::test]
+    async fn sorted_bucket_read_merges_the_maps_spilled() {
+        check_sorted_buckets(&sorted_bucket_read(0).await);
     }
 
     #[tokio::test]
