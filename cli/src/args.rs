@@ -426,13 +426,14 @@ pub struct InputArgs {
 #[derive(Args, Default)]
 pub struct EngineArgs {
     /// Register a table: NAME=PATH, where PATH is a parquet, CSV, JSON
-    /// (.json, .ndjson, .jsonl) or Avro file, a folder of them (key=value
+    /// (.json, .ndjson, .jsonl), Avro or Arrow IPC (.arrow, .feather, .ipc)
+    /// file, a folder of them (key=value
     /// subfolders become partition columns), or a glob; a local path or an
     /// s3://, s3a://, gs://, az://, abfss:// or http(s):// URL (see
     /// fairway.store.* in --conf). Repeatable.
     #[arg(long = "table", value_name = "NAME=PATH", value_parser = name_path)]
     pub tables: Vec<(String, String)>,
-    /// Register every parquet/CSV/JSON/Avro file or folder in DIR (a local
+    /// Register every parquet/CSV/JSON/Avro/Arrow file or folder in DIR (a local
     /// folder or an object store prefix such as s3://bucket/tpch/) as a
     /// table named after its file stem. Repeatable.
     #[arg(long = "tables", value_name = "DIR")]

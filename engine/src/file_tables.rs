@@ -1,7 +1,7 @@
 //! Files queried directly in SQL: `SELECT * FROM 'data/x.parquet'`, `FROM
 //! 's3://bucket/events/*.json'`, and the table functions `read_parquet`,
-//! `read_csv`, `read_json` and `read_avro` (with DuckDB's names
-//! `parquet_scan`, `read_csv_auto`, `read_json_auto`, `read_ndjson`).
+//! `read_csv`, `read_json`, `read_avro` and `read_arrow` (with DuckDB's names
+//! `parquet_scan`, `read_csv_auto`, `read_json_auto`, `read_ndjson`; `read_ipc`).
 //!
 //! DataFusion plans table functions synchronously, but reading a file's
 //! schema is I/O. So a call such as `read_csv('x.csv', header => false)`
@@ -36,6 +36,8 @@ const READ_FUNCTIONS: &[(&str, Option<TableFormat>)] = &[
     ("read_json_auto", Some(TableFormat::Json)),
     ("read_ndjson", Some(TableFormat::Json)),
     ("read_avro", Some(TableFormat::Avro)),
+    ("read_arrow", Some(TableFormat::Arrow)),
+    ("read_ipc", Some(TableFormat::Arrow)),
     ("read_files", None),
 ];
 
@@ -126,7 +128,8 @@ fn looks_like_path(name: &str) -> bool {
     }
     let lower = name.to_ascii_lowercase();
     let data_extension = [
-        ".parquet", ".parq", ".csv", ".json", ".ndjson", ".jsonl", ".avro",
+        ".parquet", ".parq", ".csv", ".json", ".ndjson", ".jsonl", ".avro", ".arrow", ".feather",
+        ".ipc",
     ]
     .iter()
     .any(|ext| lower.ends_with(ext));
@@ -296,10 +299,9 @@ fn set_option(
         "hive_partitioning" => read.hive_partitioning = Some(bool_of(option, value)?),
         "format" => {
             let name = string_of(value).ok_or("format must be a string")?;
-            read.format =
-                Some(TableFormat::from_name(&name).ok_or_else(|| {
-                    format!("unknown format '{name}' (parquet, csv, json, avro)")
-                })?);
+            read.format = Some(TableFormat::from_name(&name).ok_or_else(|| {
+                format!("unknown format '{name}' (parquet, csv, json, avro, arrow)")
+            })?);
         }
         other => return Err(format!("unknown option '{other}'; known: {OPTIONS}")),
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::datasource::file_format::options::ReadOptions as _;
 use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::execution::SessionState;
@@ -27,6 +28,9 @@ pub enum TableFormat {
     Json,
     /// Avro object container files (`.avro`).
     Avro,
+    /// Arrow IPC files (`.arrow`, `.feather`, `.ipc`), as `COPY ... STORED AS
+    /// ARROW` writes them and Polars' `write_ipc` does.
+    Arrow,
 }
 
 impl TableFormat {
@@ -36,6 +40,7 @@ impl TableFormat {
             "csv" => Some(TableFormat::Csv),
             "json" | "ndjson" | "jsonl" => Some(TableFormat::Json),
             "avro" => Some(TableFormat::Avro),
+            "arrow" | "feather" | "ipc" => Some(TableFormat::Arrow),
             _ => None,
         }
     }
@@ -48,16 +53,19 @@ impl TableFormat {
             TableFormat::Csv => "csv",
             TableFormat::Json => "json",
             TableFormat::Avro => "avro",
+            TableFormat::Arrow => "arrow",
         }
     }
 
-    /// The format of a name (`parquet`, `csv`, `json`, `ndjson`, `avro`).
+    /// The format of a name (`parquet`, `csv`, `json`, `ndjson`, `avro`,
+    /// `arrow`, `ipc`, `feather`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name.to_ascii_lowercase().as_str() {
             "parquet" => Some(TableFormat::Parquet),
             "csv" => Some(TableFormat::Csv),
             "json" | "ndjson" | "jsonl" => Some(TableFormat::Json),
             "avro" => Some(TableFormat::Avro),
+            "arrow" | "ipc" | "feather" => Some(TableFormat::Arrow),
             _ => None,
         }
     }
@@ -68,6 +76,7 @@ impl TableFormat {
             TableFormat::Csv => ".csv",
             TableFormat::Json => ".json",
             TableFormat::Avro => ".avro",
+            TableFormat::Arrow => ".arrow",
         }
     }
 }
@@ -92,7 +101,7 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
             table_error(
                 table,
                 path,
-                "a glob must end in .parquet, .csv, .json or .avro",
+                "a glob must end in .parquet, .csv, .json, .avro or .arrow",
             )
         });
     }
@@ -109,7 +118,7 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
             table_error(
                 table,
                 path,
-                "not a .parquet, .csv, .json (.ndjson, .jsonl) or .avro file",
+                "not a .parquet, .csv, .json (.ndjson, .jsonl), .avro or .arrow (.feather, .ipc) file",
             )
         })?;
         if format == TableFormat::Parquet && meta.len() == 0 {
@@ -134,7 +143,7 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
         table_error(
             table,
             path,
-            "folder holds no .parquet, .csv, .json or .avro files",
+            "folder holds no .parquet, .csv, .json, .avro or .arrow files",
         )
     })?;
     if format == TableFormat::Parquet
@@ -266,7 +275,7 @@ pub struct ReadOptions {
     pub hive_partitioning: Option<bool>,
 }
 
-/// Registers `path` (a parquet, CSV, JSON or Avro file, a folder of them,
+/// Registers `path` (a parquet, CSV, JSON, Avro or Arrow file, a folder of them,
 /// or a glob; a local path or an object store URL) as table `name` of
 /// `ctx`. CSV files must have a header row; a JSON table's schema is
 /// inferred from its rows; `key=value` folders become partition columns.
@@ -483,7 +492,7 @@ async fn remote_source(
                     return Err(table_error(
                         table,
                         path,
-                        "not a .parquet, .csv, .json or .avro object (read_csv(...) and its \
+                        "not a .parquet, .csv, .json, .avro or .arrow object (read_csv(...) and its \
                          siblings read other names)",
                     ));
                 };
@@ -541,7 +550,7 @@ async fn remote_source(
             table,
             path,
             if any {
-                "holds no .parquet, .csv, .json or .avro objects"
+                "holds no .parquet, .csv, .json, .avro or .arrow objects"
             } else {
                 "no such object, and no objects under this prefix"
             },
@@ -643,6 +652,11 @@ pub async fn table_provider(
         TableFormat::Avro => AvroReadOptions {
             file_extension: &extension,
             ..AvroReadOptions::default()
+        }
+        .to_listing_options(config, table_options),
+        TableFormat::Arrow => ArrowReadOptions {
+            file_extension: &extension,
+            ..ArrowReadOptions::default()
         }
         .to_listing_options(config, table_options),
     };
@@ -941,7 +955,7 @@ async fn register_tables_under(ctx: &SessionContext, prefix: &str) -> Result<Vec
         return Err(table_error(
             "*",
             prefix,
-            "no .parquet, .csv, .json or .avro objects or folders found",
+            "no .parquet, .csv, .json, .avro or .arrow objects or folders found",
         ));
     }
     Ok(names)

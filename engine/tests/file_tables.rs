@@ -311,6 +311,88 @@ async fn avro_files_are_tables() {
     assert_eq!(names, ["people"]);
 }
 
+/// Arrow IPC files (`.arrow`, `.feather`) are tables, one file or a folder
+/// of them, and what `COPY ... STORED AS ARROW` writes reads back
+/// (sqllogictest dynamic_file.slt:125).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_ipc_files_are_tables() {
+    use fairway_engine::arrow::ipc::writer::FileWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("name", DataType::Utf8, true),
+    ]));
+    let folder = dir.path().join("people");
+    std::fs::create_dir(&folder).unwrap();
+    for (file, ids, names) in [
+        ("a.arrow", vec![1, 2], vec![Some("ann"), None]),
+        ("b.arrow", vec![3], vec![Some("cy")]),
+    ] {
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int32Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap();
+        let out = std::fs::File::create(folder.join(file)).unwrap();
+        let mut writer = FileWriter::try_new(out, &schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+    }
+    let feather = dir.path().join("one.feather");
+    std::fs::copy(folder.join("b.arrow"), &feather).unwrap();
+
+    let session = session();
+    session
+        .register_table("people", &folder.to_string_lossy())
+        .await
+        .unwrap();
+    let got = rows(&session, "SELECT id, name FROM people").await;
+    assert_eq!(got, ["1 | ann", "2 | NULL", "3 | cy"]);
+    let got = rows(
+        &session,
+        &format!("SELECT id, name FROM '{}'", feather.display()),
+    )
+    .await;
+    assert_eq!(got, ["3 | cy"]);
+    let got = rows(
+        &session,
+        &format!(
+            "SELECT count(*), count(name) FROM read_arrow('{}')",
+            folder.display()
+        ),
+    )
+    .await;
+    assert_eq!(got, ["3 | 2"]);
+
+    // What fairway writes as Arrow, partitioned, reads back with its
+    // partition column.
+    let copied = dir.path().join("copied");
+    session
+        .sql(&format!(
+            "COPY (SELECT id, name, id % 2 AS odd FROM people) TO '{}' \
+             STORED AS ARROW PARTITIONED BY (odd)",
+            copied.display()
+        ))
+        .await
+        .unwrap();
+    let got = rows(
+        &session,
+        &format!("SELECT id, name, odd FROM '{}'", copied.display()),
+    )
+    .await;
+    assert_eq!(got, ["1 | ann | 1", "2 | NULL | 0", "3 | cy | 1"]);
+
+    let err = error(
+        &session,
+        "SELECT * FROM read_files('x.csv', format => 'orc')",
+    )
+    .await;
+    assert!(err.contains("avro, arrow"), "{err}");
+}
+
 /// The catalog that reads quoted paths as tables still drops schemas, with
 /// DataFusion's rules and words (sqllogictest ddl.slt:768-783).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
