@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::Schema;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion_sqllogictest::{
     DFColumnType, DFOutput, DFSqlLogicTestError, TestContext, convert_batches,
@@ -112,6 +113,15 @@ pub async fn fairway_session(
         })
     } else {
         session
+    };
+    // The suite context's SQL type planner, where it has one
+    // (cast_extension_type_metadata.slt plans `CAST(... AS UUID)` with it).
+    let type_planner = SessionStateBuilder::new_from_existing(test_ctx.session_ctx().state())
+        .type_planner()
+        .clone();
+    let session = match type_planner {
+        Some(planner) => session.isolated_client_with(|builder| builder.with_type_planner(planner)),
+        None => session,
     };
     let source = test_ctx.session_ctx();
     let target = session.context();

@@ -13,16 +13,26 @@ pub fn suite_dir() -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Without a platform filter, cargo metadata wants every package of
     // every platform, which a build for this one never downloaded.
-    let mut args = vec!["metadata", "--format-version", "1", "--offline"];
+    let mut args = vec!["metadata", "--format-version", "1"];
     let host = host_triple();
     if let Some(host) = &host {
         args.extend(["--filter-platform", host.as_str()]);
     }
-    let out = std::process::Command::new(cargo)
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .map_err(|e| format!("cargo metadata: {e}"))?;
+    let run = |offline: bool| {
+        let mut command = std::process::Command::new(&cargo);
+        command.args(&args).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if offline {
+            command.arg("--offline");
+        }
+        command.output().map_err(|e| format!("cargo metadata: {e}"))
+    };
+    // Offline first (no network wanted once the build has the packages);
+    // a checkout that built only the binaries lacks the packages of
+    // dev-dependencies that metadata also reads, so then once online.
+    let mut out = run(true)?;
+    if !out.status.success() {
+        out = run(false)?;
+    }
     if !out.status.success() {
         return Err(format!(
             "cargo metadata failed: {}",
