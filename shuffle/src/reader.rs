@@ -609,8 +609,7 @@ mod tests {
                     .with_extension(Arc::clone(&job)),
             ),
         );
-        let per_bucket = bucket_keys(&reader, &ctx, 3).await;
-        per_bucket
+        bucket_keys(&reader, &ctx, 3).await
     }
 
     fn check_sorted_buckets(per_bucket: &[Vec<i64>]) {
