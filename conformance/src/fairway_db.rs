@@ -100,28 +100,30 @@ pub async fn fairway_session(
             .map_err(|e| e.to_string())?;
     }
     let session = Session::new(config).map_err(|e| e.to_string())?;
-    // Spark's SQL syntax planner (`SUBSTRING`, ...) first, as the suite's
-    // context has it for spark/ files.
-    let session = if spark {
-        session.isolated_client_with(|mut builder| {
-            let mut planners: Vec<Arc<dyn ExprPlanner>> =
-                vec![Arc::new(datafusion_spark::planner::SparkFunctionPlanner)];
-            if let Some(existing) = builder.expr_planners() {
-                planners.extend(existing.iter().cloned());
-            }
-            builder.with_expr_planners(planners)
-        })
-    } else {
-        session
-    };
     // The suite context's SQL type planner, where it has one
     // (cast_extension_type_metadata.slt plans `CAST(... AS UUID)` with it).
     let type_planner = SessionStateBuilder::new_from_existing(test_ctx.session_ctx().state())
         .type_planner()
         .clone();
-    let session = match type_planner {
-        Some(planner) => session.isolated_client_with(|builder| builder.with_type_planner(planner)),
-        None => session,
+    let session = if spark || type_planner.is_some() {
+        session.isolated_client_with(|mut builder| {
+            // Spark's SQL syntax planner (`SUBSTRING`, ...) first, as the
+            // suite's context has it for spark/ files.
+            if spark {
+                let mut planners: Vec<Arc<dyn ExprPlanner>> =
+                    vec![Arc::new(datafusion_spark::planner::SparkFunctionPlanner)];
+                if let Some(existing) = builder.expr_planners() {
+                    planners.extend(existing.iter().cloned());
+                }
+                builder = builder.with_expr_planners(planners);
+            }
+            match type_planner {
+                Some(planner) => builder.with_type_planner(planner),
+                None => builder,
+            }
+        })
+    } else {
+        session
     };
     let source = test_ctx.session_ctx();
     let target = session.context();

@@ -126,14 +126,7 @@ fn looks_like_path(name: &str) -> bool {
     if crate::stores::is_remote(name) || name.starts_with("file://") {
         return true;
     }
-    let lower = name.to_ascii_lowercase();
-    let data_extension = [
-        ".parquet", ".parq", ".csv", ".json", ".ndjson", ".jsonl", ".avro", ".arrow", ".feather",
-        ".ipc",
-    ]
-    .iter()
-    .any(|ext| lower.ends_with(ext));
-    data_extension
+    TableFormat::from_extension(std::path::Path::new(name)).is_some()
         || (name.contains('/') && name.contains(['*', '?', '[']))
         || (name.contains('/') && std::path::Path::new(name).is_dir())
 }
@@ -299,9 +292,10 @@ fn set_option(
         "hive_partitioning" => read.hive_partitioning = Some(bool_of(option, value)?),
         "format" => {
             let name = string_of(value).ok_or("format must be a string")?;
-            read.format = Some(TableFormat::from_name(&name).ok_or_else(|| {
-                format!("unknown format '{name}' (parquet, csv, json, avro, arrow)")
-            })?);
+            read.format = Some(
+                TableFormat::from_name(&name)
+                    .ok_or_else(|| format!("unknown format '{name}' ({})", TableFormat::NAMES))?,
+            );
         }
         other => return Err(format!("unknown option '{other}'; known: {OPTIONS}")),
     }

@@ -33,16 +33,21 @@ pub enum TableFormat {
     Arrow,
 }
 
+/// The extensions of the formats, as errors list them.
+const EXTENSIONS: &str = ".parquet, .csv, .json, .avro or .arrow";
+
 impl TableFormat {
-    fn from_extension(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "parquet" | "parq" => Some(TableFormat::Parquet),
-            "csv" => Some(TableFormat::Csv),
-            "json" | "ndjson" | "jsonl" => Some(TableFormat::Json),
-            "avro" => Some(TableFormat::Avro),
-            "arrow" | "feather" | "ipc" => Some(TableFormat::Arrow),
-            _ => None,
+    /// The formats' names, as errors list them.
+    pub const NAMES: &str = "parquet, csv, json, avro, arrow";
+
+    /// The format of a file's extension: a format's name (see
+    /// [`TableFormat::from_name`]) or `.parq`.
+    pub(crate) fn from_extension(path: &Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?;
+        if extension.eq_ignore_ascii_case("parq") {
+            return Some(TableFormat::Parquet);
         }
+        Self::from_name(extension)
     }
 
     /// The format's name, as `read_csv(..., format => 'csv')` and errors
@@ -97,13 +102,8 @@ fn is_glob(path: &str) -> bool {
 /// recursively, hidden and `_` files skipped), or of a glob's extension.
 pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
     if is_glob(path) {
-        return TableFormat::from_extension(Path::new(path)).ok_or_else(|| {
-            table_error(
-                table,
-                path,
-                "a glob must end in .parquet, .csv, .json, .avro or .arrow",
-            )
-        });
+        return TableFormat::from_extension(Path::new(path))
+            .ok_or_else(|| table_error(table, path, format!("a glob must end in {EXTENSIONS}")));
     }
     let p = Path::new(path);
     let meta = std::fs::metadata(p).map_err(|e| {
@@ -118,7 +118,7 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
             table_error(
                 table,
                 path,
-                "not a .parquet, .csv, .json (.ndjson, .jsonl), .avro or .arrow (.feather, .ipc) file",
+                format!("not a {EXTENSIONS} file (also .parq, .ndjson, .jsonl, .feather, .ipc)"),
             )
         })?;
         if format == TableFormat::Parquet && meta.len() == 0 {
@@ -139,13 +139,8 @@ pub fn detect_format(table: &str, path: &str) -> Result<TableFormat> {
     }
     let mut found = None;
     find_format(p, &mut found).map_err(|e| table_error(table, path, e.to_string()))?;
-    let format = found.ok_or_else(|| {
-        table_error(
-            table,
-            path,
-            "folder holds no .parquet, .csv, .json, .avro or .arrow files",
-        )
-    })?;
+    let format = found
+        .ok_or_else(|| table_error(table, path, format!("folder holds no {EXTENSIONS} files")))?;
     if format == TableFormat::Parquet
         && let Some(empty) =
             find_empty_parquet(p).map_err(|e| table_error(table, path, e.to_string()))?
@@ -492,8 +487,10 @@ async fn remote_source(
                     return Err(table_error(
                         table,
                         path,
-                        "not a .parquet, .csv, .json, .avro or .arrow object (read_csv(...) and its \
-                         siblings read other names)",
+                        format!(
+                            "not a {EXTENSIONS} object (read_csv(...) and its siblings read \
+                             other names)"
+                        ),
                     ));
                 };
                 if format == TableFormat::Parquet && meta.size == 0 {
@@ -550,9 +547,9 @@ async fn remote_source(
             table,
             path,
             if any {
-                "holds no .parquet, .csv, .json, .avro or .arrow objects"
+                format!("holds no {EXTENSIONS} objects")
             } else {
-                "no such object, and no objects under this prefix"
+                "no such object, and no objects under this prefix".to_string()
             },
         ));
     };
@@ -955,7 +952,7 @@ async fn register_tables_under(ctx: &SessionContext, prefix: &str) -> Result<Vec
         return Err(table_error(
             "*",
             prefix,
-            "no .parquet, .csv, .json, .avro or .arrow objects or folders found",
+            format!("no {EXTENSIONS} objects or folders found"),
         ));
     }
     Ok(names)

@@ -61,18 +61,16 @@ fn cut(
                     buckets: partitioning.partition_count(),
                     maps,
                 };
-                // One map task writes each bucket in its input's row
-                // order, and a bucket read from one map keeps it: the
-                // reader keeps the order the exchange declared (a window
-                // over `PARTITION BY` sorted below a one-partition hash
-                // exchange relies on it).
+                // Every map task writes each bucket in its input's row
+                // order. An order-preserving exchange over sorted input
+                // merges the maps' sorted runs of each bucket; a bucket
+                // read from one map keeps its order as is (a window over
+                // `PARTITION BY` sorted below a one-partition hash exchange
+                // relies on it).
                 let reader = if let Some(order) = order.filter(|_| repartition.preserve_order()) {
-                    // Each map writes its buckets in its sorted input order;
-                    // each reduce partition merges the sorted runs.
                     ShuffleReaderExec::sorted_buckets(
                         stage,
                         schema,
-                        partitioning.partition_count(),
                         maps,
                         partitioning.clone(),
                         node.equivalence_properties().clone(),

@@ -121,18 +121,21 @@ impl ShuffleReaderExec {
 
     /// An order-preserving read of hash buckets (a repartition with
     /// `preserve_order`): each map task wrote its bucket in its input's
-    /// order, `ordering`, and each partition merges the buckets of all maps
-    /// into one stream sorted by it. `eq` is what the exchange declared.
+    /// order, `ordering`, and each of `partitioning`'s partitions merges the
+    /// buckets of all maps into one stream sorted by it. `eq` is what the
+    /// exchange declared.
     pub fn sorted_buckets(
         stage: usize,
         schema: SchemaRef,
-        buckets: usize,
         maps: usize,
         partitioning: Partitioning,
         eq: EquivalenceProperties,
         ordering: LexOrdering,
     ) -> Self {
-        let mode = ReadMode::Buckets { buckets, maps };
+        let mode = ReadMode::Buckets {
+            buckets: partitioning.partition_count(),
+            maps,
+        };
         let mut reader = Self::with_equivalence(stage, schema, mode, Some(partitioning), eq);
         reader.merge = Some(ordering);
         reader
@@ -592,7 +595,6 @@ mod tests {
         let reader = ShuffleReaderExec::sorted_buckets(
             0,
             Arc::clone(&schema),
-            3,
             2,
             partitioning,
             eq,
