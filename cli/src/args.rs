@@ -261,6 +261,16 @@ pub struct FeaturesSpecArgs {
     pub pools: PoolArgs,
     #[command(flatten)]
     pub conf: ConfArgs,
+    /// Every method computes its own joins: no automatic shared subplans
+    /// (the spec's [build] share_subplans = false). By default a join that
+    /// two or more methods compute the same way is computed once per build.
+    #[arg(long = "no-share-subplans")]
+    pub no_share_subplans: bool,
+    /// Every method runs its own aggregate: no fused aggregations (the
+    /// spec's [build] fuse_aggregations = false). By default methods that
+    /// aggregate the same input by the same keys run as one aggregate pass.
+    #[arg(long = "no-fuse-aggregations")]
+    pub no_fuse_aggregations: bool,
 }
 
 #[derive(Args)]
@@ -328,18 +338,23 @@ pub enum BenchCommand {
     )]
     Tpch(BenchTpchArgs),
     /// Feature specs built sequentially, in parallel FIFO and in parallel
-    /// FAIR with the tournament merge.
+    /// FAIR with the tournament merge, with and without fused aggregations
+    /// and shared subplans.
     ///
     /// Generates TPC-H at --sf into --data (or reuses it) and reads every
     /// source of each SPEC from there. Runs each mode --iterations times,
     /// alternating the order of the modes, all on --slots slots and without
-    /// reuse (--force): `sequential` (one method after another, then a
-    /// left-deep merge with the tournament rule off), `fifo` (all methods at
-    /// once, FIFO scheduler, balanced merge) and `fair` (all at once, FAIR
-    /// pool, balanced merge). Every output is compared with the sequential
-    /// one. Prints per mode the median seconds, the ratio to sequential and
-    /// the slot utilisation (busy slot-time / (slots x wall time), from the
-    /// event log of each run).
+    /// reuse (--force): `sequential, unshared` (one method after another,
+    /// each computing its own joins and aggregate, then a left-deep merge
+    /// with the tournament rule off), `FIFO + fused + shared` (all methods
+    /// at once, FIFO scheduler, fused aggregations, automatic shared
+    /// subplans, balanced merge), `FAIR + fused + shared` (the default
+    /// build: FAIR pool, fused, shared, balanced merge), `FAIR + shared,
+    /// unfused` and `FAIR, unshared, unfused` (as the default, without
+    /// fusion, then without sharing either). Every output is compared with
+    /// the sequential one. Prints per mode the median seconds, the ratio to
+    /// sequential and the slot utilisation (busy slot-time / (slots x wall
+    /// time), from the event log of each run).
     #[command(
         after_help = "Example:\n  fairway bench features testdata/features/customer.toml --sf 1"
     )]

@@ -13,6 +13,8 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::datasource::MemTable;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::DataFrame;
 use fairway_scheduler::SchedulingMode;
 use parquet::arrow::ArrowWriter;
@@ -21,9 +23,11 @@ use parquet::file::properties::WriterProperties;
 use super::cache::{
     self, FileStamp, Lineage, Manifest, ManifestEntry, RESULT_FILE, fingerprint, lineage,
 };
+use super::fuse::{self, FusedGroup, Fusion, MemberMap};
 use super::guard::{self, OutputPaths};
 pub use super::options::BuildOptions;
-use super::progress::{BuildProgress, method_job, view_job};
+use super::progress::{BuildProgress, fused_job, method_job, shared_job, view_job};
+use super::share::{self, SharedSubplan, Sharing};
 use super::spec::{Body, Definition, FeatureSpec, OutputCompression};
 use crate::error::{FeatureError, Result};
 use fairway_engine::EngineConfig;
@@ -58,6 +62,20 @@ pub struct ViewReport {
     /// Kept in memory (`true`) or written to the stage area.
     pub in_memory: bool,
     pub elapsed: Duration,
+    /// A view the spec declares, or what the build found to share.
+    pub kind: ViewKind,
+}
+
+/// What a [`ViewReport`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewKind {
+    /// A `[[view]]` of the spec read by two or more methods.
+    Declared,
+    /// A join that two or more methods compute the same way.
+    SharedSubplan,
+    /// The one aggregate pass of methods that aggregate the same input by
+    /// the same keys.
+    FusedAggregate,
 }
 
 /// The outcome of a successful build.
@@ -134,7 +152,12 @@ impl fmt::Display for BuildSummary {
         for v in &self.views {
             writeln!(
                 f,
-                "shared view {}: {} rows, {} ({}) in {:.2} s, read by {}",
+                "{} {}: {} rows, {} ({}) in {:.2} s, read by {}",
+                match v.kind {
+                    ViewKind::Declared => "shared view",
+                    ViewKind::SharedSubplan => "shared subplan",
+                    ViewKind::FusedAggregate => "fused aggregate",
+                },
                 v.name,
                 v.rows,
                 fairway_engine::format_size(v.bytes as u64),
@@ -571,6 +594,214 @@ pub(crate) fn shared_views(
         .collect()
 }
 
+/// What a build computes once for several methods: the fused aggregate
+/// passes (see `fuse`) and the shared joins (see `share`), found in the
+/// unoptimised plans of the methods to build.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Automatic {
+    pub fusion: Fusion,
+    /// Its readers index `spec.methods`, then `fusion.groups` (from
+    /// `spec.methods.len()` on): a fused pass reads shared joins too.
+    pub sharing: Sharing,
+}
+
+impl Automatic {
+    /// The name of reader `index` of a shared subplan.
+    pub fn reader_name<'a>(&'a self, spec: &'a FeatureSpec, index: usize) -> &'a str {
+        match index.checked_sub(spec.methods.len()) {
+            Some(g) => &self.fusion.groups[g].name,
+            None => &spec.methods[index].name,
+        }
+    }
+}
+
+/// Whether a build of `spec` with `options` shares joins and fuses
+/// aggregates.
+pub(crate) fn automatic_settings(spec: &FeatureSpec, options: &BuildOptions) -> (bool, bool) {
+    (
+        options.share_subplans.unwrap_or(spec.build.share_subplans),
+        options
+            .fuse_aggregations
+            .unwrap_or(spec.build.fuse_aggregations),
+    )
+}
+
+/// Finds what `methods` (indexes into the spec's methods) can compute
+/// once: first the groups of methods whose aggregates fuse, then the joins
+/// that two or more of the other methods and of the fused passes compute
+/// the same way. Nothing when `[build] share_subplans` and
+/// `fuse_aggregations` (or the options) turn both off.
+pub(crate) async fn discover_automatic(
+    session: &Session,
+    spec: &FeatureSpec,
+    options: &BuildOptions,
+    methods: &[usize],
+) -> Result<Automatic> {
+    let (share_on, fuse_on) = automatic_settings(spec, options);
+    if !(share_on || fuse_on) || methods.len() < 2 {
+        return Ok(Automatic::default());
+    }
+    let mut plans = Vec::with_capacity(methods.len());
+    for &i in methods {
+        let method = &spec.methods[i];
+        let df = plan_method(session, spec, method)
+            .await
+            .map_err(|e| spec.error(method.line, format!("method '{}': {e}", method.name)))?;
+        plans.push((i, df.into_unoptimized_plan()));
+    }
+    // The views' plans, to recognise them inlined in the methods' plans.
+    let mut views = share::ViewPlans::new();
+    for view in &spec.views {
+        let df = plan_definition(session, view)
+            .await
+            .map_err(|e| spec.error(view.line, format!("view '{}': {e}", view.name)))?;
+        views.insert(view.name.to_ascii_lowercase(), df.into_unoptimized_plan());
+    }
+    let views = Arc::new(views);
+    let mut names: Vec<String> = spec.methods.iter().map(|m| m.name.clone()).collect();
+    let fusion = if fuse_on {
+        fuse::discover(&plans, &names, &views)
+    } else {
+        Fusion::default()
+    };
+    if !share_on {
+        return Ok(Automatic {
+            fusion,
+            sharing: Sharing::default(),
+        });
+    }
+    let mut inputs: Vec<(usize, LogicalPlan)> = plans
+        .iter()
+        .filter(|(i, _)| fusion.group_of(*i).is_none())
+        .cloned()
+        .collect();
+    for (g, group) in fusion.groups.iter().enumerate() {
+        let members: Vec<(usize, &LogicalPlan)> = plans
+            .iter()
+            .filter(|(i, _)| group.members.contains(i))
+            .map(|(i, p)| (*i, p))
+            .collect();
+        if let Some((plan, _)) = fuse::fused_plan(&members, group)? {
+            inputs.push((spec.methods.len() + g, plan));
+        }
+        names.push(group.name.clone());
+    }
+    let sharing = share::discover(&inputs, &names, &views);
+    Ok(Automatic { fusion, sharing })
+}
+
+/// The fused aggregate of `group`, from its members planned now (so that
+/// they read the views as materialised), with how each member reads it;
+/// `None` when a member's plan no longer has the group's shape.
+async fn plan_fused(
+    client: &Session,
+    spec: &FeatureSpec,
+    group: &FusedGroup,
+) -> Result<Option<(SessionState, LogicalPlan, Vec<MemberMap>)>> {
+    let mut state = None;
+    let mut plans = Vec::with_capacity(group.members.len());
+    for &i in &group.members {
+        let (s, plan) = plan_method(client, spec, &spec.methods[i])
+            .await?
+            .into_parts();
+        state.get_or_insert(s);
+        plans.push((i, plan));
+    }
+    let refs: Vec<(usize, &LogicalPlan)> = plans.iter().map(|(i, p)| (*i, p)).collect();
+    Ok(match (state, fuse::fused_plan(&refs, group)?) {
+        (Some(state), Some((plan, maps))) => Some((state, plan, maps)),
+        _ => None,
+    })
+}
+
+/// The plan of reader `index` of a shared subplan (see [`Automatic`]).
+async fn reader_plan(
+    client: &Session,
+    spec: &FeatureSpec,
+    automatic: &Automatic,
+    index: usize,
+) -> Result<Option<(SessionState, LogicalPlan)>> {
+    match index.checked_sub(spec.methods.len()) {
+        None => Ok(Some(
+            plan_method(client, spec, &spec.methods[index])
+                .await?
+                .into_parts(),
+        )),
+        Some(g) => Ok(plan_fused(client, spec, &automatic.fusion.groups[g])
+            .await?
+            .map(|(state, plan, _)| (state, plan))),
+    }
+}
+
+/// The position of the last of the spec's views that the methods `readers`
+/// read (a fused group's index, see [`Automatic`], stands for its members).
+fn last_view_read(
+    spec: &FeatureSpec,
+    checked: &Checked,
+    automatic: &Automatic,
+    readers: &[usize],
+) -> Option<usize> {
+    let mut methods = Vec::new();
+    for &r in readers {
+        match r.checked_sub(spec.methods.len()) {
+            Some(g) => methods.extend(&automatic.fusion.groups[g].members),
+            None => methods.push(r),
+        }
+    }
+    spec.views.iter().rposition(|v| {
+        let name = v.name.to_ascii_lowercase();
+        methods
+            .iter()
+            .any(|&m| checked.lineages[m].views.contains(&name))
+    })
+}
+
+/// The shared subplans `reader` reads, each with its cell.
+fn shared_reads<'a>(
+    sharing: &'a Sharing,
+    cells: &[SharedCell],
+    reader: usize,
+) -> Vec<(
+    &'a SharedSubplan,
+    tokio::sync::watch::Receiver<Option<Option<LogicalPlan>>>,
+)> {
+    sharing
+        .shared
+        .iter()
+        .zip(cells)
+        .filter(|(s, _)| s.readers.contains(&reader))
+        .map(|(s, cell)| (s, cell.subscribe()))
+        .collect()
+}
+
+/// Waits for the cells of `reads` and returns the shared subplans that
+/// were computed, each with the plan of a scan of its result.
+async fn wait_shared<'a>(
+    reads: &mut [(
+        &'a SharedSubplan,
+        tokio::sync::watch::Receiver<Option<Option<LogicalPlan>>>,
+    )],
+) -> Vec<(&'a SharedSubplan, LogicalPlan)> {
+    let mut shared = Vec::new();
+    for (subplan, cell) in reads {
+        // An error means the computation failed and is reporting it.
+        if let Ok(scan) = cell.wait_for(Option::is_some).await
+            && let Some(Some(scan)) = scan.clone()
+        {
+            shared.push((*subplan, scan));
+        }
+    }
+    shared
+}
+
+/// Holds, once computed, the plan of a scan of a shared subplan's result
+/// (`None` when it could not be made: its readers compute it themselves).
+type SharedCell = tokio::sync::watch::Sender<Option<Option<LogicalPlan>>>;
+
+/// Holds, once computed, the plan of a scan of a fused pass's result and
+/// how each member reads it (`None`: its members run on their own).
+type FusedCell = tokio::sync::watch::Sender<Option<Option<(LogicalPlan, Vec<MemberMap>)>>>;
+
 /// Builds the feature table of `spec`: see the module documentation of
 /// [`crate`]. On failure the previous output is untouched and the
 /// error names the method or view at fault.
@@ -715,6 +946,105 @@ async fn build_checked(
     // counts the views it has finished, so a method waits only for the
     // views it reads and starts while later views are still computed.
     let (views_done, views_progress) = tokio::sync::watch::channel(0usize);
+    // Joins several methods compute the same way, each computed once: its
+    // cell holds, once it ran, the plan of a scan of its result (`None`
+    // when it could not be made, and its readers compute it themselves).
+    let automatic = discover_automatic(session, spec, options, &to_build).await?;
+    let (sharing, fusion) = (&automatic.sharing, &automatic.fusion);
+    let cells: Vec<SharedCell> = sharing
+        .shared
+        .iter()
+        .map(|_| tokio::sync::watch::channel(None).0)
+        .collect();
+    let fused_cells: Vec<FusedCell> = fusion
+        .groups
+        .iter()
+        .map(|_| tokio::sync::watch::channel(None).0)
+        .collect();
+    let checked = &checked;
+    let default_pool = checked.default_pool.as_str();
+    let shared_phase = async {
+        let computations = sharing.shared.iter().zip(&cells).map(|(subplan, cell)| {
+            let mut views_progress = views_progress.clone();
+            let (stage, spilled, automatic) = (&stage, &spilled, &automatic);
+            async move {
+                if let Some(last) = last_view_read(spec, checked, automatic, &subplan.readers) {
+                    let _ = views_progress.wait_for(|&done| done > last).await;
+                }
+                let computed = compute_shared(SharedStep {
+                    session,
+                    spec,
+                    default_pool,
+                    automatic,
+                    subplan,
+                    stage,
+                    spilled,
+                })
+                .await
+                .map_err(|e| FeatureError::Step {
+                    kind: "shared subplan",
+                    name: format!("{} ({})", subplan.name, subplan.description),
+                    message: format!(
+                        "{e} ([build] share_subplans = false computes it in each method)"
+                    ),
+                })?;
+                let (report, scan) = match computed {
+                    Some((report, scan)) => (Some(report), Some(scan)),
+                    None => (None, None),
+                };
+                cell.send_replace(Some(scan));
+                Ok::<_, FeatureError>(report)
+            }
+        });
+        let reports = futures::future::try_join_all(computations).await?;
+        Ok::<_, FeatureError>(reports.into_iter().flatten().collect::<Vec<_>>())
+    };
+    let fused_phase = async {
+        let computations =
+            fusion
+                .groups
+                .iter()
+                .enumerate()
+                .zip(&fused_cells)
+                .map(|((g, group), cell)| {
+                    let mut views_progress = views_progress.clone();
+                    let mut reads = shared_reads(sharing, &cells, spec.methods.len() + g);
+                    let (stage, spilled, automatic) = (&stage, &spilled, &automatic);
+                    async move {
+                        if let Some(last) = last_view_read(spec, checked, automatic, &group.members)
+                        {
+                            let _ = views_progress.wait_for(|&done| done > last).await;
+                        }
+                        let shared = wait_shared(&mut reads).await;
+                        let computed = compute_fused(FusedStep {
+                            session,
+                            spec,
+                            default_pool,
+                            group,
+                            shared: &shared,
+                            stage,
+                            spilled,
+                        })
+                        .await
+                        .map_err(|e| FeatureError::Step {
+                            kind: "fused aggregate",
+                            name: format!("{} ({})", group.name, group.description),
+                            message: format!(
+                                "{e} ([build] fuse_aggregations = false runs each method's own \
+                             aggregate)"
+                            ),
+                        })?;
+                        let (report, result) = match computed {
+                            Some((report, scan, maps)) => (Some(report), Some((scan, maps))),
+                            None => (None, None),
+                        };
+                        cell.send_replace(Some(result));
+                        Ok::<_, FeatureError>(report)
+                    }
+                });
+        let reports = futures::future::try_join_all(computations).await?;
+        Ok::<_, FeatureError>(reports.into_iter().flatten().collect::<Vec<_>>())
+    };
     let views_phase = async {
         let mut view_reports = Vec::new();
         for (index, view) in spec.views.iter().enumerate() {
@@ -748,27 +1078,53 @@ async fn build_checked(
                 .contains(&v.name.to_ascii_lowercase())
         });
         let mut views_progress = views_progress.clone();
+        let mut reads = shared_reads(sharing, &cells, i);
+        let mut fused = fusion.group_of(i).map(|g| fused_cells[g].subscribe());
         async move {
             if let Some(last) = last_view {
                 // An error means the views task failed and is reporting it.
                 let _ = views_progress.wait_for(|&done| done > last).await;
             }
+            // Likewise for the shared subplans it reads and its fused pass.
+            let shared = wait_shared(&mut reads).await;
+            let mut fused_result = None;
+            if let Some(cell) = &mut fused
+                && let Ok(result) = cell.wait_for(Option::is_some).await
+                && let Some(Some((scan, maps))) = result.clone()
+            {
+                fused_result = maps
+                    .into_iter()
+                    .find(|m| m.method == i)
+                    .map(|map| (scan, map));
+            }
             let started = Instant::now();
-            let rows = run_method(session, spec, checked_ref, method, &pool, &stage, &folder)
-                .await
-                .map_err(|e| {
-                    if let Some(p) = progress {
-                        p.finish(&method_job(&method.name), format!("failed: {e}"));
-                    }
-                    match e {
-                        e @ FeatureError::Step { .. } => e,
-                        e => FeatureError::Step {
-                            kind: "method",
-                            name: method.name.clone(),
-                            message: e.to_string(),
-                        },
-                    }
-                })?;
+            let rows = run_method(
+                MethodStep {
+                    session,
+                    spec,
+                    checked: checked_ref,
+                    method,
+                    pool: &pool,
+                    stage: &stage,
+                    folder: &folder,
+                },
+                &shared,
+                fused_result.as_ref(),
+            )
+            .await
+            .map_err(|e| {
+                if let Some(p) = progress {
+                    p.finish(&method_job(&method.name), format!("failed: {e}"));
+                }
+                match e {
+                    e @ FeatureError::Step { .. } => e,
+                    e => FeatureError::Step {
+                        kind: "method",
+                        name: method.name.clone(),
+                        message: e.to_string(),
+                    },
+                }
+            })?;
             let elapsed = started.elapsed();
             let queued = progress.map_or(Duration::ZERO, |p| p.queued(&method_job(&method.name)));
             if let Some(p) = progress {
@@ -782,16 +1138,25 @@ async fn build_checked(
     });
     // try_join drops the other futures as soon as one fails, which cancels
     // their jobs and frees their slots at once.
-    let (view_reports, done) = if options.sequential {
+    let (mut view_reports, (shared_reports, fused_reports), done) = if options.sequential {
         let view_reports = views_phase.await?;
+        let shared_reports = shared_phase.await?;
+        let fused_reports = fused_phase.await?;
         let mut done = Vec::new();
         for run in runs {
             done.push(run.await?);
         }
-        (view_reports, done)
+        (view_reports, (shared_reports, fused_reports), done)
     } else {
-        futures::future::try_join(views_phase, futures::future::try_join_all(runs)).await?
+        futures::future::try_join3(
+            views_phase,
+            futures::future::try_join(shared_phase, fused_phase),
+            futures::future::try_join_all(runs),
+        )
+        .await?
     };
+    view_reports.extend(shared_reports);
+    view_reports.extend(fused_reports);
     for (i, folder, rows, pool, elapsed, queued) in done {
         folders[i] = folder;
         reports[i] = Some(MethodReport {
@@ -887,7 +1252,15 @@ async fn compute_view(step: ViewStep<'_>) -> Result<()> {
             .register_table(name.as_str(), df.into_view())?;
         return Ok(());
     };
-    let (report, folder) = materialise_view(session, &client, view, df, readers, spec, stage)
+    let target = Materialise {
+        table: &name,
+        job: &view_job(&view.name),
+        label: &view.name,
+        readers,
+        spec,
+        stage,
+    };
+    let (report, folder) = materialise(session, &client, df, target)
         .await
         .map_err(|e| FeatureError::Step {
             kind: "view",
@@ -914,23 +1287,41 @@ async fn compute_view(step: ViewStep<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Runs a shared view once and registers its rows under its name: in
-/// memory within the spec's `view_memory`, else as parquet in a temporary
-/// folder of the stage area, returned to be removed when the build ends.
-async fn materialise_view(
+/// Where [`materialise`] registers a shared result, and for whom.
+struct Materialise<'a> {
+    /// The table name it is registered under (lower-case).
+    table: &'a str,
+    /// The job's description.
+    job: &'a str,
+    /// The view's name, or the shared subplan's.
+    label: &'a str,
+    readers: &'a [String],
+    spec: &'a FeatureSpec,
+    stage: &'a Path,
+}
+
+/// Runs a shared view or subplan once and registers its rows under its
+/// table name: in memory within the spec's `view_memory`, else as parquet
+/// in a temporary folder of the stage area, returned to be removed when
+/// the build ends.
+async fn materialise(
     session: &Session,
     client: &Session,
-    view: &Definition,
     df: DataFrame,
-    readers: &[String],
-    spec: &FeatureSpec,
-    stage: &Path,
+    target: Materialise<'_>,
 ) -> Result<(ViewReport, Option<tempfile::TempDir>)> {
+    let Materialise {
+        table: name,
+        job,
+        label,
+        readers,
+        spec,
+        stage,
+    } = target;
     let started = Instant::now();
-    let out = client.execute(df, &view_job(&view.name)).await?;
+    let out = client.execute(df, job).await?;
     let rows = out.rows();
     let bytes: usize = out.batches.iter().map(|b| b.get_array_memory_size()).sum();
-    let name = view.name.to_ascii_lowercase();
     // On a cluster the executors read the view, so it must be files.
     let in_memory = bytes <= spec.build.view_memory && session.cluster().is_none();
     let mut spilled = None;
@@ -942,45 +1333,211 @@ async fn materialise_view(
             parts[i % partitions].push(batch);
         }
         let table = MemTable::try_new(schema, parts)?;
-        session
-            .context()
-            .register_table(name.as_str(), Arc::new(table))?;
+        session.context().register_table(name, Arc::new(table))?;
     } else {
         // A fresh folder of its own (random name, removed when the build
         // ends; by the next build if this process dies).
-        let folder = files::temp_dir_beside(&stage.join(format!("view-{}", view.name)))?;
+        let folder = files::temp_dir_beside(&stage.join(format!("view-{label}")))?;
         let file = folder.path().join(RESULT_FILE);
         write_parquet_new(&file, &out, OutputCompression::Lz4, None)?;
         session
-            .register_table(&name, &file.to_string_lossy())
+            .register_table(name, &file.to_string_lossy())
             .await?;
         spilled = Some(folder);
     }
     let report = ViewReport {
-        name: view.name.clone(),
+        name: label.to_string(),
         methods: readers.to_vec(),
         rows,
         bytes,
         in_memory,
         elapsed: started.elapsed(),
+        kind: ViewKind::Declared,
     };
     Ok((report, spilled))
 }
 
-/// Runs one method as a job in `pool`, checks its keys (the planned types,
-/// no NULL and unique, unless allowed) and materialises it as
-/// `<stage>/<folder>/part-0.parquet`. Returns its row count.
-async fn run_method(
+/// What [`compute_shared`] needs to compute one shared subplan.
+struct SharedStep<'a> {
+    session: &'a Session,
+    spec: &'a FeatureSpec,
+    default_pool: &'a str,
+    automatic: &'a Automatic,
+    subplan: &'a SharedSubplan,
+    stage: &'a Path,
+    spilled: &'a std::sync::Mutex<Vec<tempfile::TempDir>>,
+}
+
+/// Computes a shared subplan once, as a job in the default pool, from its
+/// first reader's plan (planned now, so it reads the views as they are
+/// materialised), and registers it like a shared view. Returns its report
+/// and the plan of a scan of it; `None` if the reader's plan no longer
+/// holds it.
+async fn compute_shared(step: SharedStep<'_>) -> Result<Option<(ViewReport, LogicalPlan)>> {
+    let SharedStep {
+        session,
+        spec,
+        default_pool,
+        automatic,
+        subplan,
+        stage,
+        spilled,
+    } = step;
+    let client = session.with_pool(default_pool)?;
+    let Some((state, plan)) = reader_plan(&client, spec, automatic, subplan.readers[0]).await?
+    else {
+        return Ok(None);
+    };
+    let Some(plan) = share::shared_plan(&plan, subplan)? else {
+        return Ok(None);
+    };
+    let readers: Vec<String> = subplan
+        .readers
+        .iter()
+        .map(|&i| automatic.reader_name(spec, i).to_string())
+        .collect();
+    let target = Materialise {
+        table: &subplan.table,
+        job: &shared_job(&subplan.name),
+        label: &subplan.name,
+        readers: &readers,
+        spec,
+        stage,
+    };
+    let df = DataFrame::new(state, plan);
+    let (mut report, scan) = keep(session, &client, df, target, spilled).await?;
+    report.name = format!("{} ({})", subplan.name, subplan.description);
+    report.kind = ViewKind::SharedSubplan;
+    Ok(Some((report, scan)))
+}
+
+/// Materialises `df` as [`materialise`] does, the build removing its
+/// folder (if it went to the stage area) when it ends, and returns its
+/// report and the plan of a scan of it.
+async fn keep(
     session: &Session,
-    spec: &FeatureSpec,
-    checked: &Checked,
-    method: &Definition,
-    pool: &str,
-    stage: &Path,
-    folder: &str,
+    client: &Session,
+    df: DataFrame,
+    target: Materialise<'_>,
+    spilled: &std::sync::Mutex<Vec<tempfile::TempDir>>,
+) -> Result<(ViewReport, LogicalPlan)> {
+    let table = target.table.to_string();
+    let (report, folder) = materialise(session, client, df, target).await?;
+    if let Some(folder) = folder {
+        spilled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(folder);
+    }
+    let scan = session
+        .context()
+        .table(table.as_str())
+        .await?
+        .into_unoptimized_plan();
+    Ok((report, scan))
+}
+
+/// What [`compute_fused`] needs to run one fused aggregate pass.
+struct FusedStep<'a> {
+    session: &'a Session,
+    spec: &'a FeatureSpec,
+    default_pool: &'a str,
+    group: &'a FusedGroup,
+    /// The shared subplans computed for it.
+    shared: &'a [(&'a SharedSubplan, LogicalPlan)],
+    stage: &'a Path,
+    spilled: &'a std::sync::Mutex<Vec<tempfile::TempDir>>,
+}
+
+/// Runs the aggregates of a fused group as one pass, a job in the default
+/// pool, over the shared subplans it reads, and registers its result like
+/// a shared view (it has one row per key of the input). Returns its report,
+/// the plan of a scan of it and how each member reads it; `None` when a
+/// member's plan no longer has the group's shape.
+async fn compute_fused(
+    step: FusedStep<'_>,
+) -> Result<Option<(ViewReport, LogicalPlan, Vec<MemberMap>)>> {
+    let FusedStep {
+        session,
+        spec,
+        default_pool,
+        group,
+        shared,
+        stage,
+        spilled,
+    } = step;
+    let client = session.with_pool(default_pool)?;
+    let Some((state, plan, maps)) = plan_fused(&client, spec, group).await? else {
+        return Ok(None);
+    };
+    let plan = match shared.is_empty() {
+        true => plan,
+        false => share::rewrite(plan, shared)?.0,
+    };
+    let readers: Vec<String> = group
+        .members
+        .iter()
+        .map(|&i| spec.methods[i].name.clone())
+        .collect();
+    let target = Materialise {
+        table: &group.table,
+        job: &fused_job(&group.name),
+        label: &group.name,
+        readers: &readers,
+        spec,
+        stage,
+    };
+    let df = DataFrame::new(state, plan);
+    let (mut report, scan) = keep(session, &client, df, target, spilled).await?;
+    report.name = format!("{} ({})", group.name, group.description);
+    report.kind = ViewKind::FusedAggregate;
+    Ok(Some((report, scan, maps)))
+}
+
+/// One method to run (see [`run_method`]).
+struct MethodStep<'a> {
+    session: &'a Session,
+    spec: &'a FeatureSpec,
+    checked: &'a Checked,
+    method: &'a Definition,
+    pool: &'a str,
+    stage: &'a Path,
+    folder: &'a str,
+}
+
+/// Runs one method as a job in its pool, reading the `shared` subplans (each
+/// with the plan of a scan of its result) where its plan computes them and
+/// its columns of a `fused` pass (a scan of it, and how to read it) in
+/// place of its aggregate,
+/// checks its keys (the planned types, no NULL and unique, unless allowed)
+/// and materialises it as `<stage>/<folder>/part-0.parquet`. Returns its
+/// row count.
+async fn run_method(
+    step: MethodStep<'_>,
+    shared: &[(&SharedSubplan, LogicalPlan)],
+    fused: Option<&(LogicalPlan, MemberMap)>,
 ) -> Result<usize> {
+    let MethodStep {
+        session,
+        spec,
+        checked,
+        method,
+        pool,
+        stage,
+        folder,
+    } = step;
     let client = session.with_pool(pool)?;
-    let df = plan_method(&client, spec, method).await?;
+    let mut df = plan_method(&client, spec, method).await?;
+    if let Some((scan, map)) = fused {
+        let (state, plan) = df.into_parts();
+        let (plan, _) = fuse::rewrite(plan, map, scan)?;
+        df = DataFrame::new(state, plan);
+    }
+    if !shared.is_empty() {
+        let (state, plan) = df.into_parts();
+        let (plan, _) = share::rewrite(plan, shared)?;
+        df = DataFrame::new(state, plan);
+    }
     let out = client.execute(df, &method_job(&method.name)).await?;
     let schema = result_schema(&out);
     for (key, planned) in spec.key.iter().zip(&checked.key_types) {

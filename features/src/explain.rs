@@ -2,7 +2,10 @@
 
 use std::fmt::Write;
 
-use super::build::{BuildOptions, Reads, check_reads, engine_config, shared_views};
+use super::build::{
+    BuildOptions, Reads, automatic_settings, check, check_reads, discover_automatic, engine_config,
+    shared_views,
+};
 use super::cache::{lineage, sql_file};
 use super::spec::{Body, FeatureSpec};
 use crate::error::Result;
@@ -178,6 +181,104 @@ pub fn explain_features(spec: &FeatureSpec, options: &BuildOptions) -> Result<St
         depth(names.len()),
         merge_tree(&names)
     );
+    Ok(out)
+}
+
+/// What a build of every method of `spec` would compute once (see
+/// [`crate`], step 4): the fused aggregate passes with their members, then
+/// the shared joins with their readers and the columns each keeps, and why
+/// other methods and joins are not fused or shared. Unlike
+/// [`explain_features`] this plans every view and method in a session, so
+/// it reads each source's metadata (parquet footers, CSV headers), though
+/// no rows.
+pub async fn explain_shared_work(spec: &FeatureSpec, options: &BuildOptions) -> Result<String> {
+    let mut out = String::new();
+    let w = &mut out;
+    let (share_on, fuse_on) = automatic_settings(spec, options);
+    let checked = check(spec, options, None).await?;
+    let all: Vec<usize> = (0..spec.methods.len()).collect();
+    let automatic = discover_automatic(&checked.session, spec, options, &all).await?;
+    let (fusion, sharing) = (&automatic.fusion, &automatic.sharing);
+    if fuse_on {
+        let _ = writeln!(
+            w,
+            "\nfused aggregations (methods that aggregate the same input by the same keys, run \
+             as one aggregate pass with FILTER (WHERE ...) per method, once per build in pool \
+             '{}'; [build] fuse_aggregations = false turns this off):",
+            checked.default_pool
+        );
+        if fusion.groups.is_empty() {
+            let _ = writeln!(w, "  none");
+        }
+        for g in &fusion.groups {
+            let members: Vec<&str> = g
+                .members
+                .iter()
+                .map(|&i| spec.methods[i].name.as_str())
+                .collect();
+            let _ = writeln!(
+                w,
+                "  {}: {}\n    one pass for {} methods: {}",
+                g.name,
+                g.description,
+                members.len(),
+                members.join(", ")
+            );
+        }
+        if !fusion.not_fused.is_empty() {
+            let _ = writeln!(w, "  not fused:");
+            for line in &fusion.not_fused {
+                let _ = writeln!(w, "    {line}");
+            }
+        }
+    } else {
+        let _ = writeln!(
+            w,
+            "\nfused aggregations: off ([build] fuse_aggregations = false): every method runs \
+             its own aggregate"
+        );
+    }
+    if !share_on {
+        let _ = writeln!(
+            w,
+            "\nshared subplans: off ([build] share_subplans = false): every method computes \
+             its own joins"
+        );
+        return Ok(out);
+    }
+    let _ = writeln!(
+        w,
+        "\nshared subplans (joins that two or more methods or fused passes compute the same \
+         way, computed once per build in pool '{}' and kept like a shared view; [build] \
+         share_subplans = false turns this off):",
+        checked.default_pool
+    );
+    if sharing.shared.is_empty() {
+        let _ = writeln!(w, "  none");
+    }
+    for s in &sharing.shared {
+        let readers: Vec<&str> = s
+            .readers
+            .iter()
+            .map(|&i| automatic.reader_name(spec, i))
+            .collect();
+        let _ = writeln!(
+            w,
+            "  {}: {}\n    read by {}: {}\n    columns kept ({}): {}",
+            s.name,
+            s.description,
+            readers.len(),
+            readers.join(", "),
+            s.column_names().len(),
+            s.column_names().join(", ")
+        );
+    }
+    if !sharing.not_shared.is_empty() {
+        let _ = writeln!(w, "  not shared:");
+        for line in &sharing.not_shared {
+            let _ = writeln!(w, "    {line}");
+        }
+    }
     Ok(out)
 }
 

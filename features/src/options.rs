@@ -39,4 +39,10 @@ pub struct BuildOptions {
     /// Run the methods one after another and merge them as a left-deep
     /// chain with the tournament rule off: the baseline of the benchmark.
     pub sequential: bool,
+    /// Overrides `[build] share_subplans` (`Some(false)`: every method
+    /// computes its own joins).
+    pub share_subplans: Option<bool>,
+    /// Overrides `[build] fuse_aggregations` (`Some(false)`: every method
+    /// runs its own aggregate).
+    pub fuse_aggregations: Option<bool>,
 }

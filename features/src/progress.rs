@@ -18,6 +18,14 @@ pub(crate) fn view_job(name: &str) -> String {
     format!("feature view {name}")
 }
 
+pub(crate) fn shared_job(name: &str) -> String {
+    format!("feature shared subplan {name}")
+}
+
+pub(crate) fn fused_job(name: &str) -> String {
+    format!("feature fused aggregate {name}")
+}
+
 #[derive(Default)]
 struct Line {
     /// Stages of the job, from its start.

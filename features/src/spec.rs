@@ -80,6 +80,12 @@ pub struct BuildSettings {
     /// per key column. Empty (the default): every method must return each
     /// key column with the same type, or the build is refused.
     pub key_cast: Vec<(String, DataType)>,
+    /// `share_subplans`: compute a join that several methods compute the
+    /// same way once per build (default `true`).
+    pub share_subplans: bool,
+    /// `fuse_aggregations`: run the aggregates of methods that aggregate
+    /// the same input by the same keys as one pass (default `true`).
+    pub fuse_aggregations: bool,
 }
 
 impl Default for BuildSettings {
@@ -88,6 +94,8 @@ impl Default for BuildSettings {
             view_memory: 1 << 30,
             conf: Vec::new(),
             key_cast: Vec::new(),
+            share_subplans: true,
+            fuse_aggregations: true,
         }
     }
 }
@@ -227,6 +235,8 @@ struct RawBuild {
     #[serde(default)]
     conf: BTreeMap<String, String>,
     key_cast: Option<RawKeyCast>,
+    share_subplans: Option<bool>,
+    fuse_aggregations: Option<bool>,
 }
 
 /// `key_cast = "Int64"` (every key column) or `key_cast = { k = "Int64" }`.
@@ -364,6 +374,12 @@ impl FeatureSpec {
             })?;
         }
         spec.build.conf = raw.build.conf.into_iter().collect();
+        if let Some(share) = raw.build.share_subplans {
+            spec.build.share_subplans = share;
+        }
+        if let Some(fuse) = raw.build.fuse_aggregations {
+            spec.build.fuse_aggregations = fuse;
+        }
         if let Some(cast) = raw.build.key_cast {
             spec.build.key_cast = spec.key_cast(cast)?;
         }

@@ -17,7 +17,10 @@ use fairway_engine::arrow::util::display::{ArrayFormatter, FormatOptions};
 use fairway_engine::datafusion::prelude::SessionContext;
 use fairway_engine::plain_datafusion_context;
 use fairway_features::Body;
-use fairway_features::{BuildOptions, BuildSummary, FeatureSpec, build_features, explain_features};
+use fairway_features::{
+    BuildOptions, BuildSummary, FeatureSpec, ViewKind, build_features, explain_features,
+    explain_shared_work,
+};
 use fairway_observe::Event;
 use fairway_observe::events::status;
 use fairway_observe::timeline::read_event_log;
@@ -161,11 +164,28 @@ fn bundled_steps_sql() -> HashMap<&'static str, &'static str> {
     ])
 }
 
+/// The views of the spec that `summary`'s build computed.
+fn declared(summary: &BuildSummary) -> Vec<&fairway_features::ViewReport> {
+    summary
+        .views
+        .iter()
+        .filter(|v| v.kind == ViewKind::Declared)
+        .collect()
+}
+
 async fn check_bundled(spec_file: &str) -> BuildSummary {
+    check_bundled_with(spec_file, |_| {}).await
+}
+
+/// Builds a bundled spec with its options changed by `change` and checks
+/// its table against plain DataFusion's.
+async fn check_bundled_with(spec_file: &str, change: impl Fn(&mut BuildOptions)) -> BuildSummary {
     let spec = FeatureSpec::load(workspace().join(spec_file)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("customer.parquet");
-    let summary = build_features(&spec, &options(&out)).await.unwrap();
+    let mut opts = options(&out);
+    change(&mut opts);
+    let summary = build_features(&spec, &opts).await.unwrap();
     let (expected_columns, expected) = reference(&spec, &bundled_steps_sql()).await;
     let (columns, actual) = output_table(&out, &spec.key).await;
     assert_eq!(
@@ -187,9 +207,14 @@ async fn the_bundled_spec_matches_plain_datafusion() {
     assert_eq!(summary.methods.len(), 12);
     assert_eq!(summary.rows, 1500, "every customer, with or without orders");
     assert!(summary.methods.iter().all(|m| !m.reused));
-    assert_eq!(summary.views.len(), 1);
-    assert_eq!(summary.views[0].methods.len(), 3);
-    assert!(summary.views[0].in_memory);
+    let declared: Vec<_> = summary
+        .views
+        .iter()
+        .filter(|v| v.kind == ViewKind::Declared)
+        .collect();
+    assert_eq!(declared.len(), 1);
+    assert_eq!(declared[0].methods.len(), 3);
+    assert!(declared[0].in_memory);
     let order_stats = &summary.methods[2];
     assert_eq!(
         (order_stats.name.as_str(), order_stats.pool.as_str()),
@@ -198,12 +223,320 @@ async fn the_bundled_spec_matches_plain_datafusion() {
     assert_eq!((order_stats.rows, order_stats.columns), (1000, 4));
 }
 
+/// The seven methods of the bundled spec that join orders and lineitem
+/// themselves read one shared subplan, computed once (with fusion off, which
+/// would make four of them one reader); the table is the same as plain
+/// DataFusion's with sharing on and off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_joins_are_computed_once_and_give_the_same_table() {
+    let joiners = [
+        "quantities",
+        "returns",
+        "ship_modes",
+        "late_deliveries",
+        "brands",
+        "suppliers",
+        "net_revenue",
+    ];
+    let summary = check_bundled_with("testdata/features/customer.toml", |o| {
+        o.fuse_aggregations = Some(false)
+    })
+    .await;
+    let automatic: Vec<_> = summary
+        .views
+        .iter()
+        .filter(|v| v.kind == ViewKind::SharedSubplan)
+        .collect();
+    assert_eq!(automatic.len(), 1, "{summary}");
+    let shared = automatic[0];
+    assert!(
+        shared.name.starts_with("shared_1 (orders ⋈ lineitem on "),
+        "{}",
+        shared.name
+    );
+    assert_eq!(shared.methods, joiners);
+    // Every line of lineitem has its order.
+    assert_eq!(shared.rows, 60175);
+    assert!(shared.in_memory);
+    assert!(
+        summary.to_string().contains("shared subplan shared_1"),
+        "{summary}"
+    );
+    let unshared = check_bundled_with("testdata/features/customer.toml", |o| {
+        o.share_subplans = Some(false);
+        o.fuse_aggregations = Some(false);
+    })
+    .await;
+    assert!(unshared.views.iter().all(|v| v.kind == ViewKind::Declared));
+    assert_eq!(unshared.rows, summary.rows);
+}
+
+const SHARING: &str = r#"key = "c_custkey"
+[[method]]
+name = "air"
+sql = """
+select o.o_custkey as c_custkey, sum(l.l_quantity) as air_quantity
+from orders o join lineitem l on o.o_orderkey = l.l_orderkey
+where l.l_shipmode = 'AIR'
+group by o.o_custkey
+"""
+[[method]]
+name = "discounts"
+sql = """
+select x.o_custkey as c_custkey, max(y.l_discount) as max_discount, count(*) as n_lines
+from orders x join lineitem y on y.l_orderkey = x.o_orderkey
+group by x.o_custkey
+"""
+[[method]]
+name = "big_lines"
+sql = """
+select o.o_custkey as c_custkey, count(*) as n_big_lines
+from orders o join lineitem l on o.o_orderkey = l.l_orderkey and l.l_quantity > 45
+group by o.o_custkey
+"""
+[[method]]
+name = "nations"
+sql = """
+select c.c_custkey, n.n_name as nation
+from customer c join nation n on n.n_nationkey = c.c_nationkey
+"""
+"#;
+
+/// Aliases, the order of an equality and the columns each method reads do
+/// not matter; the shared table keeps only the columns its readers use; a
+/// join with another condition is not the same join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_is_shared_whatever_its_aliases_with_the_columns_its_readers_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_spec(dir.path(), "s.toml", SHARING);
+    let spec = FeatureSpec::load(&path).unwrap();
+    // air and discounts would fuse: one reader.
+    let unfused = BuildOptions {
+        fuse_aggregations: Some(false),
+        ..BuildOptions::default()
+    };
+    let text = explain_shared_work(&spec, &unfused).await.unwrap();
+    assert!(text.contains("fused aggregations: off"), "{text}");
+    assert!(text.contains("read by 2: air, discounts"), "{text}");
+    assert!(
+        text.contains("columns kept (4): o_custkey, l_quantity, l_discount, l_shipmode"),
+        "{text}"
+    );
+    assert!(text.contains("read by big_lines only"), "{text}");
+    assert!(text.contains("read by nations only"), "{text}");
+    let (expected_columns, expected) = reference(&spec, &HashMap::new()).await;
+    for share in [true, false] {
+        let out = dir.path().join(format!("{share}.parquet"));
+        let mut opts = options(&out);
+        opts.share_subplans = Some(share);
+        opts.fuse_aggregations = Some(false);
+        let summary = build_features(&spec, &opts).await.unwrap();
+        let shared: Vec<_> = summary
+            .views
+            .iter()
+            .filter(|v| v.kind == ViewKind::SharedSubplan)
+            .collect();
+        assert_eq!(shared.len(), usize::from(share), "{summary}");
+        if share {
+            assert_eq!(shared[0].methods, ["air", "discounts"]);
+        }
+        let (columns, actual) = output_table(&out, &spec.key).await;
+        assert_eq!(columns, expected_columns);
+        assert_eq!(actual, expected, "sharing {share}");
+    }
+    // Off in the spec.
+    let off = write_spec(
+        dir.path(),
+        "off.toml",
+        &SHARING.replacen(
+            "key = \"c_custkey\"\n",
+            "key = \"c_custkey\"\n[build]\nshare_subplans = false\n",
+            1,
+        ),
+    );
+    let spec = FeatureSpec::load(&off).unwrap();
+    assert!(!spec.build.share_subplans);
+    let text = explain_shared_work(&spec, &BuildOptions::default())
+        .await
+        .unwrap();
+    assert!(text.contains("shared subplans: off"), "{text}");
+}
+
+const FUSING: &str = r#"key = "c_custkey"
+[[method]]
+name = "spend"
+sql = """
+select o_custkey as c_custkey, sum(o_totalprice) as spend, count(*) as n_orders
+from orders group by o_custkey
+"""
+[[method]]
+name = "urgent"
+sql = """
+select o.o_custkey as c_custkey, sum(o.o_totalprice) as urgent_spend, avg(o.o_shippriority) as urgent_ship
+from orders o where o.o_orderpriority = '1-URGENT' group by o.o_custkey
+"""
+[[method]]
+name = "late_big"
+sql = """
+select o_custkey as c_custkey, max(o_totalprice) as max_1997
+from orders where o_orderdate >= date '1997-01-01'
+group by o_custkey having count(*) > 1
+"""
+[[method]]
+name = "priorities"
+sql = """
+select o_custkey as c_custkey, count(distinct o_orderpriority) as n_priorities
+from orders group by o_custkey
+"""
+[[method]]
+name = "nations"
+sql = """
+select c.c_custkey, n.n_name as nation
+from customer c join nation n on n.n_nationkey = c.c_nationkey
+"""
+"#;
+
+/// Methods that aggregate orders by customer, each with its own WHERE (and
+/// a HAVING), run as one aggregate pass; each keeps exactly its own key set
+/// (a WHERE drops customers) and the table equals plain DataFusion's and
+/// the unfused build's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregations_of_one_input_by_one_key_run_as_one_pass_with_their_own_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_spec(dir.path(), "f.toml", FUSING);
+    let spec = FeatureSpec::load(&path).unwrap();
+    let text = explain_shared_work(&spec, &BuildOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        text.contains("fused_1: γ[orders.o_custkey](orders)\n    one pass for 3 methods: spend, urgent, late_big"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not fused:\n    priorities: a DISTINCT aggregate"),
+        "{text}"
+    );
+    // Each method's own row count, from plain DataFusion.
+    let ctx: SessionContext = plain_datafusion_context(2);
+    for source in &spec.sources {
+        fairway_engine::register_table(&ctx, &source.name, &source.path)
+            .await
+            .unwrap();
+    }
+    let mut own_rows = Vec::new();
+    for method in &spec.methods {
+        let Body::Sql { text, .. } = &method.body else {
+            unreachable!()
+        };
+        let batches = ctx.sql(text).await.unwrap().collect().await.unwrap();
+        own_rows.push(batches.iter().map(|b| b.num_rows()).sum::<usize>());
+    }
+    assert!(
+        own_rows[1] < own_rows[0] && own_rows[2] < own_rows[1],
+        "the WHEREs drop customers: {own_rows:?}"
+    );
+    let (expected_columns, expected) = reference(&spec, &HashMap::new()).await;
+    for fuse in [true, false] {
+        let out = dir.path().join(format!("{fuse}.parquet"));
+        let mut opts = options(&out);
+        opts.fuse_aggregations = Some(fuse);
+        let summary = build_features(&spec, &opts).await.unwrap();
+        let fused: Vec<_> = summary
+            .views
+            .iter()
+            .filter(|v| v.kind == ViewKind::FusedAggregate)
+            .collect();
+        assert_eq!(fused.len(), usize::from(fuse), "{summary}");
+        if fuse {
+            assert_eq!(fused[0].methods, ["spend", "urgent", "late_big"]);
+            // One row per customer with orders.
+            assert_eq!(fused[0].rows, own_rows[0]);
+            assert!(
+                summary.to_string().contains("fused aggregate fused_1"),
+                "{summary}"
+            );
+        }
+        let rows: Vec<usize> = summary.methods.iter().map(|m| m.rows).collect();
+        assert_eq!(rows, own_rows, "fusion {fuse}");
+        let (columns, actual) = output_table(&out, &spec.key).await;
+        assert_eq!(columns, expected_columns);
+        assert_eq!(actual, expected, "fusion {fuse}");
+    }
+    let off = write_spec(
+        dir.path(),
+        "off.toml",
+        &FUSING.replacen(
+            "key = \"c_custkey\"\n",
+            "key = \"c_custkey\"\n[build]\nfuse_aggregations = false\n",
+            1,
+        ),
+    );
+    let spec = FeatureSpec::load(&off).unwrap();
+    assert!(!spec.build.fuse_aggregations);
+    let text = explain_shared_work(&spec, &BuildOptions::default())
+        .await
+        .unwrap();
+    assert!(text.contains("fused aggregations: off"), "{text}");
+}
+
+/// The bundled spec with fusion on (the default) and off gives plain
+/// DataFusion's table; its four orders-lineitem aggregates by customer run
+/// as one pass over the shared join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bundled_spec_fused_and_shared_matches_plain_datafusion() {
+    let summary = check_bundled("testdata/features/customer.toml").await;
+    let kinds = |kind| -> Vec<(String, Vec<String>)> {
+        summary
+            .views
+            .iter()
+            .filter(|v| v.kind == kind)
+            .map(|v| {
+                (
+                    v.name.split(' ').next().unwrap().to_string(),
+                    v.methods.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        kinds(ViewKind::FusedAggregate),
+        [
+            (
+                "fused_1".to_string(),
+                ["order_stats", "priority_mix"].map(String::from).to_vec()
+            ),
+            (
+                "fused_2".to_string(),
+                ["quantities", "returns", "late_deliveries", "net_revenue"]
+                    .map(String::from)
+                    .to_vec()
+            ),
+        ],
+        "{summary}"
+    );
+    assert_eq!(
+        kinds(ViewKind::SharedSubplan),
+        [(
+            "shared_1".to_string(),
+            ["ship_modes", "brands", "suppliers", "fused_2"]
+                .map(String::from)
+                .to_vec()
+        )],
+        "{summary}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_view_spec_matches_plain_datafusion() {
     let summary = check_bundled("testdata/features/customer_shared.toml").await;
-    let shared: Vec<_> = summary.views.iter().map(|v| v.name.as_str()).collect();
-    assert_eq!(shared, ["customer_orders", "order_lines"]);
-    assert_eq!(summary.views[1].methods.len(), 7);
+    let declared: Vec<_> = summary
+        .views
+        .iter()
+        .filter(|v| v.kind == ViewKind::Declared)
+        .collect();
+    let names: Vec<_> = declared.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["customer_orders", "order_lines"]);
+    assert_eq!(declared[1].methods.len(), 7);
 }
 
 /// Runs `body` as a spec and returns the error text; also checks that no
@@ -493,7 +826,11 @@ aggregate = ["max(o_totalprice) AS largest_order"]
     write(spend);
     let first = build(false).await;
     assert_eq!(first.built(), ["balance", "spend", "largest"]);
-    assert_eq!(first.views.len(), 1, "o is shared by spend and largest");
+    assert_eq!(
+        declared(&first).len(),
+        1,
+        "o is shared by spend and largest"
+    );
     let rows = read_parquet(&out).await;
 
     let second = build(false).await;
@@ -651,11 +988,39 @@ sql = "select store, day, max(units) as max_units from sales where units > 1 gro
     );
 }
 
-#[test]
-fn explain_shows_pools_shared_views_and_the_merge_tree() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_pools_shared_views_and_the_merge_tree() {
     let spec = FeatureSpec::load(workspace().join("testdata/features/customer.toml")).unwrap();
     let text = explain_features(&spec, &BuildOptions::default()).unwrap();
     assert!(text.contains("key: c_custkey"), "{text}");
+    let shared = explain_shared_work(&spec, &BuildOptions::default())
+        .await
+        .unwrap();
+    for line in [
+        "one pass for 4 methods: quantities, returns, late_deliveries, net_revenue",
+        "one pass for 2 methods: order_stats, priority_mix",
+        "not fused:\n    recency: a DISTINCT aggregate",
+        "fused_1: γ[customer_orders.c_custkey](customer_orders)",
+        "fused_2: γ[o.o_custkey](orders ⋈ lineitem on l.l_orderkey = o.o_orderkey)",
+        "read by 4: ship_modes, brands, suppliers, fused_2",
+        "not shared:",
+        "read by brands only",
+    ] {
+        assert!(shared.contains(line), "{line} in {shared}");
+    }
+    let unfused = BuildOptions {
+        fuse_aggregations: Some(false),
+        ..BuildOptions::default()
+    };
+    let shared = explain_shared_work(&spec, &unfused).await.unwrap();
+    assert!(
+        shared.contains(
+            "read by 7: quantities, returns, ship_modes, late_deliveries, brands, suppliers, \
+             net_revenue"
+        ),
+        "{shared}"
+    );
+
     assert!(
         text.contains(
             "customer_orders  [sql]  reads orders; SHARED by 3 methods: order_stats, recency, priority_mix"
@@ -717,7 +1082,7 @@ aggregate = ["max(o_orderdate) AS last_order"]
         let spec = FeatureSpec::load(&path).unwrap();
         let out = dir.path().join(format!("{budget}.parquet"));
         let summary = build_features(&spec, &options(&out)).await.unwrap();
-        assert_eq!(summary.views.len(), 1);
+        assert_eq!(declared(&summary).len(), 1);
         assert_eq!(summary.views[0].rows, 15000);
         assert_eq!(summary.views[0].in_memory, budget == "1GiB");
         let stage = dir.path().join(format!("{budget}.parquet.fairway-stage"));

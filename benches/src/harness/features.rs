@@ -1,7 +1,8 @@
 //! `fairway bench features`: one feature spec built sequentially (the
-//! baseline), in parallel under FIFO and in parallel under FAIR with the
-//! tournament merge, on the same slots, with slot utilisation from each
-//! run's event log.
+//! baseline: no shared subplans, one method after another), in parallel
+//! under FIFO and under FAIR with the tournament merge and automatic shared
+//! subplans, and under FAIR without them, on the same slots, with slot
+//! utilisation from each run's event log.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,26 +31,38 @@ pub struct FeatureBenchOptions {
 /// How a build runs its methods and merges them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildMode {
-    /// One method after another, then a left-deep merge, tournament off.
+    /// One method after another, each computing its own joins, then a
+    /// left-deep merge, tournament off.
     Sequential,
-    /// All methods at once under the FIFO scheduler, balanced merge.
+    /// All methods at once under the FIFO scheduler, fused aggregations
+    /// and shared subplans, balanced merge.
     ParallelFifo,
-    /// All methods at once in a FAIR pool, balanced (tournament) merge.
+    /// All methods at once in a FAIR pool, fused aggregations and shared
+    /// subplans, balanced (tournament) merge: the default build.
     ParallelFair,
+    /// As `ParallelFair`, but every method runs its own aggregate.
+    ParallelFairUnfused,
+    /// As `ParallelFair`, but every method computes its own joins and
+    /// aggregate.
+    ParallelFairUnshared,
 }
 
 impl BuildMode {
-    pub const ALL: [BuildMode; 3] = [
+    pub const ALL: [BuildMode; 5] = [
         BuildMode::Sequential,
         BuildMode::ParallelFifo,
         BuildMode::ParallelFair,
+        BuildMode::ParallelFairUnfused,
+        BuildMode::ParallelFairUnshared,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            BuildMode::Sequential => "sequential",
-            BuildMode::ParallelFifo => "parallel FIFO",
-            BuildMode::ParallelFair => "parallel FAIR + tournament",
+            BuildMode::Sequential => "sequential, unshared",
+            BuildMode::ParallelFifo => "FIFO + fused + shared",
+            BuildMode::ParallelFair => "FAIR + fused + shared (default)",
+            BuildMode::ParallelFairUnfused => "FAIR + shared, unfused",
+            BuildMode::ParallelFairUnshared => "FAIR, unshared, unfused",
         }
     }
 
@@ -58,7 +71,20 @@ impl BuildMode {
             BuildMode::Sequential => "sequential",
             BuildMode::ParallelFifo => "fifo",
             BuildMode::ParallelFair => "fair",
+            BuildMode::ParallelFairUnfused => "fair-unfused",
+            BuildMode::ParallelFairUnshared => "fair-unshared",
         }
+    }
+
+    fn shares_subplans(self) -> bool {
+        matches!(
+            self,
+            BuildMode::ParallelFifo | BuildMode::ParallelFair | BuildMode::ParallelFairUnfused
+        )
+    }
+
+    fn fuses_aggregations(self) -> bool {
+        matches!(self, BuildMode::ParallelFifo | BuildMode::ParallelFair)
     }
 }
 
@@ -105,7 +131,7 @@ impl FeatureBenchReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:<28} {:>8} {:>8} {:>8} {:>12} {:>12}",
+            "{:<22} {:<32} {:>8} {:>8} {:>8} {:>12} {:>12}",
             "spec", "mode", "median s", "min s", "max s", "vs sequential", "utilisation"
         );
         for run in &self.runs {
@@ -119,7 +145,7 @@ impl FeatureBenchReport {
             let max = run.times.iter().max().copied().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{:<22} {:<28} {:>8.2} {:>8.2} {:>8.2} {:>12.2}x {:>11.1}%",
+                "{:<22} {:<32} {:>8.2} {:>8.2} {:>8.2} {:>12.2}x {:>11.1}%",
                 run.spec,
                 run.mode.as_str(),
                 run.median().as_secs_f64(),
@@ -216,11 +242,14 @@ pub async fn run_feature_bench(
                     force: true,
                     slots: Some(options.slots),
                     partitions: Some(partitions),
-                    scheduler_mode: Some(if mode == BuildMode::ParallelFair {
-                        SchedulingMode::Fair
-                    } else {
-                        SchedulingMode::Fifo
+                    scheduler_mode: Some(match mode {
+                        BuildMode::ParallelFair
+                        | BuildMode::ParallelFairUnfused
+                        | BuildMode::ParallelFairUnshared => SchedulingMode::Fair,
+                        BuildMode::Sequential | BuildMode::ParallelFifo => SchedulingMode::Fifo,
                     }),
+                    share_subplans: Some(mode.shares_subplans()),
+                    fuse_aggregations: Some(mode.fuses_aggregations()),
                     event_log: Some(log.clone()),
                     conf: options.conf.clone(),
                     sequential: mode == BuildMode::Sequential,
@@ -241,7 +270,7 @@ pub async fn run_feature_bench(
             }
             if iteration == 0 {
                 let reference = read_sorted(&work.join("sequential.parquet")).await?;
-                for mode in [BuildMode::ParallelFifo, BuildMode::ParallelFair] {
+                for mode in &BuildMode::ALL[1..] {
                     let path = work.join(format!("{}.parquet", mode.file_stem()));
                     if read_sorted(&path).await? != reference {
                         report.mismatches.push(format!(

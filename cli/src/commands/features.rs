@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 
 use anyhow::Result;
-use fairway_features::{BuildOptions, FeatureSpec, build_features, explain_features};
+use fairway_features::{
+    BuildOptions, FeatureSpec, build_features, explain_features, explain_shared_work,
+};
 
 use crate::args::{FeaturesBuildArgs, FeaturesCommand, FeaturesSpecArgs};
 
@@ -14,6 +16,7 @@ pub async fn run(command: FeaturesCommand) -> Result<()> {
         FeaturesCommand::Explain(args) => {
             let (spec, options) = args.spec.load()?;
             print!("{}", explain_features(&spec, &options)?);
+            print!("{}", explain_shared_work(&spec, &options).await?);
             Ok(())
         }
     }
@@ -52,6 +55,8 @@ impl FeaturesSpecArgs {
             allocation_file: self.pools.allocation_file.clone(),
             default_pool: self.pools.pool.clone(),
             conf: self.conf.pairs()?,
+            share_subplans: self.no_share_subplans.then_some(false),
+            fuse_aggregations: self.no_fuse_aggregations.then_some(false),
             ..BuildOptions::default()
         };
         Ok((spec, options))
