@@ -353,6 +353,11 @@ pub(crate) struct Checked {
     pub files: BTreeMap<String, Vec<FileStamp>>,
     /// The Arrow type of each key column, the same in every method.
     pub key_types: Vec<DataType>,
+    /// Per method, its unoptimised plan as checked (views not yet
+    /// materialised): what [`discover_automatic`] compares.
+    pub plans: Vec<LogicalPlan>,
+    /// The views' unoptimised plans, by registered name.
+    pub view_plans: Arc<share::ViewPlans>,
 }
 
 /// Direct reads (lower-case table names) of every view, by view name, and
@@ -467,14 +472,18 @@ pub(crate) async fn check(
         }
         files.insert(name, stamps);
     }
+    let mut view_plans = share::ViewPlans::new();
     for view in &spec.views {
         let df = plan_definition(&session, view)
             .await
             .map_err(|e| spec.error(view.line, format!("view '{}': {e}", view.name)))?;
+        let name = view.name.to_ascii_lowercase();
+        view_plans.insert(name.clone(), df.logical_plan().clone());
         session
             .context()
-            .register_table(view.name.to_ascii_lowercase().as_str(), df.into_view())?;
+            .register_table(name.as_str(), df.into_view())?;
     }
+    let mut plans = Vec::with_capacity(spec.methods.len());
     let mut features: Vec<Vec<String>> = Vec::new();
     let mut owner: BTreeMap<String, &str> = BTreeMap::new();
     // Per key column: the first method's name and the type it returns.
@@ -549,6 +558,7 @@ pub(crate) async fn check(
             }
         }
         features.push(mine);
+        plans.push(df.into_unoptimized_plan());
     }
     let lineages = method_reads
         .iter()
@@ -561,6 +571,8 @@ pub(crate) async fn check(
         features,
         files,
         key_types: key_types.into_iter().map(|(_, t)| t).collect(),
+        plans,
+        view_plans: Arc::new(view_plans),
     })
 }
 
@@ -630,37 +642,27 @@ pub(crate) fn automatic_settings(spec: &FeatureSpec, options: &BuildOptions) -> 
 /// once: first the groups of methods whose aggregates fuse, then the joins
 /// that two or more of the other methods and of the fused passes compute
 /// the same way. Nothing when `[build] share_subplans` and
-/// `fuse_aggregations` (or the options) turn both off.
-pub(crate) async fn discover_automatic(
-    session: &Session,
+/// `fuse_aggregations` (or the options) turn both off. Compares the plans
+/// [`check`] made, planning nothing again.
+pub(crate) fn discover_automatic(
     spec: &FeatureSpec,
     options: &BuildOptions,
+    checked: &Checked,
     methods: &[usize],
 ) -> Result<Automatic> {
     let (share_on, fuse_on) = automatic_settings(spec, options);
     if !(share_on || fuse_on) || methods.len() < 2 {
         return Ok(Automatic::default());
     }
-    let mut plans = Vec::with_capacity(methods.len());
-    for &i in methods {
-        let method = &spec.methods[i];
-        let df = plan_method(session, spec, method)
-            .await
-            .map_err(|e| spec.error(method.line, format!("method '{}': {e}", method.name)))?;
-        plans.push((i, df.into_unoptimized_plan()));
-    }
+    let plans: Vec<(usize, LogicalPlan)> = methods
+        .iter()
+        .map(|&i| (i, checked.plans[i].clone()))
+        .collect();
     // The views' plans, to recognise them inlined in the methods' plans.
-    let mut views = share::ViewPlans::new();
-    for view in &spec.views {
-        let df = plan_definition(session, view)
-            .await
-            .map_err(|e| spec.error(view.line, format!("view '{}': {e}", view.name)))?;
-        views.insert(view.name.to_ascii_lowercase(), df.into_unoptimized_plan());
-    }
-    let views = Arc::new(views);
+    let views = &checked.view_plans;
     let mut names: Vec<String> = spec.methods.iter().map(|m| m.name.clone()).collect();
     let fusion = if fuse_on {
-        fuse::discover(&plans, &names, &views)
+        fuse::discover(&plans, &names, views)
     } else {
         Fusion::default()
     };
@@ -686,7 +688,7 @@ pub(crate) async fn discover_automatic(
         }
         names.push(group.name.clone());
     }
-    let sharing = share::discover(&inputs, &names, &views);
+    let sharing = share::discover(&inputs, &names, views);
     Ok(Automatic { fusion, sharing })
 }
 
@@ -949,7 +951,7 @@ async fn build_checked(
     // Joins several methods compute the same way, each computed once: its
     // cell holds, once it ran, the plan of a scan of its result (`None`
     // when it could not be made, and its readers compute it themselves).
-    let automatic = discover_automatic(session, spec, options, &to_build).await?;
+    let automatic = discover_automatic(spec, options, &checked, &to_build)?;
     let (sharing, fusion) = (&automatic.sharing, &automatic.fusion);
     let cells: Vec<SharedCell> = sharing
         .shared

@@ -197,7 +197,7 @@ pub async fn explain_shared_work(spec: &FeatureSpec, options: &BuildOptions) -> 
     let (share_on, fuse_on) = automatic_settings(spec, options);
     let checked = check(spec, options, None).await?;
     let all: Vec<usize> = (0..spec.methods.len()).collect();
-    let automatic = discover_automatic(&checked.session, spec, options, &all).await?;
+    let automatic = discover_automatic(spec, options, &checked, &all)?;
     let (fusion, sharing) = (&automatic.fusion, &automatic.sharing);
     if fuse_on {
         let _ = writeln!(

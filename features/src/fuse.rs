@@ -16,12 +16,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef, Result};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
-use super::share::{ViewPlans, canon_expr_over, canon_of, describe, replace_columns};
+use super::share::{
+    ViewPlans, canon_expr_over, canon_of, column_named, describe, replace_columns, replace_subtrees,
+};
 
 /// The aggregate of one method's plan that fusion can take.
 struct Shape<'a> {
@@ -332,44 +334,27 @@ pub(crate) fn rewrite(
     map: &MemberMap,
     scan: &LogicalPlan,
 ) -> Result<(LogicalPlan, bool)> {
-    let replaced = plan.transform_down(|node| {
+    replace_subtrees(plan, &mut |node| {
         if !matches!(node, LogicalPlan::Aggregate(_)) {
-            return Ok(Transformed::no(node));
+            return Ok(None);
         }
-        match canon_of(&node, &map.views) {
+        match canon_of(node, &map.views) {
             Some((text, _)) if text == map.text => {}
-            _ => return Ok(Transformed::no(node)),
+            _ => return Ok(None),
         }
-        let table = scan.schema();
-        let column = |name: &str| {
-            table
-                .index_of_column_by_name(None, name)
-                .map(|i| Expr::Column(Column::from(table.qualified_field(i))))
-                .ok_or_else(|| {
-                    datafusion::error::DataFusionError::Internal(format!(
-                        "the fused result has no column {name}"
-                    ))
-                })
-        };
+        let table = "the fused result";
         let mut builder = LogicalPlanBuilder::from(scan.clone());
         if let Some(rows) = &map.rows {
-            builder = builder.filter(column(rows)?.gt(lit(0i64)))?;
+            builder = builder.filter(column_named(scan, rows, table)?.gt(lit(0i64)))?;
         }
         let exprs = node
             .schema()
             .iter()
             .zip(&map.fields)
-            .map(|((q, field), name)| Ok(column(name)?.alias_qualified(q.cloned(), field.name())))
+            .map(|((q, field), name)| {
+                Ok(column_named(scan, name, table)?.alias_qualified(q.cloned(), field.name()))
+            })
             .collect::<Result<Vec<_>>>()?;
-        let replacement = builder.project(exprs)?.build()?;
-        Ok(Transformed::new(replacement, true, TreeNodeRecursion::Jump))
-    })?;
-    if !replaced.transformed {
-        return Ok((replaced.data, false));
-    }
-    let plan = replaced
-        .data
-        .transform_up(|node| node.recompute_schema().map(Transformed::yes))?
-        .data;
-    Ok((plan, true))
+        Ok(Some(builder.project(exprs)?.build()?))
+    })
 }

@@ -649,51 +649,69 @@ pub(crate) fn rewrite(
     plan: LogicalPlan,
     shared: &[(&SharedSubplan, LogicalPlan)],
 ) -> datafusion::common::Result<(LogicalPlan, Vec<String>)> {
+    let Some((first, _)) = shared.first() else {
+        return Ok((plan, Vec::new()));
+    };
+    let views = &first.views;
     let mut used = Vec::new();
-    let replaced = plan.transform_down(|node| {
+    let (plan, _) = replace_subtrees(plan, &mut |node| {
         if !matches!(node, LogicalPlan::Join(_)) {
-            return Ok(Transformed::no(node));
+            return Ok(None);
         }
-        let Some((first, _)) = shared.first() else {
-            return Ok(Transformed::no(node));
-        };
-        let Some(form) = canon(&node, &mut Scans::new(&first.views)) else {
-            return Ok(Transformed::no(node));
+        let Some(form) = canon(node, &mut Scans::new(views)) else {
+            return Ok(None);
         };
         let Some((s, scan)) = shared.iter().find(|(s, _)| s.text == form.text) else {
-            return Ok(Transformed::no(node));
+            return Ok(None);
         };
-        let table = scan.schema();
         let mut exprs = Vec::new();
         for ((q, field), id) in node.schema().iter().zip(&form.outputs) {
             if let Some((_, name)) = s.columns.iter().find(|(i, _)| i == id) {
-                let i = table.index_of_column_by_name(None, name).ok_or_else(|| {
-                    datafusion::error::DataFusionError::Internal(format!(
-                        "shared table {} has no column {name}",
-                        s.table
-                    ))
-                })?;
-                let (tq, tf) = table.qualified_field(i);
-                exprs.push(
-                    Expr::Column(Column::from((tq, tf))).alias_qualified(q.cloned(), field.name()),
-                );
+                let column = column_named(scan, name, &s.table)?;
+                exprs.push(column.alias_qualified(q.cloned(), field.name()));
             }
         }
+        used.push(s.name.clone());
         let replacement = datafusion::logical_expr::LogicalPlanBuilder::from(scan.clone())
             .project(exprs)?
             .build()?;
-        used.push(s.name.clone());
-        Ok(Transformed::new(replacement, true, TreeNodeRecursion::Jump))
+        Ok(Some(replacement))
+    })?;
+    Ok((plan, used))
+}
+
+/// `plan` with each node that `replace` gives a replacement for replaced
+/// (what lies below it is not visited), the nodes above deriving their
+/// schemas from it again. Returns the plan and whether it changed.
+pub(crate) fn replace_subtrees(
+    plan: LogicalPlan,
+    replace: &mut dyn FnMut(&LogicalPlan) -> datafusion::common::Result<Option<LogicalPlan>>,
+) -> datafusion::common::Result<(LogicalPlan, bool)> {
+    let replaced = plan.transform_down(|node| match replace(&node)? {
+        Some(new) => Ok(Transformed::new(new, true, TreeNodeRecursion::Jump)),
+        None => Ok(Transformed::no(node)),
     })?;
     if !replaced.transformed {
-        return Ok((replaced.data, used));
+        return Ok((replaced.data, false));
     }
-    // The nodes above a replacement derive their schemas from it again.
     let plan = replaced
         .data
         .transform_up(|node| node.recompute_schema().map(Transformed::yes))?
         .data;
-    Ok((plan, used))
+    Ok((plan, true))
+}
+
+/// Column `name` of `scan` (a scan of the registered table `table`).
+pub(crate) fn column_named(
+    scan: &LogicalPlan,
+    name: &str,
+    table: &str,
+) -> datafusion::common::Result<Expr> {
+    let schema = scan.schema();
+    let i = schema.index_of_column_by_name(None, name).ok_or_else(|| {
+        datafusion::error::DataFusionError::Internal(format!("{table} has no column {name}"))
+    })?;
+    Ok(Expr::Column(Column::from(schema.qualified_field(i))))
 }
 
 #[cfg(test)]
