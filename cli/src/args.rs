@@ -338,20 +338,22 @@ pub enum BenchCommand {
     )]
     Tpch(BenchTpchArgs),
     /// Feature specs built sequentially, in parallel FIFO and in parallel
-    /// FAIR with the tournament merge, with and without fused aggregations
-    /// and shared subplans.
+    /// FAIR with the tournament merge, with and without fused aggregations,
+    /// shared subplans and the co-partitioned merge.
     ///
     /// Generates TPC-H at --sf into --data (or reuses it) and reads every
     /// source of each SPEC from there. Runs each mode --iterations times,
     /// alternating the order of the modes, all on --slots slots and without
     /// reuse (--force): `sequential, unshared` (one method after another,
     /// each computing its own joins and aggregate, then a left-deep merge
-    /// with the tournament rule off), `FIFO + fused + shared` (all methods
-    /// at once, FIFO scheduler, fused aggregations, automatic shared
-    /// subplans, balanced merge), `FAIR + fused + shared` (the default
-    /// build: FAIR pool, fused, shared, balanced merge), `FAIR + shared,
-    /// unfused` and `FAIR, unshared, unfused` (as the default, without
-    /// fusion, then without sharing either). Every output is compared with
+    /// with the tournament and co-partitioned join rules off), `FIFO +
+    /// fused + shared` (all methods at once, FIFO scheduler, fused
+    /// aggregations, automatic shared subplans, balanced co-partitioned
+    /// merge), `FAIR + fused + shared` (the default build: FAIR pool, fused,
+    /// shared, balanced co-partitioned merge), `FAIR + shared, unfused`,
+    /// `FAIR + fused + shared, re-shuffled` (the merge shuffles again at
+    /// every level) and `FAIR, none of them` (no fusion, no sharing, a
+    /// re-shuffling merge: the build before them). Every output is compared with
     /// the sequential one. Prints per mode the median seconds, the ratio to
     /// sequential and the slot utilisation (busy slot-time / (slots x wall
     /// time), from the event log of each run).

@@ -116,11 +116,17 @@ pub(crate) async fn connect(
     use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::SessionContext;
 
-    let config = state
+    let mut config = state
         .config()
         .clone()
         .with_ballista_standalone_parallelism(slots)
         .with_ballista_job_name("fairway");
+    // Ballista plans and serialises its own physical plans: fairway's
+    // KeyPartitionedExec is not one of the operators its codec knows.
+    config
+        .options_mut()
+        .set("fairway.optimizer.co_partitioned_joins", "false")
+        .map_err(|e| EngineError::config(CLUSTER_KEY, e.to_string()))?;
     let state = SessionStateBuilder::new_from_existing(state)
         .with_config(config)
         .build();

@@ -49,6 +49,12 @@ pub struct EngineConfig {
     /// (`fairway.optimizer.tournament_joins`, default true; also `SET` per
     /// client).
     pub tournament_joins: bool,
+    /// Drop the hash exchange above a partitioned join whose output is
+    /// already partitioned by the next join's merged key (`COALESCE(l.k,
+    /// r.k)`), so a FULL OUTER merge tree runs in one stage
+    /// (`fairway.optimizer.co_partitioned_joins`, default true; also `SET`
+    /// per client).
+    pub co_partitioned_joins: bool,
     /// Longest a job may run (`fairway.job.timeout`; also `SET` per
     /// client); a pool's `<timeout>` applies to jobs without one. `None`:
     /// no timeout.
@@ -113,6 +119,7 @@ impl Default for EngineConfig {
             default_pool: fairway_scheduler::DEFAULT_POOL.to_string(),
             event_log: None,
             tournament_joins: true,
+            co_partitioned_joins: true,
             job_timeout: None,
             queue_timeout: None,
             progress: false,
@@ -616,6 +623,21 @@ pub const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.tournament_joins.to_string(),
+    },
+    Setting {
+        key: "fairway.optimizer.co_partitioned_joins",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("true"),
+        change: Change::Runtime,
+        description: "Whether a join's output that is already hash-partitioned by the next \
+                      join's merged key (COALESCE of both sides' keys, as FULL JOIN ... USING \
+                      and feature merges meet it) skips the shuffle, so a merge tree runs in \
+                      one stage.",
+        apply: |c, key, value| {
+            c.co_partitioned_joins = parse_bool(key, value)?;
+            Ok(())
+        },
+        show: |c| c.co_partitioned_joins.to_string(),
     },
     Setting {
         key: "fairway.shuffle.partitions",
@@ -1127,6 +1149,7 @@ mod tests {
                 "fairway.job.timeout",
                 "fairway.job.queue_timeout",
                 "fairway.optimizer.tournament_joins",
+                "fairway.optimizer.co_partitioned_joins",
                 "fairway.job.group",
                 "fairway.job.tags"
             ]

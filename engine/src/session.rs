@@ -21,8 +21,8 @@ use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{ObjectName, VisitMut};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use fairway_planner::{
-    BroadcastJoinSafety, RuleSwitch, StageGraph, StandardUsingJoins, TournamentJoins,
-    split_into_stages,
+    BroadcastJoinSafety, CoPartitionedJoins, RuleSwitch, StageGraph, StandardUsingJoins,
+    TournamentJoins, split_into_stages,
 };
 use fairway_scheduler::{
     JobAdmission, JobSpec, Scheduler, SchedulerConfig, SchedulerListener, SchedulingMode,
@@ -226,7 +226,10 @@ fn pool_memories(
 }
 
 /// DataFusion's physical optimizer rules with [`BroadcastJoinSafety`] right
-/// after `JoinSelection`, before distribution requirements are enforced.
+/// after `JoinSelection`, before distribution requirements are enforced, and
+/// [`CoPartitionedJoins`] last before `SanityCheckPlan`, once every exchange
+/// is in place; it is on unless the session's
+/// `fairway.optimizer.co_partitioned_joins` is `false`.
 fn physical_rules()
 -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
@@ -235,7 +238,24 @@ fn physical_rules()
         .position(|r| r.name() == "join_selection")
         .map_or(0, |i| i + 1);
     rules.insert(at, Arc::new(BroadcastJoinSafety));
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "SanityCheckPlan")
+        .unwrap_or(rules.len());
+    let switch = fairway_switch("optimizer.co_partitioned_joins");
+    rules.insert(at, Arc::new(CoPartitionedJoins::with_switch(switch)));
     rules
+}
+
+/// A rule switch that is on unless the session's `fairway.<key>` is `false`.
+fn fairway_switch(key: &'static str) -> RuleSwitch {
+    Arc::new(move |options: &datafusion::config::ConfigOptions| {
+        options
+            .extensions
+            .get::<FairwayOptions>()
+            .and_then(|o| o.get(key))
+            != Some("false")
+    })
 }
 
 /// DataFusion's analyzer rules with [`StandardUsingJoins`] first, so that
@@ -256,13 +276,7 @@ fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send 
         .iter()
         .position(|r| r.name() == "eliminate_outer_join")
         .map_or(rules.len(), |i| i + 1);
-    let switch: RuleSwitch = Arc::new(|options: &datafusion::config::ConfigOptions| {
-        options
-            .extensions
-            .get::<FairwayOptions>()
-            .and_then(|o| o.get("optimizer.tournament_joins"))
-            != Some("false")
-    });
+    let switch = fairway_switch("optimizer.tournament_joins");
     rules.insert(at, Arc::new(TournamentJoins::with_switch(switch)));
     rules
 }

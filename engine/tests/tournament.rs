@@ -566,3 +566,284 @@ async fn join_using_plans_get_the_merged_key() {
         ]
     );
 }
+
+/// Registers the rows `values` (a SQL VALUES list for `columns`) as a
+/// three-partition in-memory table `name` in `session` and, when given, in
+/// a plain DataFusion context: joins then hash-partition it, as they would
+/// a parquet table scanned in parallel.
+async fn create_partitioned_table(
+    session: &Session,
+    plain: Option<&fairway_engine::datafusion::prelude::SessionContext>,
+    name: &str,
+    columns: &str,
+    values: &str,
+) {
+    use fairway_engine::arrow::compute::concat_batches;
+    use fairway_engine::datafusion::datasource::MemTable;
+    let scratch = fairway_engine::datafusion::prelude::SessionContext::new();
+    let batches = scratch
+        .sql(&format!("select * from (values {values}) as t({columns})"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let schema = batches[0].schema();
+    let all = concat_batches(&schema, &batches).unwrap();
+    let third = all.num_rows().div_ceil(3);
+    let parts: Vec<Vec<_>> = (0..3)
+        .map(|p| {
+            let start = (p * third).min(all.num_rows());
+            let len = third.min(all.num_rows() - start);
+            vec![all.slice(start, len)]
+        })
+        .collect();
+    let table = std::sync::Arc::new(MemTable::try_new(schema, parts).unwrap());
+    session
+        .context()
+        .register_table(name, table.clone())
+        .unwrap();
+    if let Some(plain) = plain {
+        plain.register_table(name, table).unwrap();
+    }
+}
+
+/// A client of `session` with `fairway.optimizer.co_partitioned_joins` set
+/// to `value`.
+async fn co_partitioned_client(session: &Session, value: bool) -> Session {
+    let client = session.client();
+    client
+        .sql(&format!(
+            "set fairway.optimizer.co_partitioned_joins = {value}"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// The stage graph of one statement.
+async fn stages_of(session: &Session, sql: &str) -> fairway_engine::StageGraph {
+    let statement = session.parse_statements(sql).unwrap().remove(0);
+    let plan = session
+        .plan_statement(statement)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    session.stage_graph(plan).unwrap()
+}
+
+/// Stages that shuffle their output, and how many of them read no other
+/// stage (they scan an input).
+fn shuffle_stages(graph: &fairway_engine::StageGraph) -> (usize, usize) {
+    let shuffles: Vec<_> = graph
+        .stages()
+        .iter()
+        .filter(|s| !matches!(s.output, fairway_engine::StageOutput::Result))
+        .collect();
+    let leaves = shuffles.iter().filter(|s| s.inputs.is_empty()).count();
+    (shuffles.len(), leaves)
+}
+
+/// A FULL OUTER merge of 16 inputs on one key, as SQL `USING` (balanced by
+/// the tournament rule, or left-deep with it off) or as `merge_frames`,
+/// shuffles every input once and runs every join in one stage: 16 shuffle
+/// stages and one result stage that reads them all. With the co-partition
+/// rule off every join level shuffles again. Answers equal the standard
+/// semantics (NULL and duplicate keys included) in every setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_of_16_inputs_shuffles_each_input_once() {
+    let session = session();
+    let mut rng = Rng(0x5eed_0016);
+    let tables: Vec<Table> = (0..16)
+        .map(|_| {
+            (0..40)
+                .map(|_| {
+                    let k = (rng.below(10) != 0).then(|| rng.below(60) as i64);
+                    (k, rng.below(1000) as i64)
+                })
+                .collect()
+        })
+        .collect();
+    for (i, t) in tables.iter().enumerate() {
+        let values: Vec<String> = t
+            .iter()
+            .map(|(k, v)| format!("({}, {v})", k.map_or("NULL".to_string(), |k| k.to_string())))
+            .collect();
+        let columns = format!("k, v{i}");
+        create_partitioned_table(
+            &session,
+            None,
+            &format!("m{i}"),
+            &columns,
+            &values.join(", "),
+        )
+        .await;
+    }
+    let mut sql = "select * from m0".to_string();
+    for i in 1..16 {
+        sql.push_str(&format!(" full join m{i} using (k)"));
+    }
+    let expected = reference_chain(&tables, &[How::Full; 15]);
+
+    let balanced = session.client();
+    let left_deep = rule_off_client(&session).await;
+    for (name, client) in [("balanced", &balanced), ("left-deep", &left_deep)] {
+        let graph = stages_of(client, &sql).await;
+        assert_eq!(shuffle_stages(&graph), (16, 16), "{name}:\n{graph}");
+        assert_eq!(graph.result_stage().inputs.len(), 16, "{name}:\n{graph}");
+        assert_eq!(sorted_rows(client, &sql).await, expected, "{name}");
+        let out = client.sql(&sql).await.unwrap();
+        assert_eq!(out.stages, 17, "{name}");
+    }
+
+    let off = co_partitioned_client(&session, false).await;
+    let graph = stages_of(&off, &sql).await;
+    // 16 input shuffles and one more after each of the 14 joins below the
+    // top one.
+    assert_eq!(shuffle_stages(&graph), (30, 16), "rule off:\n{graph}");
+    assert_eq!(sorted_rows(&off, &sql).await, expected, "rule off");
+
+    // The DataFrame merge the feature builder runs.
+    let ctx = session.context();
+    let mut frames = Vec::new();
+    for i in 0..16 {
+        frames.push(ctx.table(format!("m{i}").as_str()).await.unwrap());
+    }
+    let merged = merge_frames(frames, &["k"], MergeHow::Full).unwrap();
+    let plan = merged.clone().create_physical_plan().await.unwrap();
+    let graph = session.stage_graph(plan).unwrap();
+    assert_eq!(shuffle_stages(&graph), (16, 16), "merge_frames:\n{graph}");
+    let out = session.execute(merged, "merge").await.unwrap();
+    let mut rows = rows_as_text(&out.batches).unwrap();
+    rows.sort();
+    assert_eq!(rows, expected, "merge_frames");
+}
+
+/// Where a join's output is partitioned by a merged key and where it is
+/// not, checked against plain DataFusion on the same tables: two-column
+/// keys (text and integer) with NULLs in either column, every join type,
+/// a merged key written as COALESCE in either order, a key of one side only
+/// (not partitioned: its NULLs come from every partition), windows and
+/// aggregates over the merged and the one-sided key, `IS NOT DISTINCT
+/// FROM`, and float keys (never kept: `-0.0 = 0.0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merged_keys_keep_their_partitioning_and_nothing_else_does() {
+    use fairway_engine::datafusion::prelude::{SessionConfig, SessionContext};
+    let session = session();
+    let plain = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(3));
+    let mut rng = Rng(0xc0_9a27);
+    for name in ["a", "b", "c", "d"] {
+        let rows: Vec<String> = (0..60)
+            .map(|_| {
+                let s = match rng.below(5) {
+                    0 => "NULL".to_string(),
+                    n => format!("'s{n}'"),
+                };
+                let n = match rng.below(6) {
+                    0 => "NULL".to_string(),
+                    n => n.to_string(),
+                };
+                let f = ["0.0", "-0.0", "1.5", "NULL"][rng.below(4) as usize];
+                format!("({s}, {n}, {f}, {})", rng.below(100))
+            })
+            .collect();
+        // The first row types the columns.
+        let rows = format!(
+            "(arrow_cast('s0', 'Utf8'), arrow_cast(0, 'Int64'), arrow_cast(0.5, 'Float64'), \
+             arrow_cast(0, 'Int64')), {}",
+            rows.join(", ")
+        );
+        create_partitioned_table(&session, Some(&plain), name, "s, n, f, v", &rows).await;
+    }
+    let merged = |x: &str, y: &str| format!("coalesce({x}.s, {y}.s), coalesce({y}.n, {x}.n)");
+    let cases = [
+        // Kept: FULL merges on a two-column key, both COALESCE orders.
+        (
+            format!(
+                "select {}, a.v, b.v, c.v from a full join b on a.s = b.s and a.n = b.n \
+                 full join c on coalesce(a.s, b.s) = c.s and coalesce(b.n, a.n) = c.n",
+                merged("a", "b")
+            ),
+            Some(true),
+        ),
+        // Kept on both sides: (a full b) full (c full d).
+        (
+            "select * from (select coalesce(a.s, b.s) s, coalesce(a.n, b.n) n, a.v av, b.v bv \
+             from a full join b on a.s = b.s and a.n = b.n) l full join \
+             (select coalesce(d.s, c.s) s, coalesce(c.n, d.n) n, c.v cv, d.v dv \
+             from c full join d on c.s = d.s and c.n = d.n) r on l.s = r.s and l.n = r.n"
+                .to_string(),
+            Some(true),
+        ),
+        // Left, right and inner joins, then a FULL join on the merged key.
+        (
+            "select * from (select coalesce(b.s, a.s) s, coalesce(a.n, b.n) n, a.v av, b.v bv \
+             from a left join b on a.s = b.s and a.n = b.n) l full join c \
+             on l.s = c.s and l.n = c.n"
+                .to_string(),
+            Some(true),
+        ),
+        // (A broadcast RIGHT join whose probe side is not hash-partitioned:
+        // whether it is kept depends on the plan; the answer must not.)
+        (
+            "select * from (select coalesce(a.s, b.s) s, coalesce(a.n, b.n) n, a.v av, b.v bv \
+             from a right join b on a.s = b.s and a.n = b.n) l full join c \
+             on l.s = c.s and l.n = c.n"
+                .to_string(),
+            None,
+        ),
+        // A window over the merged key of a FULL join.
+        (
+            "select coalesce(a.n, b.n) k, a.v, b.v, count(*) over (partition by coalesce(a.n, b.n)) \
+             from a full join b on a.n = b.n"
+                .to_string(),
+            Some(true),
+        ),
+        // Not kept: a one-sided key of a FULL join, whose NULLs (the
+        // right-only rows) are spread over every partition.
+        (
+            "select a.n, a.v, b.v, count(*) over (partition by a.n), sum(b.v) over (partition by a.n) \
+             from a full join b on a.n = b.n"
+                .to_string(),
+            Some(false),
+        ),
+        (
+            "select * from (select a.n n, a.v av, b.v bv from a full join b on a.n = b.n) l \
+             full join c on l.n is not distinct from c.n"
+                .to_string(),
+            Some(false),
+        ),
+        // Not kept: a key of the wrong side of a LEFT join.
+        (
+            "select b.n, count(*) over (partition by b.n) from a left join b on a.n = b.n"
+                .to_string(),
+            Some(false),
+        ),
+        // Not kept: float keys.
+        (
+            "select coalesce(a.f, b.f) f, a.v, b.v, count(*) over (partition by coalesce(a.f, b.f)) \
+             from a full join b on a.f = b.f"
+                .to_string(),
+            Some(false),
+        ),
+    ];
+    for (sql, kept) in &cases {
+        let graph = stages_of(&session, sql).await.to_string();
+        if let Some(kept) = kept {
+            assert_eq!(
+                graph.contains("KeyPartitionedExec"),
+                *kept,
+                "{sql}\n{graph}"
+            );
+        }
+        let expected = {
+            let batches = plain.sql(sql).await.unwrap().collect().await.unwrap();
+            let mut rows = rows_as_text(&batches).unwrap();
+            rows.sort();
+            rows
+        };
+        assert_eq!(sorted_rows(&session, sql).await, expected, "{sql}");
+    }
+}

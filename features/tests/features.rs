@@ -1098,3 +1098,81 @@ aggregate = ["max(o_orderdate) AS last_order"]
     assert_eq!(rows[0], rows[1]);
     assert_eq!(rows[0].len(), 1000);
 }
+
+/// Per feature merge job in an event log: its stages, and how many of them
+/// read other stages (the rest read method results).
+fn merge_stages(log: &Path) -> Vec<(usize, usize)> {
+    let events = read_event_log(log).expect("a valid event log");
+    let merges: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::JobStart {
+                job, description, ..
+            } if description == "feature merge" => Some(*job),
+            _ => None,
+        })
+        .collect();
+    merges
+        .iter()
+        .map(|m| {
+            let parents: Vec<usize> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::StageMetrics { job, parents, .. } if job == m => Some(parents.len()),
+                    _ => None,
+                })
+                .collect();
+            (parents.len(), parents.iter().filter(|&&p| p > 0).count())
+        })
+        .collect()
+}
+
+/// The merge of 16 method results shuffles each result at most once: at
+/// most 16 stages read the results (small results are joined pairwise in
+/// the stage that reads them) and ONE stage runs every join level above
+/// them. With `fairway.optimizer.co_partitioned_joins = false` (a `conf`
+/// setting of the build) every level shuffles again. Both tables equal
+/// plain DataFusion's (methods with different key sets, so the merge has
+/// unmatched keys on every side).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_of_16_methods_shuffles_each_result_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut body = "key = \"c_custkey\"\n".to_string();
+    for i in 0..16 {
+        body.push_str(&format!(
+            "[[method]]\nname = \"m{i}\"\nsql = \"select c_custkey, c_acctbal + {i} as f{i} \
+             from customer where c_custkey % 17 <> {i}\"\n"
+        ));
+    }
+    let path = write_spec(dir.path(), "merge.toml", &body);
+    let spec = FeatureSpec::load(&path).unwrap();
+    let (expected_columns, expected) = reference(&spec, &HashMap::new()).await;
+    for co_partitioned in [true, false] {
+        let out = dir.path().join(format!("{co_partitioned}.parquet"));
+        let log = dir.path().join(format!("{co_partitioned}.jsonl"));
+        let mut opts = options(&out);
+        opts.event_log = Some(log.clone());
+        opts.conf = vec![(
+            "fairway.optimizer.co_partitioned_joins".to_string(),
+            co_partitioned.to_string(),
+        )];
+        build_features(&spec, &opts).await.unwrap();
+        let stages = merge_stages(&log);
+        assert_eq!(stages.len(), 1, "one merge job: {stages:?}");
+        let (all, readers) = stages[0];
+        if co_partitioned {
+            assert!(
+                all <= 17 && readers == 1,
+                "{all} stages, {readers} read stages"
+            );
+        } else {
+            assert!(
+                readers > 1,
+                "re-shuffled at every level: {readers} read stages"
+            );
+        }
+        let (columns, actual) = output_table(&out, &spec.key).await;
+        assert_eq!(columns, expected_columns);
+        assert_eq!(actual, expected, "co-partitioned {co_partitioned}");
+    }
+}

@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+mod co_partition;
 mod error;
 mod in_process;
 mod prepare;
@@ -51,6 +52,7 @@ mod tournament;
 mod using;
 mod using_sql;
 
+pub use co_partition::{CoPartitionedJoins, KeyPartitionedExec};
 pub use error::PlannerError;
 pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};
 pub use in_process::InProcessExec;

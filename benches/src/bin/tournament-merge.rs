@@ -1,7 +1,9 @@
 //! `tournament-merge`: a FULL OUTER merge of many feature frames on one key,
 //! with the tournament join rule off (left-deep chain) and on (balanced
-//! tree), on fairway's stage engine. Every measurement runs in a fresh
-//! child process so that its peak memory (VmHWM) is its own.
+//! tree), each with the co-partitioned join rule off (every join level
+//! shuffles its output again) and on (each input shuffled once, the whole
+//! merge in one stage), on fairway's stage engine. Every measurement runs
+//! in a fresh child process so that its peak memory (VmHWM) is its own.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use fairway_engine::datafusion::datasource::MemTable;
 use fairway_engine::{EngineConfig, Session};
 
 #[derive(Parser)]
-#[command(about = "FULL OUTER merge of N frames on one key: tournament rule off vs on")]
+#[command(
+    about = "FULL OUTER merge of N frames on one key: tournament and co-partitioned join rules off vs on"
+)]
 struct Args {
     /// Frame counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "4,8,16,32")]
@@ -28,10 +32,13 @@ struct Args {
     iterations: usize,
     #[arg(long, default_value_t = 2)]
     slots: usize,
-    /// Run one measurement (used by the driver): the rule setting, `true`
-    /// or `false`.
+    /// Run one measurement (used by the driver): the tournament rule's
+    /// setting, `true` or `false`.
     #[arg(long, hide = true)]
     child: Option<String>,
+    /// With --child: the co-partitioned join rule's setting.
+    #[arg(long, hide = true, default_value = "true")]
+    co_partitioned: String,
 }
 
 fn main() -> Result<()> {
@@ -39,25 +46,43 @@ fn main() -> Result<()> {
     if let Some(rule) = &args.child {
         let frames = args.frames[0];
         let runtime = tokio::runtime::Runtime::new()?;
-        let (seconds, rows) = runtime.block_on(run_once(frames, args.keys, args.slots, rule))?;
-        println!("{seconds} {rows} {}", peak_rss()?);
+        let (seconds, rows, stages) = runtime.block_on(run_once(
+            frames,
+            args.keys,
+            args.slots,
+            rule,
+            &args.co_partitioned,
+        ))?;
+        println!("{seconds} {rows} {stages} {}", peak_rss()?);
         return Ok(());
     }
     println!(
-        "FULL OUTER merge on the stage engine, {} slots, {} keys per frame, median of {}",
+        "FULL OUTER merge on the stage engine, {} slots, {} keys per frame, median of {} \
+         (stages in brackets)",
         args.slots, args.keys, args.iterations
     );
     println!(
-        "| frames | rule off (s) | rule on (s) | speed-up | peak RSS off | peak RSS on | rows |"
+        "| frames | left-deep, re-shuffled (s) | left-deep, co-partitioned (s) | \
+         balanced, re-shuffled (s) | balanced, co-partitioned (s) | balanced + co-partitioned \
+         vs left-deep re-shuffled | balanced vs left-deep, both co-partitioned | peak RSS \
+         (4 modes) | rows |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---|---:|");
     let exe = std::env::current_exe()?;
+    // (tournament rule, co-partitioned rule), in the table's order.
+    let modes = [
+        ("false", "false"),
+        ("false", "true"),
+        ("true", "false"),
+        ("true", "true"),
+    ];
     for &frames in &args.frames {
-        let mut runs: [Vec<(f64, u64, u64)>; 2] = [Vec::new(), Vec::new()];
+        let mut runs: Vec<Vec<Run>> = vec![Vec::new(); modes.len()];
         for _ in 0..args.iterations {
-            for (i, rule) in ["false", "true"].iter().enumerate() {
+            for (i, (rule, co)) in modes.iter().enumerate() {
                 let out = Command::new(&exe)
-                    .args(["--child", rule, "--frames", &frames.to_string()])
+                    .args(["--child", rule, "--co-partitioned", co])
+                    .args(["--frames", &frames.to_string()])
                     .args(["--keys", &args.keys.to_string()])
                     .args(["--slots", &args.slots.to_string()])
                     .output()?;
@@ -66,33 +91,55 @@ fn main() -> Result<()> {
                 }
                 let text = String::from_utf8(out.stdout)?;
                 let v: Vec<&str> = text.split_whitespace().collect();
-                runs[i].push((v[0].parse()?, v[1].parse()?, v[2].parse()?));
+                runs[i].push(Run {
+                    seconds: v[0].parse()?,
+                    rows: v[1].parse()?,
+                    stages: v[2].parse()?,
+                    peak: v[3].parse()?,
+                });
             }
         }
-        let median = |v: &mut Vec<(f64, u64, u64)>| {
-            v.sort_by(|a, b| a.0.total_cmp(&b.0));
-            v[v.len() / 2]
-        };
-        let off = median(&mut runs[0]);
-        let on = median(&mut runs[1]);
-        if off.1 != on.1 {
+        let medians: Vec<Run> = runs
+            .iter_mut()
+            .map(|v| {
+                v.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+                v[v.len() / 2]
+            })
+            .collect();
+        if let Some(m) = medians.iter().find(|m| m.rows != medians[0].rows) {
             bail!(
-                "{frames} frames: {} rows with the rule off, {} on",
-                off.1,
-                on.1
+                "{frames} frames: {} rows in one mode, {} in another",
+                medians[0].rows,
+                m.rows
             );
         }
+        let cell = |m: &Run| format!("{:.2} [{}]", m.seconds, m.stages);
         println!(
-            "| {frames} | {:.2} | {:.2} | {:.2}x | {} MiB | {} MiB | {} |",
-            off.0,
-            on.0,
-            off.0 / on.0,
-            off.2 >> 20,
-            on.2 >> 20,
-            on.1
+            "| {frames} | {} | {} | {} | {} | {:.2}x | {:.2}x | {} MiB | {} |",
+            cell(&medians[0]),
+            cell(&medians[1]),
+            cell(&medians[2]),
+            cell(&medians[3]),
+            medians[0].seconds / medians[3].seconds,
+            medians[1].seconds / medians[3].seconds,
+            medians
+                .iter()
+                .map(|m| (m.peak >> 20).to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            medians[0].rows
         );
     }
     Ok(())
+}
+
+/// One measurement: seconds, result rows, stages run, peak RSS in bytes.
+#[derive(Clone, Copy)]
+struct Run {
+    seconds: f64,
+    rows: u64,
+    stages: u64,
+    peak: u64,
 }
 
 /// Frame `i` holds the keys of `0..keys*10/9` whose hash with `i` is not
@@ -129,9 +176,16 @@ fn frame(i: usize, keys: usize, partitions: usize) -> Result<MemTable> {
     Ok(MemTable::try_new(schema, parts)?)
 }
 
-async fn run_once(frames: usize, keys: usize, slots: usize, rule: &str) -> Result<(f64, usize)> {
+async fn run_once(
+    frames: usize,
+    keys: usize,
+    slots: usize,
+    rule: &str,
+    co_partitioned: &str,
+) -> Result<(f64, usize, usize)> {
     let mut config = EngineConfig::with_slots(slots);
     config.set("fairway.optimizer.tournament_joins", rule)?;
+    config.set("fairway.optimizer.co_partitioned_joins", co_partitioned)?;
     let partitions = config.partitions;
     let session = Session::new(config)?;
     for i in 0..frames {
@@ -146,7 +200,7 @@ async fn run_once(frames: usize, keys: usize, slots: usize, rule: &str) -> Resul
     }
     let start = Instant::now();
     let out = session.sql(&sql).await?;
-    Ok((start.elapsed().as_secs_f64(), out.rows()))
+    Ok((start.elapsed().as_secs_f64(), out.rows(), out.stages))
 }
 
 /// Peak resident memory of this process (VmHWM), in bytes.

@@ -1,8 +1,9 @@
 //! `fairway bench features`: one feature spec built sequentially (the
-//! baseline: no shared subplans, one method after another), in parallel
-//! under FIFO and under FAIR with the tournament merge and automatic shared
-//! subplans, and under FAIR without them, on the same slots, with slot
-//! utilisation from each run's event log.
+//! baseline: no shared subplans, one method after another, a left-deep
+//! merge that shuffles at every level), in parallel under FIFO and under
+//! FAIR with fused aggregations, automatic shared subplans and the
+//! co-partitioned tournament merge, and under FAIR with each of them off,
+//! on the same slots, with slot utilisation from each run's event log.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub struct FeatureBenchOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildMode {
     /// One method after another, each computing its own joins, then a
-    /// left-deep merge, tournament off.
+    /// left-deep merge, tournament and co-partitioning off.
     Sequential,
     /// All methods at once under the FIFO scheduler, fused aggregations
     /// and shared subplans, balanced merge.
@@ -42,17 +43,22 @@ pub enum BuildMode {
     ParallelFair,
     /// As `ParallelFair`, but every method runs its own aggregate.
     ParallelFairUnfused,
+    /// As `ParallelFair`, but the merge shuffles its output again at every
+    /// level (`fairway.optimizer.co_partitioned_joins = false`).
+    ParallelFairReshuffled,
     /// As `ParallelFair`, but every method computes its own joins and
-    /// aggregate.
+    /// aggregate and the merge shuffles at every level: the build before
+    /// sharing, fusion and co-partitioning.
     ParallelFairUnshared,
 }
 
 impl BuildMode {
-    pub const ALL: [BuildMode; 5] = [
+    pub const ALL: [BuildMode; 6] = [
         BuildMode::Sequential,
         BuildMode::ParallelFifo,
         BuildMode::ParallelFair,
         BuildMode::ParallelFairUnfused,
+        BuildMode::ParallelFairReshuffled,
         BuildMode::ParallelFairUnshared,
     ];
 
@@ -62,7 +68,8 @@ impl BuildMode {
             BuildMode::ParallelFifo => "FIFO + fused + shared",
             BuildMode::ParallelFair => "FAIR + fused + shared (default)",
             BuildMode::ParallelFairUnfused => "FAIR + shared, unfused",
-            BuildMode::ParallelFairUnshared => "FAIR, unshared, unfused",
+            BuildMode::ParallelFairReshuffled => "FAIR + fused + shared, re-shuffled",
+            BuildMode::ParallelFairUnshared => "FAIR, none of them",
         }
     }
 
@@ -72,19 +79,32 @@ impl BuildMode {
             BuildMode::ParallelFifo => "fifo",
             BuildMode::ParallelFair => "fair",
             BuildMode::ParallelFairUnfused => "fair-unfused",
+            BuildMode::ParallelFairReshuffled => "fair-reshuffled",
             BuildMode::ParallelFairUnshared => "fair-unshared",
         }
     }
 
     fn shares_subplans(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            BuildMode::ParallelFifo | BuildMode::ParallelFair | BuildMode::ParallelFairUnfused
+            BuildMode::Sequential | BuildMode::ParallelFairUnshared
         )
     }
 
     fn fuses_aggregations(self) -> bool {
-        matches!(self, BuildMode::ParallelFifo | BuildMode::ParallelFair)
+        matches!(
+            self,
+            BuildMode::ParallelFifo | BuildMode::ParallelFair | BuildMode::ParallelFairReshuffled
+        )
+    }
+
+    fn co_partitions_merge(self) -> bool {
+        !matches!(
+            self,
+            BuildMode::Sequential
+                | BuildMode::ParallelFairReshuffled
+                | BuildMode::ParallelFairUnshared
+        )
     }
 }
 
@@ -131,7 +151,7 @@ impl FeatureBenchReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{:<22} {:<32} {:>8} {:>8} {:>8} {:>12} {:>12}",
+            "{:<22} {:<36} {:>8} {:>8} {:>8} {:>12} {:>12}",
             "spec", "mode", "median s", "min s", "max s", "vs sequential", "utilisation"
         );
         for run in &self.runs {
@@ -145,7 +165,7 @@ impl FeatureBenchReport {
             let max = run.times.iter().max().copied().unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{:<22} {:<32} {:>8.2} {:>8.2} {:>8.2} {:>12.2}x {:>11.1}%",
+                "{:<22} {:<36} {:>8.2} {:>8.2} {:>8.2} {:>12.2}x {:>11.1}%",
                 run.spec,
                 run.mode.as_str(),
                 run.median().as_secs_f64(),
@@ -245,13 +265,24 @@ pub async fn run_feature_bench(
                     scheduler_mode: Some(match mode {
                         BuildMode::ParallelFair
                         | BuildMode::ParallelFairUnfused
+                        | BuildMode::ParallelFairReshuffled
                         | BuildMode::ParallelFairUnshared => SchedulingMode::Fair,
                         BuildMode::Sequential | BuildMode::ParallelFifo => SchedulingMode::Fifo,
                     }),
                     share_subplans: Some(mode.shares_subplans()),
                     fuse_aggregations: Some(mode.fuses_aggregations()),
                     event_log: Some(log.clone()),
-                    conf: options.conf.clone(),
+                    conf: options
+                        .conf
+                        .iter()
+                        .cloned()
+                        .chain((!mode.co_partitions_merge()).then(|| {
+                            (
+                                "fairway.optimizer.co_partitioned_joins".to_string(),
+                                "false".to_string(),
+                            )
+                        }))
+                        .collect(),
                     sequential: mode == BuildMode::Sequential,
                     ..BuildOptions::default()
                 };
