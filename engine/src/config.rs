@@ -55,6 +55,11 @@ pub struct EngineConfig {
     /// (`fairway.optimizer.co_partitioned_joins`, default true; also `SET`
     /// per client).
     pub co_partitioned_joins: bool,
+    /// Restrict an aggregate joined on its grouping key to the keys of a
+    /// filtered scan on the other side before aggregating (a decorrelated
+    /// subquery such as TPC-H Q17's; `fairway.optimizer.semi_join_reduction`,
+    /// default true; also `SET` per client).
+    pub semi_join_reduction: bool,
     /// Longest a job may run (`fairway.job.timeout`; also `SET` per
     /// client); a pool's `<timeout>` applies to jobs without one. `None`:
     /// no timeout.
@@ -120,6 +125,7 @@ impl Default for EngineConfig {
             event_log: None,
             tournament_joins: true,
             co_partitioned_joins: true,
+            semi_join_reduction: true,
             job_timeout: None,
             queue_timeout: None,
             progress: false,
@@ -640,6 +646,20 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| c.co_partitioned_joins.to_string(),
     },
     Setting {
+        key: "fairway.optimizer.semi_join_reduction",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("true"),
+        change: Change::Runtime,
+        description: "Whether an aggregate joined on its grouping key (a decorrelated \
+                      subquery, as in TPC-H Q17, Q20 and Q2) first keeps only the keys of a \
+                      filtered scan on the other side of the join.",
+        apply: |c, key, value| {
+            c.semi_join_reduction = parse_bool(key, value)?;
+            Ok(())
+        },
+        show: |c| c.semi_join_reduction.to_string(),
+    },
+    Setting {
         key: "fairway.shuffle.partitions",
         kind: Kind::Count {
             max: Some(MAX_PARTITIONS),
@@ -1150,6 +1170,7 @@ mod tests {
                 "fairway.job.queue_timeout",
                 "fairway.optimizer.tournament_joins",
                 "fairway.optimizer.co_partitioned_joins",
+                "fairway.optimizer.semi_join_reduction",
                 "fairway.job.group",
                 "fairway.job.tags"
             ]

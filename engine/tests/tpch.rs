@@ -103,3 +103,153 @@ async fn tpch_sf1_q18_q21_under_a_512_mib_memory_limit() {
     }
     assert_eq!(session.memory_reserved(), 0);
 }
+
+/// The semi-join reduction of aggregates joined on their grouping key
+/// (`fairway.optimizer.semi_join_reduction`): where it applies and where it
+/// must not, each answer checked against plain DataFusion on tables with
+/// NULL and duplicate keys, keys only one side has, and groups a `HAVING`
+/// drops. "Reduced" is read from EXPLAIN (the reducer's alias).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_joined_on_their_keys_are_reduced_only_where_the_answer_stays() {
+    let session = session(2, 3, 1 << 30);
+    let plain = fairway_engine::plain_datafusion_context(3);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let rows = |n: usize, with: &mut dyn FnMut() -> String| {
+        (0..n).map(|_| with()).collect::<Vec<_>>().join(", ")
+    };
+    let t = rows(300, &mut || {
+        let k = if next(10) == 0 {
+            "NULL".to_string()
+        } else {
+            next(40).to_string()
+        };
+        format!("({k}, {}, {})", next(5), next(20))
+    });
+    let p = rows(60, &mut || {
+        let k = if next(12) == 0 {
+            "NULL".to_string()
+        } else {
+            next(50).to_string()
+        };
+        format!("({k}, {})", next(3))
+    });
+    for create in [
+        format!("create table t (k bigint, g bigint, q bigint) as values {t}"),
+        format!("create table p (k bigint, flag bigint) as values {p}"),
+    ] {
+        session.sql(&create).await.unwrap();
+        plain.sql(&create).await.unwrap().collect().await.unwrap();
+    }
+    let cases = [
+        // Q17's shape: a correlated scalar subquery against a filtered scan.
+        (
+            "select sum(t.q) s, count(*) n from t, p where p.k = t.k and p.flag = 1 \
+             and t.q > (select avg(t2.q) from t t2 where t2.k = p.k)",
+            true,
+        ),
+        // A HAVING above the aggregate, an inner join.
+        (
+            "select p.k, a.total from p join (select k, sum(q) total from t group by k \
+             having sum(q) > 20) a on a.k = p.k where p.flag = 2",
+            true,
+        ),
+        // Two grouping columns, joined on one of them; LEFT with the
+        // aggregate on the side whose unmatched rows are dropped.
+        (
+            "select p.k, a.g, a.total from p left join (select k, g, sum(q) total from t \
+             group by k, g) a on a.k = p.k where p.flag = 0",
+            true,
+        ),
+        // The aggregate on the side a LEFT join keeps whole.
+        (
+            "select a.k, a.total, f.flag from (select k, sum(q) total from t group by k) a \
+             left join (select * from p where flag = 1) f on a.k = f.k",
+            false,
+        ),
+        // FULL join, NULL-equals-NULL join, unfiltered other side, a join
+        // on an aggregate's value instead of its key.
+        (
+            "select a.k, a.total, f.k from (select k, sum(q) total from t group by k) a \
+             full join (select * from p where flag = 1) f on a.k = f.k",
+            false,
+        ),
+        (
+            "select f.k, a.total from (select * from p where flag = 1) f join \
+             (select k, sum(q) total from t group by k) a on a.k is not distinct from f.k",
+            false,
+        ),
+        (
+            "select p.k, a.total from p join (select k, sum(q) total from t group by k) a \
+             on a.k = p.k",
+            false,
+        ),
+        (
+            "select f.k, a.k from (select * from p where flag = 1) f join \
+             (select k, sum(q) total from t group by k) a on a.total = f.k",
+            false,
+        ),
+    ];
+    let off = session.client();
+    off.sql("set fairway.optimizer.semi_join_reduction = false")
+        .await
+        .unwrap();
+    for (sql, reduced) in cases {
+        let explain = session.sql(&format!("explain {sql}")).await.unwrap();
+        let text = fairway_engine::rows_as_text(&explain.batches)
+            .unwrap()
+            .join("\n");
+        assert_eq!(text.contains("__fairway_reducer"), reduced, "{sql}\n{text}");
+        let expected = plain_rows(&plain, sql).await;
+        let ours = session.sql(sql).await.unwrap();
+        assert_same_rows(sql, &ours.batches, &expected, false);
+        let text = fairway_engine::rows_as_text(
+            &off.sql(&format!("explain {sql}")).await.unwrap().batches,
+        )
+        .unwrap()
+        .join("\n");
+        assert!(
+            !text.contains("__fairway_reducer"),
+            "the setting turns it off: {text}"
+        );
+    }
+
+    // A semi join against a HAVING or a filtered scan moves below the inner
+    // joins, onto the input whose columns it reads (TPC-H Q18), unless its
+    // filter reads another input's columns; answers as plain DataFusion's.
+    let pushed = [
+        (
+            "select p.k, p.flag, t.q from p join t on p.k = t.k \
+             where p.k in (select k from t group by k having sum(q) > 40)",
+            true,
+        ),
+        (
+            "select p.k, t.g from p join t on p.flag = t.g \
+             where t.k in (select k from p where flag = 2)",
+            true,
+        ),
+        (
+            "select p.k, t.g from p join t on p.flag = t.g \
+             where exists (select 1 from p p2 where p2.flag = 1 and p2.k = t.k and p2.k > p.k)",
+            false,
+        ),
+    ];
+    for (sql, below) in pushed {
+        let explain = session.sql(&format!("explain {sql}")).await.unwrap();
+        let text = fairway_engine::rows_as_text(&explain.batches)
+            .unwrap()
+            .join("\n");
+        let logical = text.split("physical_plan").next().unwrap();
+        let semi = logical.find("LeftSemi Join").expect("a semi join");
+        let inner = logical.find("Inner Join").expect("an inner join");
+        assert_eq!(semi > inner, below, "{sql}\n{text}");
+        let expected = plain_rows(&plain, sql).await;
+        let ours = session.sql(sql).await.unwrap();
+        assert_same_rows(sql, &ours.batches, &expected, false);
+    }
+}

@@ -46,6 +46,7 @@ mod co_partition;
 mod error;
 mod in_process;
 mod prepare;
+mod reduce;
 mod split;
 mod stage;
 mod tournament;
@@ -57,6 +58,7 @@ pub use error::PlannerError;
 pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};
 pub use in_process::InProcessExec;
 pub use prepare::{BroadcastJoinSafety, prepare_plan};
+pub use reduce::SemiJoinReduction;
 pub use split::split_into_stages;
 pub use stage::{Stage, StageGraph, StageId, StageOutput};
 pub use tournament::{
