@@ -1407,24 +1407,29 @@ async fn compute_shared(step: SharedStep<'_>) -> Result<Option<(ViewReport, Logi
         stage,
     };
     let df = DataFrame::new(state, plan);
-    let (mut report, scan) = keep(session, &client, df, target, spilled).await?;
-    report.name = format!("{} ({})", subplan.name, subplan.description);
-    report.kind = ViewKind::SharedSubplan;
-    Ok(Some((report, scan)))
+    let kind = (ViewKind::SharedSubplan, subplan.description.as_str());
+    Ok(Some(
+        keep(session, &client, df, target, spilled, kind).await?,
+    ))
 }
 
-/// Materialises `df` as [`materialise`] does, the build removing its
-/// folder (if it went to the stage area) when it ends, and returns its
-/// report and the plan of a scan of it.
+/// Materialises a shared subplan or fused pass (`kind`, with the
+/// description its report name carries) as [`materialise`] does, the build
+/// removing its folder (if it went to the stage area) when it ends, and
+/// returns its report and the plan of a scan of it.
 async fn keep(
     session: &Session,
     client: &Session,
     df: DataFrame,
     target: Materialise<'_>,
     spilled: &std::sync::Mutex<Vec<tempfile::TempDir>>,
+    (kind, description): (ViewKind, &str),
 ) -> Result<(ViewReport, LogicalPlan)> {
     let table = target.table.to_string();
-    let (report, folder) = materialise(session, client, df, target).await?;
+    let name = format!("{} ({description})", target.label);
+    let (mut report, folder) = materialise(session, client, df, target).await?;
+    report.name = name;
+    report.kind = kind;
     if let Some(folder) = folder {
         spilled
             .lock()
@@ -1490,9 +1495,8 @@ async fn compute_fused(
         stage,
     };
     let df = DataFrame::new(state, plan);
-    let (mut report, scan) = keep(session, &client, df, target, spilled).await?;
-    report.name = format!("{} ({})", group.name, group.description);
-    report.kind = ViewKind::FusedAggregate;
+    let kind = (ViewKind::FusedAggregate, group.description.as_str());
+    let (report, scan) = keep(session, &client, df, target, spilled, kind).await?;
     Ok(Some((report, scan, maps)))
 }
 

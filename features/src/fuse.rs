@@ -16,13 +16,13 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef, Result};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, lit};
 
 use super::share::{
-    ViewPlans, canon_expr_over, canon_of, column_named, describe, replace_columns, replace_subtrees,
+    ViewPlans, canon_expr_over, canon_of, column_named, describe, has_subquery, replace_columns,
+    replace_subtrees,
 };
 
 /// The aggregate of one method's plan that fusion can take.
@@ -105,24 +105,6 @@ fn unalias(e: &Expr) -> &Expr {
         Expr::Alias(a) => unalias(&a.expr),
         other => other,
     }
-}
-
-fn has_subquery(e: &Expr) -> bool {
-    let mut found = false;
-    let _ = e.apply(|x| {
-        if matches!(
-            x,
-            Expr::ScalarSubquery(_)
-                | Expr::InSubquery(_)
-                | Expr::Exists(_)
-                | Expr::OuterReferenceColumn(..)
-        ) {
-            found = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
 }
 
 /// Methods whose aggregates run as one pass.

@@ -241,7 +241,19 @@ fn lookup(schema: &DFSchemaRef, outputs: &[String], c: &Column) -> Option<String
 /// `e` as text with every column named by its canonical id; `None` for
 /// subqueries, outer references and placeholders.
 fn canon_expr(e: &Expr, resolve: &dyn Fn(&Column) -> Option<String>) -> Option<String> {
-    let mut known = true;
+    if has_subquery(e) {
+        return None;
+    }
+    let e = replace_columns(e.clone().unalias_nested().data, &|c| {
+        resolve(c).map(|id| Expr::Column(Column::new_unqualified(id)))
+    })?;
+    Some(e.to_string())
+}
+
+/// Whether `e` holds a subquery, an outer reference or a placeholder: what
+/// no canonical form can compare, and no fused aggregate can take.
+pub(crate) fn has_subquery(e: &Expr) -> bool {
+    let mut found = false;
     let _ = e.apply(|x| {
         if matches!(
             x,
@@ -251,18 +263,12 @@ fn canon_expr(e: &Expr, resolve: &dyn Fn(&Column) -> Option<String>) -> Option<S
                 | Expr::OuterReferenceColumn(..)
                 | Expr::Placeholder(_)
         ) {
-            known = false;
+            found = true;
             return Ok(TreeNodeRecursion::Stop);
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    if !known {
-        return None;
-    }
-    let e = replace_columns(e.clone().unalias_nested().data, &|c| {
-        resolve(c).map(|id| Expr::Column(Column::new_unqualified(id)))
-    })?;
-    Some(e.to_string())
+    found
 }
 
 /// `e` with every column replaced by what `replace` gives for it; `None`

@@ -129,26 +129,29 @@ fn partitioned_by_merged_key(
     n: usize,
 ) -> Result<bool> {
     let mut lineage = Lineage::default();
-    let mut found: Option<(usize, Vec<Vec<usize>>)> = None;
-    let mut join_node = None;
+    // The one join every expression merges keys of, and which keys.
+    let mut join_node: Option<Arc<dyn ExecutionPlan>> = None;
+    let mut keys = Vec::with_capacity(exprs.len());
     for expr in exprs {
-        let Some((join, keys)) = lineage.merged_key(plan, Arc::clone(expr))? else {
+        let Some((join, merged)) = lineage.merged_key(plan, Arc::clone(expr))? else {
             return Ok(false);
         };
-        let at = address(&join);
-        match &mut found {
-            None => found = Some((at, vec![keys])),
-            Some((first, all)) if *first == at => all.push(keys),
-            Some(_) => return Ok(false),
+        if join_node
+            .as_ref()
+            .is_some_and(|j| address(j) != address(&join))
+        {
+            return Ok(false);
         }
         join_node = Some(join);
+        keys.push(merged);
     }
-    let (Some(join_node), Some((_, keys))) = (join_node, found) else {
+    let Some(join_node) = join_node else {
         return Ok(false);
     };
     let join = join_node
         .downcast_ref::<HashJoinExec>()
         .expect("merged_key returns hash joins");
+    // Expression i merges key i: the hash is over the keys in join order.
     if keys.len() != join.on().len() || keys.iter().enumerate().any(|(i, k)| !k.contains(&i)) {
         return Ok(false);
     }

@@ -178,9 +178,6 @@ fn push_semi_join(plan: &LogicalPlan, semi: &Join) -> Result<Option<LogicalPlan>
             )?),
         })
     };
-    let rebuilt = |plan: &LogicalPlan, inputs: Vec<LogicalPlan>| {
-        plan.with_new_exprs(plan.expressions(), inputs)
-    };
     Ok(match plan {
         LogicalPlan::Projection(p)
             if columns.iter().all(|c| {
@@ -189,17 +186,17 @@ fn push_semi_join(plan: &LogicalPlan, semi: &Join) -> Result<Option<LogicalPlan>
                     .any(|e| matches!(e, Expr::Column(x) if x == c))
             }) =>
         {
-            Some(rebuilt(plan, vec![place(&p.input)?])?)
+            Some(with_inputs(plan, vec![place(&p.input)?])?)
         }
         // A filter stays below the semi join: it is cheaper per row.
         LogicalPlan::Join(j) if j.join_type == JoinType::Inner => {
             if columns.iter().all(|c| j.left.schema().has_column(c)) {
-                Some(rebuilt(
+                Some(with_inputs(
                     plan,
                     vec![place(&j.left)?, j.right.as_ref().clone()],
                 )?)
             } else if columns.iter().all(|c| j.right.schema().has_column(c)) {
-                Some(rebuilt(
+                Some(with_inputs(
                     plan,
                     vec![j.left.as_ref().clone(), place(&j.right)?],
                 )?)
@@ -257,40 +254,25 @@ fn with_reduced_aggregate(
     index: usize,
     reducer: &LogicalPlan,
 ) -> Result<Option<LogicalPlan>> {
-    let rebuilt = |plan: &LogicalPlan, input: LogicalPlan| {
-        plan.with_new_exprs(plan.expressions(), vec![input])
-    };
-    Ok(match plan {
-        LogicalPlan::SubqueryAlias(a) => with_reduced_aggregate(&a.input, index, reducer)?
-            .map(|input| rebuilt(plan, input))
-            .transpose()?,
-        LogicalPlan::Filter(f) => with_reduced_aggregate(&f.input, index, reducer)?
-            .map(|input| rebuilt(plan, input))
-            .transpose()?,
-        LogicalPlan::Projection(p) => {
-            let Some(source) = p.expr.get(index).and_then(bare_column) else {
-                return Ok(None);
-            };
-            let Ok(at) = p.input.schema().index_of_column(source) else {
-                return Ok(None);
-            };
-            with_reduced_aggregate(&p.input, at, reducer)?
-                .map(|input| rebuilt(plan, input))
-                .transpose()?
-        }
-        LogicalPlan::Aggregate(a) => {
-            let Some(Expr::Column(group)) = a.group_expr.get(index) else {
-                return Ok(None);
-            };
-            let Ok(at) = a.input.schema().index_of_column(group) else {
-                return Ok(None);
-            };
-            semi_join_below(&a.input, at, reducer)?
-                .map(|input| rebuilt(plan, input))
-                .transpose()?
-        }
+    let below = match plan {
+        LogicalPlan::SubqueryAlias(a) => with_reduced_aggregate(&a.input, index, reducer)?,
+        LogicalPlan::Filter(f) => with_reduced_aggregate(&f.input, index, reducer)?,
+        LogicalPlan::Projection(p) => match passed_on(p, index) {
+            Some(at) => with_reduced_aggregate(&p.input, at, reducer)?,
+            None => None,
+        },
+        LogicalPlan::Aggregate(a) => match a.group_expr.get(index) {
+            Some(Expr::Column(group)) => match a.input.schema().index_of_column(group) {
+                Ok(at) => semi_join_below(&a.input, at, reducer)?,
+                Err(_) => None,
+            },
+            _ => None,
+        },
         _ => None,
-    })
+    };
+    below
+        .map(|input| with_inputs(plan, vec![input]))
+        .transpose()
 }
 
 /// `plan` with its rows restricted to those whose column `index` is among
@@ -303,27 +285,17 @@ fn semi_join_below(
     index: usize,
     reducer: &LogicalPlan,
 ) -> Result<Option<LogicalPlan>> {
-    let rebuilt = |plan: &LogicalPlan, inputs: Vec<LogicalPlan>| {
-        plan.with_new_exprs(plan.expressions(), inputs)
+    let one_below = |input: &LogicalPlan, at: usize| -> Result<Option<LogicalPlan>> {
+        semi_join_below(input, at, reducer)?
+            .map(|below| with_inputs(plan, vec![below]))
+            .transpose()
     };
     match plan {
-        LogicalPlan::SubqueryAlias(a) => {
-            return semi_join_below(&a.input, index, reducer)?
-                .map(|input| rebuilt(plan, vec![input]))
-                .transpose();
-        }
-        LogicalPlan::Filter(f) => {
-            return semi_join_below(&f.input, index, reducer)?
-                .map(|input| rebuilt(plan, vec![input]))
-                .transpose();
-        }
+        LogicalPlan::SubqueryAlias(a) => return one_below(&a.input, index),
+        LogicalPlan::Filter(f) => return one_below(&f.input, index),
         LogicalPlan::Projection(p) => {
-            if let Some(source) = p.expr.get(index).and_then(bare_column)
-                && let Ok(at) = p.input.schema().index_of_column(source)
-            {
-                return semi_join_below(&p.input, at, reducer)?
-                    .map(|input| rebuilt(plan, vec![input]))
-                    .transpose();
+            if let Some(at) = passed_on(p, index) {
+                return one_below(&p.input, at);
             }
         }
         LogicalPlan::Join(j) if j.join_type == JoinType::Inner => {
@@ -339,7 +311,7 @@ fn semi_join_below(
                     None => return Ok(None),
                 }
             };
-            return Ok(Some(rebuilt(plan, vec![left, right])?));
+            return Ok(Some(with_inputs(plan, vec![left, right])?));
         }
         LogicalPlan::Join(j)
             if j.join_type == JoinType::LeftSemi
@@ -392,11 +364,8 @@ fn reducer(plan: &LogicalPlan, index: usize) -> Result<Option<LogicalPlan>> {
     match plan {
         LogicalPlan::SubqueryAlias(a) => reducer(&a.input, index),
         LogicalPlan::Filter(f) => reducer(&f.input, index),
-        LogicalPlan::Projection(p) => match p.expr.get(index).and_then(bare_column) {
-            Some(source) => match p.input.schema().index_of_column(source) {
-                Ok(at) => reducer(&p.input, at),
-                Err(_) => Ok(None),
-            },
+        LogicalPlan::Projection(p) => match passed_on(p, index) {
+            Some(at) => reducer(&p.input, at),
             None => Ok(None),
         },
         LogicalPlan::Aggregate(a) => match a.group_expr.get(index) {
@@ -461,6 +430,18 @@ fn filtered_scan(plan: &LogicalPlan) -> bool {
             _ => return false,
         }
     }
+}
+
+/// The position in `p`'s input of the column that output `index` of `p`
+/// passes on unchanged; `None` for a computed output.
+fn passed_on(p: &datafusion::logical_expr::Projection, index: usize) -> Option<usize> {
+    let source = p.expr.get(index).and_then(bare_column)?;
+    p.input.schema().index_of_column(source).ok()
+}
+
+/// `plan` over new `inputs`, with its own expressions.
+fn with_inputs(plan: &LogicalPlan, inputs: Vec<LogicalPlan>) -> Result<LogicalPlan> {
+    plan.with_new_exprs(plan.expressions(), inputs)
 }
 
 /// The column an output expression passes on unchanged (through aliases).
