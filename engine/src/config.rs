@@ -60,6 +60,12 @@ pub struct EngineConfig {
     /// subquery such as TPC-H Q17's; `fairway.optimizer.semi_join_reduction`,
     /// default true; also `SET` per client).
     pub semi_join_reduction: bool,
+    /// Join a scan with a point filter (`n_name = 'SAUDI ARABIA'`) to the
+    /// unfiltered table its join keys come from before that table's other
+    /// inner joins (TPC-H Q21's `nation` to `supplier`;
+    /// `fairway.optimizer.filtered_joins_first`, default true; also `SET`
+    /// per client).
+    pub filtered_joins_first: bool,
     /// Longest a job may run (`fairway.job.timeout`; also `SET` per
     /// client); a pool's `<timeout>` applies to jobs without one. `None`:
     /// no timeout.
@@ -126,6 +132,7 @@ impl Default for EngineConfig {
             tournament_joins: true,
             co_partitioned_joins: true,
             semi_join_reduction: true,
+            filtered_joins_first: true,
             job_timeout: None,
             queue_timeout: None,
             progress: false,
@@ -660,6 +667,21 @@ pub const SETTINGS: &[Setting] = &[
         show: |c| c.semi_join_reduction.to_string(),
     },
     Setting {
+        key: "fairway.optimizer.filtered_joins_first",
+        kind: Kind::Bool,
+        default: DefaultValue::Value("true"),
+        change: Change::Runtime,
+        description: "Whether an inner join with a point-filtered scan (TPC-H Q21's \
+                      `nation` with `n_name = 'SAUDI ARABIA'`) moves down the join tree onto \
+                      the unfiltered table its keys come from (`supplier`), so the filter \
+                      drops rows before that table meets the others.",
+        apply: |c, key, value| {
+            c.filtered_joins_first = parse_bool(key, value)?;
+            Ok(())
+        },
+        show: |c| c.filtered_joins_first.to_string(),
+    },
+    Setting {
         key: "fairway.shuffle.partitions",
         kind: Kind::Count {
             max: Some(MAX_PARTITIONS),
@@ -1171,6 +1193,7 @@ mod tests {
                 "fairway.optimizer.tournament_joins",
                 "fairway.optimizer.co_partitioned_joins",
                 "fairway.optimizer.semi_join_reduction",
+                "fairway.optimizer.filtered_joins_first",
                 "fairway.job.group",
                 "fairway.job.tags"
             ]

@@ -21,8 +21,8 @@ use datafusion::sql::parser::{CopyToSource, DFParser, Statement};
 use datafusion::sql::sqlparser::ast::{ObjectName, VisitMut};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 use fairway_planner::{
-    BroadcastJoinSafety, CoPartitionedJoins, RuleSwitch, SemiJoinReduction, StageGraph,
-    StandardUsingJoins, TournamentJoins, split_into_stages,
+    BroadcastJoinSafety, CoPartitionedJoins, FilteredJoinsFirst, RuleSwitch, SemiJoinReduction,
+    StageGraph, StandardUsingJoins, TournamentJoins, split_into_stages,
 };
 use fairway_scheduler::{
     JobAdmission, JobSpec, Scheduler, SchedulerConfig, SchedulerListener, SchedulingMode,
@@ -284,6 +284,8 @@ fn optimizer_rules() -> Vec<Arc<dyn datafusion::optimizer::OptimizerRule + Send 
         .map_or(rules.len(), |i| i + 1);
     let switch = fairway_switch("optimizer.semi_join_reduction");
     rules.insert(at, Arc::new(SemiJoinReduction::with_switch(switch)));
+    let switch = fairway_switch("optimizer.filtered_joins_first");
+    rules.insert(at + 1, Arc::new(FilteredJoinsFirst::with_switch(switch)));
     rules
 }
 

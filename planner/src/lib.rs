@@ -45,6 +45,7 @@
 mod co_partition;
 mod error;
 mod in_process;
+mod order;
 mod prepare;
 mod reduce;
 mod split;
@@ -57,6 +58,7 @@ pub use co_partition::{CoPartitionedJoins, KeyPartitionedExec};
 pub use error::PlannerError;
 pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};
 pub use in_process::InProcessExec;
+pub use order::FilteredJoinsFirst;
 pub use prepare::{BroadcastJoinSafety, prepare_plan};
 pub use reduce::SemiJoinReduction;
 pub use split::split_into_stages;
