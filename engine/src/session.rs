@@ -1121,7 +1121,7 @@ impl Session {
             let graph = self.stage_graph(input)?;
             let stages = graph.stages().len();
             let (_, tasks) = self.run_job(graph.clone(), task_ctx, description).await?;
-            let report = analyze_report(&graph, &tasks.stage_metrics());
+            let report = analyze_report(&graph, &tasks.stage_metrics(), &tasks.stage_plans());
             let batch = RecordBatch::try_new(
                 plan.schema(),
                 vec![
@@ -1318,13 +1318,30 @@ fn refuse_copy_onto_input(copy: &datafusion::logical_expr::dml::CopyTo) -> Resul
 
 /// The text of `EXPLAIN ANALYZE`: every stage's header, a line of its
 /// metrics, then its operators.
-fn analyze_report(graph: &StageGraph, metrics: &[StageMetrics]) -> String {
+fn analyze_report(
+    graph: &StageGraph,
+    metrics: &[StageMetrics],
+    plans: &[Option<fairway_planner::SwappedPlan>],
+) -> String {
     let mut text = String::new();
-    for (stage, metrics) in graph.stages().iter().zip(metrics) {
+    for ((stage, metrics), plan) in graph.stages().iter().zip(metrics).zip(plans) {
         text.push_str(&stage.header());
         text.push('\n');
         text.push_str(&format!("  metrics: {}\n", metrics.summary()));
-        for line in stage.operators().lines() {
+        // The plan the stage ran: with a join's sides swapped when it
+        // started, if they were.
+        let operators = match plan {
+            Some(run) if !run.joins.is_empty() => {
+                for swap in &run.joins {
+                    text.push_str(&format!("  adaptive: {swap}\n"));
+                }
+                datafusion::physical_plan::displayable(run.plan.as_ref())
+                    .indent(false)
+                    .to_string()
+            }
+            _ => stage.operators(),
+        };
+        for line in operators.lines() {
             text.push_str("  ");
             text.push_str(line);
             text.push('\n');

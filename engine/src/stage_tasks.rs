@@ -8,7 +8,7 @@ use std::time::Instant;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::TaskContext as DataFusionTaskContext;
 use datafusion::physical_plan::common::collect;
-use fairway_planner::{StageGraph, StageOutput};
+use fairway_planner::{StageGraph, StageOutput, SwappedPlan, swap_build_sides};
 use fairway_scheduler::{
     JobCanceller, SchedulerError, TaskContext, TaskError, TaskOutcome, TaskRunner,
 };
@@ -45,6 +45,12 @@ pub(crate) struct StageTasks {
     /// reading it is done.
     done: Mutex<Vec<Vec<bool>>>,
     metrics: Mutex<Vec<StageAccumulator>>,
+    /// Whether a stage's partitioned joins may swap sides when it starts
+    /// (`fairway.adaptive.build_side`).
+    adaptive: bool,
+    /// The plan each stage runs, decided when its first task starts: the
+    /// stage's own plan, or that plan with build sides swapped.
+    plans: Mutex<Vec<Option<SwappedPlan>>>,
 }
 
 impl StageTasks {
@@ -60,6 +66,12 @@ impl StageTasks {
             .clone()
             .with_extension(Arc::clone(&shuffle));
         let batch_size = config.batch_size();
+        let adaptive = config
+            .options()
+            .extensions
+            .get::<crate::config::FairwayOptions>()
+            .and_then(|o| o.get("adaptive.build_side"))
+            != Some("false");
         let task_ctx = Arc::new(DataFusionTaskContext::new(
             task_ctx.task_id(),
             task_ctx.session_id(),
@@ -82,6 +94,8 @@ impl StageTasks {
                     .collect(),
             ),
             metrics: Mutex::new((0..stages).map(|_| StageAccumulator::default()).collect()),
+            adaptive,
+            plans: Mutex::new(vec![None; stages]),
             graph,
             shuffle,
             task_ctx,
@@ -131,7 +145,7 @@ impl StageTasks {
     ) -> Result<TaskOutcome, EngineError> {
         let stage = &self.graph.stages()[task.id.stage];
         let leaves = Arc::new(LeafCounters::default());
-        let plan = fresh_instance(&stage.plan, &leaves)?;
+        let plan = fresh_instance(&self.stage_plan(stage.id)?, &leaves)?;
         let stream = plan.execute(task.id.partition, Arc::clone(&self.task_ctx))?;
         let (outcome, shuffle) = match &stage.output {
             StageOutput::Shuffle(partitioning) => {
@@ -181,6 +195,48 @@ impl StageTasks {
             operator_spill: operator_spilled_bytes(&plan),
         });
         Ok(outcome)
+    }
+
+    /// The plan stage `stage` runs. Its first task decides it: every stage
+    /// it reads has finished then, so the rows each wrote are known, and a
+    /// partitioned join whose build side is much the larger swaps its
+    /// sides (`fairway_planner::swap_build_sides`).
+    fn stage_plan(&self, stage: usize) -> Result<Arc<dyn ExecutionPlan>, EngineError> {
+        let mut plans = self.plans.lock().expect("plans lock");
+        if let Some(decided) = &plans[stage] {
+            return Ok(Arc::clone(&decided.plan));
+        }
+        let original = &self.graph.stages()[stage].plan;
+        let mut decided = SwappedPlan {
+            plan: Arc::clone(original),
+            joins: Vec::new(),
+        };
+        if self.adaptive {
+            let written: Vec<u64> = self
+                .metrics
+                .lock()
+                .expect("metrics lock")
+                .iter()
+                .map(|m| m.metrics().rows_out)
+                .collect();
+            let inputs = &self.graph.stages()[stage].inputs;
+            let rows = |s: usize| inputs.contains(&s).then(|| written[s]);
+            if let Some(swapped) = swap_build_sides(original, &rows)? {
+                for join in &swapped.joins {
+                    log::info!("job {} stage {stage}: {join}", self.job);
+                }
+                decided = swapped;
+            }
+        }
+        let plan = Arc::clone(&decided.plan);
+        plans[stage] = Some(decided);
+        Ok(plan)
+    }
+
+    /// The plan every stage ran (`None` for a stage that never started),
+    /// in stage order.
+    pub(crate) fn stage_plans(&self) -> Vec<Option<SwappedPlan>> {
+        self.plans.lock().expect("plans lock").clone()
     }
 
     /// What every stage did, in stage order.

@@ -54,32 +54,13 @@ use datafusion::physical_plan::{
     PlanProperties, SendableRecordBatchStream,
 };
 
-use crate::tournament::RuleSwitch;
+use crate::switch::switched_rule;
 
-/// Physical optimizer rule that drops hash exchanges on a join's merged key
-/// (see the module documentation). Place it after DataFusion's
-/// `EnsureRequirements`; fairway runs it last, before `SanityCheckPlan`.
-pub struct CoPartitionedJoins {
-    enabled: RuleSwitch,
-}
-
-impl fmt::Debug for CoPartitionedJoins {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CoPartitionedJoins")
-    }
-}
-
-impl Default for CoPartitionedJoins {
-    fn default() -> Self {
-        Self::with_switch(Arc::new(|_| true))
-    }
-}
-
-impl CoPartitionedJoins {
-    /// The rule, on where `enabled` says so for the session's settings.
-    pub fn with_switch(enabled: RuleSwitch) -> Self {
-        Self { enabled }
-    }
+switched_rule! {
+    /// Physical optimizer rule that drops hash exchanges on a join's merged key
+    /// (see the module documentation). Place it after DataFusion's
+    /// `EnsureRequirements`; fairway runs it last, before `SanityCheckPlan`.
+    CoPartitionedJoins
 }
 
 impl PhysicalOptimizerRule for CoPartitionedJoins {

@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+mod adaptive;
 mod co_partition;
 mod error;
 mod in_process;
@@ -50,10 +51,12 @@ mod prepare;
 mod reduce;
 mod split;
 mod stage;
+mod switch;
 mod tournament;
 mod using;
 mod using_sql;
 
+pub use adaptive::{SWAP_RATIO, SwappedJoin, SwappedPlan, swap_build_sides};
 pub use co_partition::{CoPartitionedJoins, KeyPartitionedExec};
 pub use error::PlannerError;
 pub use fairway_shuffle::{ReadMode, ShuffleReaderExec};

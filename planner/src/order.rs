@@ -30,8 +30,6 @@
 //! Q7 runs in 0.54x of plain DataFusion's time with the rule and 1.03x
 //! without, Q21 in 0.68x and 1.00x (benches/README.md).
 
-use std::sync::Arc;
-
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, NullEquality, Result};
 use datafusion::logical_expr::expr::InList;
@@ -42,32 +40,13 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::tournament::RuleSwitch;
+use crate::switch::switched_rule;
 
-/// Logical optimizer rule that joins a filtered scan to the unfiltered
-/// table its keys come from before that table's other joins (see the module
-/// documentation). Place it after `push_down_filter`.
-pub struct FilteredJoinsFirst {
-    enabled: RuleSwitch,
-}
-
-impl std::fmt::Debug for FilteredJoinsFirst {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FilteredJoinsFirst")
-    }
-}
-
-impl Default for FilteredJoinsFirst {
-    fn default() -> Self {
-        Self::with_switch(Arc::new(|_| true))
-    }
-}
-
-impl FilteredJoinsFirst {
-    /// The rule, on where `enabled` says so for the session's settings.
-    pub fn with_switch(enabled: RuleSwitch) -> Self {
-        Self { enabled }
-    }
+switched_rule! {
+    /// Logical optimizer rule that joins a filtered scan to the unfiltered
+    /// table its keys come from before that table's other joins (see the module
+    /// documentation). Place it after `push_down_filter`.
+    FilteredJoinsFirst
 }
 
 impl OptimizerRule for FilteredJoinsFirst {

@@ -37,36 +37,17 @@ use datafusion::logical_expr::logical_plan::Join;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, LogicalPlanBuilder};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::tournament::RuleSwitch;
+use crate::switch::switched_rule;
 
 /// The alias of a reducer's one-column plan.
 const REDUCER: &str = "__fairway_reducer";
 
-/// Logical optimizer rule that restricts an aggregate joined on its
-/// grouping keys to the keys of a filtered scan on the other side (see the
-/// module documentation). Place it after DataFusion's subquery
-/// decorrelation and `push_down_filter`.
-pub struct SemiJoinReduction {
-    enabled: RuleSwitch,
-}
-
-impl std::fmt::Debug for SemiJoinReduction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SemiJoinReduction")
-    }
-}
-
-impl Default for SemiJoinReduction {
-    fn default() -> Self {
-        Self::with_switch(Arc::new(|_| true))
-    }
-}
-
-impl SemiJoinReduction {
-    /// The rule, on where `enabled` says so for the session's settings.
-    pub fn with_switch(enabled: RuleSwitch) -> Self {
-        Self { enabled }
-    }
+switched_rule! {
+    /// Logical optimizer rule that restricts an aggregate joined on its
+    /// grouping keys to the keys of a filtered scan on the other side (see the
+    /// module documentation). Place it after DataFusion's subquery
+    /// decorrelation and `push_down_filter`.
+    SemiJoinReduction
 }
 
 impl OptimizerRule for SemiJoinReduction {

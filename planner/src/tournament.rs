@@ -34,33 +34,20 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{DFSchemaRef, NullEquality, Result};
-use datafusion::config::ConfigOptions;
 use datafusion::functions::core::expr_fn::coalesce;
 use datafusion::logical_expr::logical_plan::Join;
 use datafusion::logical_expr::{Expr, JoinConstraint, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-/// Says whether the rule is on for a given session's settings.
-pub type RuleSwitch = Arc<dyn Fn(&ConfigOptions) -> bool + Send + Sync>;
+pub use crate::switch::RuleSwitch;
+use crate::switch::switched_rule;
 
-/// Logical optimizer rule that rebalances join chains on a common key (see
-/// the module documentation). Place it after DataFusion's
-/// `eliminate_cross_join` (which rebuilds inner joins left-deep) and
-/// `eliminate_outer_join`.
-pub struct TournamentJoins {
-    enabled: RuleSwitch,
-}
-
-impl std::fmt::Debug for TournamentJoins {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TournamentJoins")
-    }
-}
-
-impl Default for TournamentJoins {
-    fn default() -> Self {
-        Self::always()
-    }
+switched_rule! {
+    /// Logical optimizer rule that rebalances join chains on a common key (see
+    /// the module documentation). Place it after DataFusion's
+    /// `eliminate_cross_join` (which rebuilds inner joins left-deep) and
+    /// `eliminate_outer_join`.
+    TournamentJoins
 }
 
 impl TournamentJoins {
@@ -69,11 +56,6 @@ impl TournamentJoins {
         Self {
             enabled: Arc::new(|_| true),
         }
-    }
-
-    /// The rule, on where `enabled` says so for the session's settings.
-    pub fn with_switch(enabled: RuleSwitch) -> Self {
-        Self { enabled }
     }
 }
 
