@@ -259,28 +259,7 @@ async fn point_filtered_scans_join_their_table_first_with_the_same_rows() {
     let session = session(2, 3, 1 << 30);
     let plain = fairway_engine::plain_datafusion_context(3);
     let mut state = 0x1234_5678_9abc_def1u64;
-    let mut next = |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
-    let mut value = |n: u64| {
-        if next(11) == 0 {
-            "NULL".to_string()
-        } else {
-            next(n).to_string()
-        }
-    };
-    let mut rows = |n: usize, columns: &[u64]| {
-        (0..n)
-            .map(|_| {
-                let values: Vec<String> = columns.iter().map(|&m| value(m)).collect();
-                format!("({})", values.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let mut rows = |n: usize, columns: &[u64]| random_rows(&mut state, n, columns);
     // fact (f) -> dim (d, by d.k) -> nat (n, by d.nk); fact -> o (by o.k).
     let f = rows(500, &[30, 40, 10]);
     let d = rows(40, &[30, 6]);
@@ -379,17 +358,7 @@ async fn point_filtered_scans_join_their_table_first_with_the_same_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_joins_build_from_the_side_that_wrote_fewer_rows_with_the_same_answers() {
     let dir = tpch_data(0.1);
-    let mut config = fairway_engine::EngineConfig::with_slots(2).partitions(3);
-    config.shuffle_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    // Every join partitioned, so that both sides of each are shuffle reads
-    // whose rows are known when the join's stage starts.
-    for key in [
-        "datafusion.optimizer.hash_join_single_partition_threshold",
-        "datafusion.optimizer.hash_join_single_partition_threshold_rows",
-    ] {
-        config.datafusion.push((key.to_string(), "0".to_string()));
-    }
-    let session = fairway_engine::Session::new(config).expect("session");
+    let session = partitioned_joins_session();
     register_tpch(&session, &dir).await;
     let plain = plain_tpch(&dir, 3).await;
     let mut swapped = Vec::new();
@@ -436,4 +405,92 @@ async fn explain_analyze(session: &fairway_engine::Session, sql: &str) -> String
     fairway_engine::rows_as_text(&output.batches)
         .unwrap()
         .join("\n")
+}
+
+/// `n` rows for a `VALUES` list: one value below `m` per column of maximum
+/// `m`, about one in eleven `NULL`, drawn from `state` (xorshift).
+fn random_rows(state: &mut u64, n: usize, columns: &[u64]) -> String {
+    let mut next = |m: u64| {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state % m
+    };
+    (0..n)
+        .map(|_| {
+            let values: Vec<String> = columns
+                .iter()
+                .map(|&m| {
+                    if next(11) == 0 {
+                        "NULL".to_string()
+                    } else {
+                        next(m).to_string()
+                    }
+                })
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_join_type_swapped_at_run_time_gives_the_same_rows() {
+    let session = partitioned_joins_session();
+    let plain = fairway_engine::plain_datafusion_context(3);
+    let mut state = 0x0bad_cafe_f00d_d00du64;
+    // `big` looks small to the planner behind a filter it cannot estimate
+    // (it keeps every row), so DataFusion builds from it; `small` has a
+    // third of its rows.
+    let big = random_rows(&mut state, 1200, &[200, 50]);
+    let small = random_rows(&mut state, 300, &[200, 50]);
+    for create in [
+        format!("create table big (k bigint, v bigint) as values {big}"),
+        format!("create table small (k bigint, v bigint) as values {small}"),
+    ] {
+        session.sql(&create).await.unwrap();
+        plain.sql(&create).await.unwrap().collect().await.unwrap();
+    }
+    let b = "(select * from big where v is null or v <> -1) b";
+    let mut swapped = 0;
+    for on in ["b.k = s.k", "b.k = s.k and b.v > s.v"] {
+        let cases = [
+            format!("select b.k, b.v, s.v from {b} join small s on {on}"),
+            format!("select b.k, b.v, s.v from {b} left join small s on {on}"),
+            format!("select b.k, b.v, s.v from {b} right join small s on {on}"),
+            format!("select b.k, b.v, s.v from {b} full join small s on {on}"),
+            format!("select b.k, b.v from {b} where exists (select 1 from small s where {on})"),
+            format!("select b.k, b.v from {b} where not exists (select 1 from small s where {on})"),
+            format!("select s.k, s.v from small s where exists (select 1 from {b} where {on})"),
+            format!("select s.k, s.v from small s where not exists (select 1 from {b} where {on})"),
+        ];
+        for sql in cases {
+            let expected = plain_rows(&plain, &sql).await;
+            let ours = session
+                .sql(&sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert_same_rows(&sql, &ours.batches, &expected, false);
+            if explain_analyze(&session, &sql).await.contains("adaptive: ") {
+                swapped += 1;
+            }
+        }
+    }
+    // The rows are only worth comparing if joins were swapped.
+    assert!(swapped >= 4, "only {swapped} of 16 queries swapped a join");
+}
+
+/// A session of 2 slots and 3 partitions whose every join is partitioned,
+/// so that both sides of each are shuffle reads whose rows are known when
+/// the join's stage starts.
+fn partitioned_joins_session() -> fairway_engine::Session {
+    let mut config = fairway_engine::EngineConfig::with_slots(2).partitions(3);
+    config.shuffle_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for key in [
+        "datafusion.optimizer.hash_join_single_partition_threshold",
+        "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+    ] {
+        config.datafusion.push((key.to_string(), "0".to_string()));
+    }
+    fairway_engine::Session::new(config).expect("session")
 }
