@@ -694,8 +694,9 @@ pub const SETTINGS: &[Setting] = &[
         change: Change::Runtime,
         description: "Whether a partitioned hash join swaps its sides when its stage starts, \
                       if the input stages wrote more than twice the rows for its build side as \
-                      for its probe side (TPC-H Q21's anti join then builds from ~75 K rows, \
-                      not 3.8 M); `EXPLAIN ANALYZE` names every swap.",
+                      for its probe side (TPC-H Q21's anti join then builds from the rows the \
+                      other joins leave, not 3.8 M late line items); `EXPLAIN ANALYZE` names \
+                      every swap.",
         apply: |c, key, value| {
             c.adaptive_build_side = parse_bool(key, value)?;
             Ok(())
@@ -1063,6 +1064,16 @@ impl FairwayOptions {
                 .map(|s| (s.short_key().to_string(), (s.show)(config)))
                 .collect(),
         }
+    }
+
+    /// Whether the switch `fairway.<key>` is on in `options`: anything but
+    /// `false` (a key never set is on).
+    pub fn is_on(options: &datafusion::config::ConfigOptions, key: &str) -> bool {
+        options
+            .extensions
+            .get::<FairwayOptions>()
+            .and_then(|o| o.get(key))
+            != Some("false")
     }
 
     /// The value of `key` (without the `fairway.` prefix).

@@ -249,13 +249,7 @@ fn physical_rules()
 
 /// A rule switch that is on unless the session's `fairway.<key>` is `false`.
 fn fairway_switch(key: &'static str) -> RuleSwitch {
-    Arc::new(move |options: &datafusion::config::ConfigOptions| {
-        options
-            .extensions
-            .get::<FairwayOptions>()
-            .and_then(|o| o.get(key))
-            != Some("false")
-    })
+    Arc::new(move |options: &datafusion::config::ConfigOptions| FairwayOptions::is_on(options, key))
 }
 
 /// DataFusion's analyzer rules with [`StandardUsingJoins`] first, so that
@@ -1335,9 +1329,7 @@ fn analyze_report(
                 for swap in &run.joins {
                     text.push_str(&format!("  adaptive: {swap}\n"));
                 }
-                datafusion::physical_plan::displayable(run.plan.as_ref())
-                    .indent(false)
-                    .to_string()
+                fairway_planner::operators_text(&run.plan)
             }
             _ => stage.operators(),
         };

@@ -103,6 +103,11 @@ impl StageAccumulator {
         m.wall = last.saturating_duration_since(*first);
     }
 
+    /// Rows the stage's finished tasks produced so far.
+    pub(crate) fn rows_out(&self) -> u64 {
+        self.metrics.rows_out
+    }
+
     pub(crate) fn metrics(&self) -> StageMetrics {
         self.metrics.clone()
     }

@@ -66,12 +66,8 @@ impl StageTasks {
             .clone()
             .with_extension(Arc::clone(&shuffle));
         let batch_size = config.batch_size();
-        let adaptive = config
-            .options()
-            .extensions
-            .get::<crate::config::FairwayOptions>()
-            .and_then(|o| o.get("adaptive.build_side"))
-            != Some("false");
+        let adaptive =
+            crate::config::FairwayOptions::is_on(config.options(), "adaptive.build_side");
         let task_ctx = Arc::new(DataFusionTaskContext::new(
             task_ctx.task_id(),
             task_ctx.session_id(),
@@ -212,15 +208,9 @@ impl StageTasks {
             joins: Vec::new(),
         };
         if self.adaptive {
-            let written: Vec<u64> = self
-                .metrics
-                .lock()
-                .expect("metrics lock")
-                .iter()
-                .map(|m| m.metrics().rows_out)
-                .collect();
+            let metrics = self.metrics.lock().expect("metrics lock");
             let inputs = &self.graph.stages()[stage].inputs;
-            let rows = |s: usize| inputs.contains(&s).then(|| written[s]);
+            let rows = |s: usize| inputs.contains(&s).then(|| metrics[s].rows_out());
             if let Some(swapped) = swap_build_sides(original, &rows)? {
                 for join in &swapped.joins {
                     log::info!("job {} stage {stage}: {join}", self.job);

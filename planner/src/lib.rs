@@ -65,7 +65,7 @@ pub use order::FilteredJoinsFirst;
 pub use prepare::{BroadcastJoinSafety, prepare_plan};
 pub use reduce::SemiJoinReduction;
 pub use split::split_into_stages;
-pub use stage::{Stage, StageGraph, StageId, StageOutput};
+pub use stage::{Stage, StageGraph, StageId, StageOutput, operators_text};
 pub use tournament::{
     Kind as BalancedKind, RuleSwitch, TournamentJoins, balanced_join, balanced_left_join,
     join_depth,

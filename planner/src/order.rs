@@ -82,7 +82,7 @@ impl OptimizerRule for FilteredJoinsFirst {
             } else {
                 (&join.right, &join.left)
             };
-            if !point_filtered(filtered) || !joins_below(tree) {
+            if !point_filtered(filtered) || !join_below(tree).is_some_and(movable) {
                 continue;
             }
             // The keys as (tree side, filtered side).
@@ -144,8 +144,9 @@ fn attach(
         let on = |side: &LogicalPlan| keys.iter().all(|(c, _)| side.schema().has_column(c));
         // A leaf keeps the point-filtered partner it has: moving another
         // one onto it would only displace that one, and back.
-        let partnered =
-            |leaf: &LogicalPlan, partner: &LogicalPlan| !join_tree(leaf) && point_filtered(partner);
+        let partnered = |leaf: &LogicalPlan, partner: &LogicalPlan| {
+            join_below(leaf).is_none() && point_filtered(partner)
+        };
         let inputs = if on(&j.left) {
             if partnered(&j.left, &j.right) {
                 return Ok(None);
@@ -272,20 +273,12 @@ fn pinned_column(expr: &Expr) -> Option<&Column> {
     }
 }
 
-/// A join, maybe under projections: not a leaf of the join tree.
-fn join_tree(plan: &LogicalPlan) -> bool {
+/// The join under `plan`'s projections, if there is one: then `plan` is
+/// not a leaf of the join tree.
+fn join_below(plan: &LogicalPlan) -> Option<&Join> {
     match plan {
-        LogicalPlan::Join(_) => true,
-        LogicalPlan::Projection(p) => join_tree(&p.input),
-        _ => false,
-    }
-}
-
-/// An inner join, maybe under projections.
-fn joins_below(plan: &LogicalPlan) -> bool {
-    match plan {
-        LogicalPlan::Join(j) => movable(j),
-        LogicalPlan::Projection(p) => joins_below(&p.input),
-        _ => false,
+        LogicalPlan::Join(j) => Some(j),
+        LogicalPlan::Projection(p) => join_below(&p.input),
+        _ => None,
     }
 }

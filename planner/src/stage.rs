@@ -101,8 +101,14 @@ impl Stage {
 
     /// The stage's operators, one per line, indented by depth.
     pub fn operators(&self) -> String {
-        displayable(self.plan.as_ref()).indent(false).to_string()
+        operators_text(&self.plan)
     }
+}
+
+/// A stage plan's operators, one per line, indented by depth, as
+/// `fairway explain` and `EXPLAIN ANALYZE` print them.
+pub fn operators_text(plan: &Arc<dyn ExecutionPlan>) -> String {
+    displayable(plan.as_ref()).indent(false).to_string()
 }
 
 impl fmt::Display for StageGraph {
